@@ -1,0 +1,68 @@
+"""Process-wide heavy objects (embedder, index, generator), built once from settings.
+
+Models take seconds to load; the API, the UI and the CLI all share these so a process loads each model once.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from app.llm import OpenAICompatibleGenerator
+from app.model_registry import MODELS, ModelRole
+from app.provisioning import is_installed
+from app.settings import Settings
+from retrieval.embedder import SentenceTransformerEmbedder
+from retrieval.index import Index
+
+
+class ModelMissingError(FileNotFoundError):
+    """A model the configuration names is not provisioned."""
+
+
+def resolve_model_dir(settings: Settings, name: str, role: ModelRole) -> Path:
+    """A registry name resolves under the models dir; anything else is taken as a folder path."""
+    spec = MODELS.get(name)
+    if spec is None:
+        path = Path(name)
+        if not path.is_dir():
+            raise ModelMissingError(f"{role.value} {name!r} is neither a known model nor a folder")
+        return path
+    if not is_installed(spec, settings.resolved_models_dir):
+        quality = " --quality" if spec.quality_only else ""
+        raise ModelMissingError(
+            f"the {role.value} model {name!r} is not installed in {settings.resolved_models_dir}: "
+            f"run `ragline models install{quality}`"
+        )
+    return spec.folder(settings.resolved_models_dir)
+
+
+class Resources:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def embedder(self) -> SentenceTransformerEmbedder:
+        return SentenceTransformerEmbedder(resolve_model_dir(self.settings, self.settings.embedder, ModelRole.EMBEDDER))
+
+    @cached_property
+    def generator_dir(self) -> Path:
+        return resolve_model_dir(self.settings, self.settings.generator, ModelRole.GENERATOR)
+
+    @cached_property
+    def index(self) -> Index:
+        return Index(self.settings.data_dir, self.embedder, chroma_url=self.settings.chroma_url)
+
+    @cached_property
+    def generator(self) -> OpenAICompatibleGenerator:
+        return OpenAICompatibleGenerator(
+            self.settings.llm_base_url,
+            model=served_model_name(self.settings),
+            api_key=self.settings.llm_api_key,
+            timeout_s=self.settings.llm_timeout_s,
+        )
+
+
+def served_model_name(settings: Settings) -> str:
+    """vLLM serves the generator under its registry name (or the folder's name)."""
+    return Path(settings.generator).name

@@ -1,0 +1,122 @@
+"""One settings object for the whole service.
+
+Values come, in order of precedence, from keyword arguments, ``RAGLINE_*`` environment variables, an optional
+``ragline.toml`` (path in ``RAGLINE_CONFIG``, default ``./ragline.toml``) and the defaults below. ``Settings.origins``
+tells where each effective value came from, which ``ragline config show`` prints: a user debugging a deployment
+needs to know *why* a value is what it is, not only what it is.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "RAGLINE_"
+
+
+def config_file_path() -> Path:
+    """The TOML file settings are read from (it need not exist)."""
+    return Path(os.environ.get("RAGLINE_CONFIG", "ragline.toml"))
+
+
+class Settings(BaseSettings):
+    """Effective configuration of a ragline process."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # Storage
+    data_dir: Path = Field(Path(".ragline"), description="Chroma, BM25, SQLite manifest and reports live here.")
+    models_dir: Path | None = Field(None, description="Converted models; default <data_dir>/models.")
+    chroma_url: str | None = Field(None, description="Chroma server URL (http://host:port); unset = embedded.")
+
+    # Models
+    embedder: str = Field("minilm-l6-v2", description="Registry name or folder of a sentence-transformers model.")
+    generator: str = Field("qwen2.5-coder-0.5b", description="Registry name of the model vLLM serves.")
+
+    # Generator service (vLLM, OpenAI-compatible)
+    llm_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible base URL of vLLM.")
+    llm_api_key: str = Field("not-needed", description="Bearer key sent to the LLM service.")
+    llm_timeout_s: float = Field(180.0, gt=0, description="Seconds to wait for one LLM response.")
+    vllm_python: Path = Field(Path(".venv-vllm/bin/python"), description="Python of the separate vLLM env.")
+    vllm_kvcache_gib: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE for a CPU vLLM server.")
+    vllm_max_model_len: int = Field(8192, ge=512, description="Context length vLLM allocates for.")
+    vllm_start_timeout_s: float = Field(600.0, gt=0, description="Seconds to wait for vLLM to answer.")
+
+    # Services
+    api_host: str = Field("127.0.0.1", description="REST API bind address.")
+    api_port: int = Field(8080, ge=1, le=65535, description="REST API port.")
+    ui_port: int = Field(8501, ge=1, le=65535, description="Streamlit UI port.")
+
+    # Ingestion
+    chunk_size: int = Field(256, ge=16, description="Fixed chunker: chunk size in generator tokens.")
+    chunk_overlap: int = Field(32, ge=0, description="Fixed chunker: overlap in generator tokens.")
+    max_file_mb: float = Field(50.0, gt=0, description="Files above this size are skipped with a reason.")
+
+    # Query
+    bm25_top_k: int = Field(20, ge=1, description="Candidates from BM25.")
+    dense_top_k: int = Field(20, ge=1, description="Candidates from the dense search.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    context_top_k: int = Field(4, ge=1, description="Chunks placed in the prompt.")
+    max_answer_tokens: int = Field(384, ge=1, description="Output tokens reserved for the answer.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the generator.")
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, overlap: int, info: Any) -> int:
+        size = info.data.get("chunk_size")
+        if size is not None and overlap >= size:
+            raise ValueError(f"chunk_overlap ({overlap}) must be smaller than chunk_size ({size})")
+        return overlap
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file_path())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    def origins(self) -> dict[str, str]:
+        """Where each field's value came from: ``env RAGLINE_X``, ``ragline.toml`` or ``default``."""
+        toml_keys = set(TomlConfigSettingsSource(type(self), toml_file=config_file_path())().keys())
+        explicit = self.model_fields_set
+        origins: dict[str, str] = {}
+        for name in type(self).model_fields:
+            env_name = f"{ENV_PREFIX}{name.upper()}"
+            if env_name in os.environ:
+                origins[name] = f"env {env_name}"
+            elif name in toml_keys:
+                origins[name] = str(config_file_path())
+            elif name in explicit:
+                origins[name] = "argument"
+            else:
+                origins[name] = "default"
+        return origins
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return Settings()

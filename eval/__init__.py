@@ -1,0 +1,1 @@
+"""Evaluation: datasets, retrieval and answer metrics, reports."""

@@ -1,0 +1,1 @@
+"""Ingestion: loaders, chunkers and the incremental ingestion job."""

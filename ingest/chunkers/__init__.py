@@ -1,0 +1,1 @@
+"""Chunkers turn a document into retrievable chunks; one module per strategy."""

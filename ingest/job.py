@@ -1,0 +1,139 @@
+"""The ingestion job: discover files, load, chunk, and write changed documents to the index in batches.
+
+Incremental by content hash: unchanged documents are skipped, changed ones replaced, and with ``prune`` those
+no longer present are deleted. The index's write order makes every batch crash-safe; the job starts with a
+repair, so a rerun after a kill finishes what the killed run started.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tqdm import tqdm
+
+from ingest.document import Document
+from ingest.loaders import LoadError, discover, load_document
+from retrieval.index import DocumentWrite, Index
+from retrieval.types import Chunk
+
+log = logging.getLogger(__name__)
+
+
+class Chunker(Protocol):
+    name: str
+
+    def chunk(self, document: Document) -> list[Chunk]: ...
+
+
+@dataclass
+class IngestSummary:
+    collection: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    chunks_written: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "skipped": len(self.skipped),
+            "deleted": len(self.deleted),
+            "failed": self.failed,
+            "chunks_written": self.chunks_written,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _reject_reason(path: Path, root: Path, max_bytes: int) -> str | None:
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(root.resolve()):
+            return f"symlink points outside the ingestion root ({target})"
+    size = path.stat().st_size
+    if size > max_bytes:
+        return f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit (RAGLINE_MAX_FILE_MB)"
+    if size == 0:
+        return "empty file"
+    return None
+
+
+def ingest_path(
+    index: Index,
+    chunker: Chunker,
+    root: Path,
+    collection: str,
+    *,
+    prune: bool = False,
+    extra_metadata: Mapping[str, Any] | None = None,
+    max_file_mb: float = 50.0,
+    batch_documents: int = 32,
+    progress: bool = True,
+) -> IngestSummary:
+    if not root.exists():
+        raise FileNotFoundError(f"{root} does not exist")
+    started = time.perf_counter()
+    summary = IngestSummary(collection=collection)
+    rolled_back = index.repair(collection)
+    if rolled_back:
+        log.warning("rolled back %d interrupted document(s); they are ingested again now", len(rolled_back))
+    base = root if root.is_dir() else root.parent
+    paths = list(discover(root))
+    seen: set[str] = set()
+    batch: list[DocumentWrite] = []
+    known = {record.doc_id: record for record in index.manifest.documents(collection)}
+
+    def flush() -> None:
+        if batch:
+            index.write(collection, batch)
+            summary.chunks_written += sum(len(d.chunks) for d in batch)
+            batch.clear()
+
+    bar = tqdm(paths, desc=f"ingest {collection}", unit="doc", disable=not progress)
+    for path in bar:
+        doc_id = path.relative_to(base).as_posix()
+        seen.add(doc_id)
+        reason = _reject_reason(path, base, int(max_file_mb * 1e6))
+        if reason:
+            summary.failed[doc_id] = reason
+            continue
+        try:
+            document = load_document(path, base, extra_metadata)
+        except LoadError as exc:
+            summary.failed[doc_id] = exc.reason
+            continue
+        except OSError as exc:
+            summary.failed[doc_id] = f"cannot read: {exc.strerror or exc}"
+            continue
+        previous = known.get(doc_id)
+        if previous is not None and previous.content_hash == document.content_hash and previous.status == "indexed":
+            summary.skipped.append(doc_id)
+            continue
+        chunks = chunker.chunk(document)
+        if not chunks:
+            summary.failed[doc_id] = "the chunker produced no chunks"
+            continue
+        (summary.updated if previous is not None else summary.added).append(doc_id)
+        batch.append(DocumentWrite(doc_id, document.content_hash, chunks))
+        if len(batch) >= batch_documents:
+            flush()
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        bar.set_postfix(chunks_s=f"{summary.chunks_written / elapsed:.0f}")
+    flush()
+    bar.close()
+    if prune:
+        for doc_id in sorted(set(known) - seen):
+            index.delete(collection, doc_id)
+            summary.deleted.append(doc_id)
+    index.commit(collection)
+    summary.seconds = time.perf_counter() - started
+    return summary

@@ -1,0 +1,158 @@
+"""The index of a data directory: Chroma vectors + BM25 + the SQLite manifest, written in a crash-safe order.
+
+Order of a write: embed (no side effects) → manifest records the new chunks as ``pending`` and the replaced ones
+as stale → Chroma drops stale vectors and upserts new ones → manifest marks the document ``indexed`` → BM25 is
+rebuilt from indexed chunks on ``commit``. ``repair`` finishes or undoes whatever a crash interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval import filters
+from retrieval.bm25 import BM25Index, fingerprint
+from retrieval.manifest import Manifest
+from retrieval.types import Chunk, Embedder, Hit
+from retrieval.vector_store import ChromaVectorStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    doc_id: str
+    content_hash: str
+    chunks: Sequence[Chunk]
+
+
+@dataclass(frozen=True)
+class IndexCounts:
+    documents: int
+    chunks: int
+    vectors: int
+    bm25_rows: int
+
+    @property
+    def consistent(self) -> bool:
+        return self.chunks == self.vectors == self.bm25_rows
+
+
+class Index:
+    def __init__(self, data_dir: Path, embedder: Embedder, chroma_url: str | None = None) -> None:
+        self.data_dir = data_dir
+        self.embedder = embedder
+        self.manifest = Manifest(data_dir / "ragline.sqlite")
+        self.vectors = ChromaVectorStore(path=None if chroma_url else data_dir / "chroma", url=chroma_url)
+        self._bm25_dir = data_dir / "bm25"
+        self._bm25: dict[str, BM25Index] = {}
+        self._chunk_cache: dict[str, dict[str, Chunk]] = {}
+
+    # ---- write path -------------------------------------------------------------------------------------
+    def write(self, collection: str, documents: Sequence[DocumentWrite]) -> None:
+        """Index a batch of documents (each replaces its previous version). Call ``commit`` after batches."""
+        chunks = [chunk for doc in documents for chunk in doc.chunks]
+        vectors = self.embedder.embed([c.text for c in chunks])
+        for doc in documents:
+            self.manifest.begin_replace(collection, doc.doc_id, doc.content_hash, list(doc.chunks))
+        self._drop_stale_vectors(collection)
+        if chunks:
+            self.vectors.upsert(collection, chunks, vectors)
+        for doc in documents:
+            self.manifest.mark_indexed(collection, doc.doc_id)
+
+    def delete(self, collection: str, doc_id: str) -> None:
+        self.manifest.begin_delete(collection, doc_id)
+        self._drop_stale_vectors(collection)
+
+    def commit(self, collection: str) -> None:
+        """Bring BM25 in line with the manifest (rebuilt only when the indexed chunk set changed)."""
+        self._chunk_cache.pop(collection, None)
+        chunks = self.manifest.chunks(collection)
+        ids = [c.id for c in chunks]
+        current = self._load_bm25(collection)
+        if current is not None and current.fingerprint == fingerprint(ids):
+            return
+        index = BM25Index.build(ids, [c.text for c in chunks])
+        index.save(self._bm25_dir / collection)
+        self._bm25[collection] = index
+
+    def repair(self, collection: str) -> list[str]:
+        """Undo interrupted writes: pending documents are removed (the caller re-ingests them), vectors that no
+        manifest row owns are deleted, and BM25 is rebuilt. Returns the doc ids that were rolled back."""
+        rolled_back = self.manifest.pending_documents(collection)
+        for doc_id in rolled_back:
+            self.manifest.begin_delete(collection, doc_id)
+        self._drop_stale_vectors(collection)
+        known = set(self.manifest.chunk_ids(collection, indexed_only=False))
+        orphans = sorted(self.vectors.ids(collection) - known)
+        if orphans:
+            log.warning("deleting %d vectors no document owns in %s", len(orphans), collection)
+            self.vectors.delete(collection, orphans)
+        self.commit(collection)
+        return rolled_back
+
+    def _drop_stale_vectors(self, collection: str) -> None:
+        stale = self.manifest.stale_vector_ids(collection)
+        if stale:
+            self.vectors.delete(collection, stale)
+            self.manifest.clear_stale(collection, stale)
+
+    # ---- read path --------------------------------------------------------------------------------------
+    def _load_bm25(self, collection: str) -> BM25Index | None:
+        if collection not in self._bm25:
+            loaded = BM25Index.load(self._bm25_dir / collection)
+            if loaded is None:
+                return None
+            self._bm25[collection] = loaded
+        return self._bm25[collection]
+
+    def _chunks_by_id(self, collection: str) -> dict[str, Chunk]:
+        if collection not in self._chunk_cache:
+            self._chunk_cache[collection] = {c.id: c for c in self.manifest.chunks(collection)}
+        return self._chunk_cache[collection]
+
+    def collections(self) -> list[str]:
+        return self.manifest.collections()
+
+    def require_collection(self, collection: str) -> None:
+        if collection not in self.collections():
+            known = ", ".join(self.collections()) or "none yet"
+            raise LookupError(
+                f"collection {collection!r} does not exist (known: {known}); "
+                f"create it with `ragline ingest PATH --collection {collection}`"
+            )
+
+    def search_bm25(self, collection: str, query: str, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
+        index = self._load_bm25(collection)
+        if index is None:
+            self.commit(collection)
+            index = self._load_bm25(collection)
+        assert index is not None
+        chunks = self._chunks_by_id(collection)
+        mask = None
+        if where:
+            mask = np.array([filters.matches(chunks[i].metadata, where) for i in index.ids], dtype=np.float32)
+            if not mask.any():
+                return []
+        return [Hit(chunks[i], score, "bm25") for i, score in index.search(query, k, mask) if i in chunks]
+
+    def search_dense(self, collection: str, query: str, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
+        vector = self.embedder.embed([query])[0]
+        hits = self.vectors.search(collection, vector, k, filters.to_chroma(where))
+        chunks = self._chunks_by_id(collection)
+        return [Hit(chunks.get(h.chunk.id, h.chunk), h.score, "dense") for h in hits]
+
+    def counts(self, collection: str) -> IndexCounts:
+        bm25 = self._load_bm25(collection)
+        return IndexCounts(
+            documents=len(self.manifest.documents(collection)),
+            chunks=len(self.manifest.chunk_ids(collection, indexed_only=False)),
+            vectors=self.vectors.count(collection),
+            bm25_rows=len(bm25.ids) if bm25 else 0,
+        )

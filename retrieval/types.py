@@ -1,0 +1,100 @@
+"""The values that flow through the read path: chunks, scored hits, and the query state with its trace."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable piece of a document. ``level``/``parent_id`` place RAPTOR summaries in their tree."""
+
+    id: str
+    doc_id: str
+    text: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    level: int = 0
+    parent_id: str | None = None
+
+
+@dataclass
+class Hit:
+    """A chunk with the score one stage gave it; ``stage`` names that stage (bm25, dense, fused, ...)."""
+
+    chunk: Chunk
+    score: float
+    stage: str
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors (rows), so cosine similarity is a dot product."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class Searcher(Protocol):
+    name: str
+
+    def search(self, query: str, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]: ...
+
+
+@dataclass
+class TraceEntry:
+    """What one stage did: counts, top scores, tokens and time. Feeds the UI inspector, eval and metrics."""
+
+    stage: str
+    items_in: int = 0
+    items_out: int = 0
+    ms: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "items_in": self.items_in,
+            "items_out": self.items_out,
+            "ms": round(self.ms, 2),
+            **self.details,
+        }
+
+
+@dataclass
+class QueryState:
+    """Everything the query stages read and write; each stage takes it and returns it."""
+
+    question: str
+    collection: str
+    filters: Mapping[str, Any] | None = None
+    candidates: dict[str, list[Hit]] = field(default_factory=dict)
+    context: list[Hit] = field(default_factory=list)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    answer: str = ""
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    invalid_citations: list[int] = field(default_factory=list)
+    trace: list[TraceEntry] = field(default_factory=list)
+
+    @contextmanager
+    def traced(self, stage: str, items_in: int = 0) -> Iterator[TraceEntry]:
+        """Time a stage and append its trace entry, even when the stage fails."""
+        entry = TraceEntry(stage=stage, items_in=items_in)
+        started = time.perf_counter()
+        try:
+            yield entry
+        finally:
+            entry.ms = (time.perf_counter() - started) * 1000
+            self.trace.append(entry)
+
+
+class Stage(Protocol):
+    name: str
+
+    def __call__(self, state: QueryState) -> QueryState: ...
