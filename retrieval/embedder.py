@@ -26,7 +26,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
-        return int(self._model.get_sentence_embedding_dimension())
+        return int(self._model.get_embedding_dimension())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:

@@ -1,0 +1,35 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+
+def test_defaults_come_from_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.data_dir == Path(".ragline")
+    assert settings.resolved_models_dir == Path(".ragline/models")
+    assert settings.origins()["generator"] == "default"
+
+
+def test_env_beats_toml_and_origins_say_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ragline.toml").write_text('generator = "smollm2-135m"\nchunk_size = 128\n')
+    monkeypatch.setenv("RAGLINE_CHUNK_SIZE", "64")
+    settings = Settings()
+    assert settings.generator == "smollm2-135m"
+    assert settings.chunk_size == 64
+    origins = settings.origins()
+    assert origins["generator"] == "ragline.toml"
+    assert origins["chunk_size"] == "env RAGLINE_CHUNK_SIZE"
+
+
+def test_invalid_values_name_the_field(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match="chunk_overlap"):
+        Settings(chunk_size=32, chunk_overlap=32)
+    (tmp_path / "ragline.toml").write_text("no_such_setting = 1\n")
+    with pytest.raises(ValidationError, match="no_such_setting"):
+        Settings()

@@ -1,0 +1,89 @@
+"""Shared fixtures: real models from the provisioned models folder, a real index, a real vLLM server.
+
+Models are provisioned by `./run test` (`ragline models install`) before pytest starts; a missing model fails
+the fixture with the command to run, never a skip that would hide it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.cli import sample_corpus_dir
+from app.model_registry import MODELS
+from app.provisioning import is_installed
+from app.resources import Resources
+from app.settings import Settings
+from app.vllm_server import VLLMServer, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS_DIR = Path(os.environ.get("RAGLINE_MODELS_DIR", REPO / ".ragline" / "models"))
+TEST_GENERATOR = os.environ.get("RAGLINE_TEST_GENERATOR", "qwen2.5-coder-0.5b")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def require_model(name: str) -> Path:
+    spec = MODELS[name]
+    if not is_installed(spec, MODELS_DIR):
+        pytest.fail(f"model {name} is not provisioned in {MODELS_DIR}: run `ragline models install`")
+    return spec.folder(MODELS_DIR)
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {"data_dir": data_dir, "models_dir": MODELS_DIR, "generator": TEST_GENERATOR}
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def embedder_dir() -> Path:
+    return require_model("minilm-l6-v2")
+
+
+@pytest.fixture(scope="session")
+def generator_dir() -> Path:
+    return require_model(TEST_GENERATOR)
+
+
+@pytest.fixture(scope="session")
+def sample_resources(tmp_path_factory: pytest.TempPathFactory, embedder_dir: Path, generator_dir: Path) -> Resources:
+    """The sample corpus ingested once into a fresh data dir (real Chroma, real BM25, real embedder)."""
+    from app.cli import run_ingest
+
+    settings = make_settings(tmp_path_factory.mktemp("sample-data"))
+    summary = run_ingest(settings, sample_corpus_dir(), "sample", prune=False, meta={}, chunker="fixed")
+    assert not summary.failed, summary.failed
+    return Resources(settings)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory, generator_dir: Path) -> Iterator[VLLMServer]:
+    """A real vLLM server on a free 127.0.0.1 port, serving the test generator; stopped after the session."""
+    python = REPO / ".venv-vllm" / "bin" / "python"
+    server = VLLMServer(
+        generator_dir,
+        served_name=TEST_GENERATOR,
+        python=python,
+        port=free_port(),
+        max_model_len=4096,
+        kvcache_gib=1,
+        log_path=tmp_path_factory.mktemp("vllm") / "vllm.log",
+    )
+    server.start(timeout_s=600)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_resources(sample_resources: Resources, vllm_server: VLLMServer) -> Resources:
+    """Sample index plus a generator client pointed at the session's vLLM server."""
+    settings = sample_resources.settings.model_copy(update={"llm_base_url": vllm_server.base_url})
+    resources = Resources(settings)
+    resources.__dict__["index"] = sample_resources.index
+    resources.__dict__["embedder"] = sample_resources.embedder
+    return resources
