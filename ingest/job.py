@@ -97,6 +97,8 @@ def ingest_path(
             index.write(collection, batch)
             summary.chunks_written += sum(len(d.chunks) for d in batch)
             batch.clear()
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix(chunks_per_s=f"{summary.chunks_written / elapsed:.0f}", refresh=False)
 
     bar = tqdm(paths, desc=f"ingest {collection}", unit="doc", disable=not progress)
     for path in bar:
@@ -126,8 +128,6 @@ def ingest_path(
         batch.append(DocumentWrite(doc_id, document.content_hash, chunks))
         if len(batch) >= batch_documents:
             flush()
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        bar.set_postfix(chunks_s=f"{summary.chunks_written / elapsed:.0f}")
     flush()
     bar.close()
     if prune:
