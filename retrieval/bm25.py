@@ -1,7 +1,8 @@
 """Persistent BM25 over a collection's chunks, served by bm25s (sparse matrices, not a per-query rescan).
 
-The index is derived state: it is rebuilt from the manifest's indexed chunks whenever they change and saved
-under a fingerprint of the chunk ids, so a stale or half-written index is detected and rebuilt, never served.
+The index is derived state: it is rebuilt from the manifest's indexed chunks whenever they change and saved under
+a fingerprint of the chunk ids and the scoring parameters, so a stale, half-written or differently configured
+index is detected and rebuilt, never served.
 """
 
 from __future__ import annotations
@@ -10,45 +11,73 @@ import hashlib
 import json
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from retrieval.tokenize import Tokenizer, TokenizerConfig
+
 _STATE = "ragline-bm25.json"
+METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 
 
-def fingerprint(chunk_ids: Sequence[str]) -> str:
-    digest = hashlib.sha256()
+@dataclass(frozen=True)
+class BM25Config:
+    """Scoring variant and parameters; ``lucene`` matches Lucene/Anserini, ``robertson`` matches rank-bm25."""
+
+    method: str = "lucene"
+    k1: float = 1.2
+    b: float = 0.75
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise ValueError(f"need k1 >= 0 and 0 <= b <= 1, got k1={self.k1}, b={self.b}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "k1": self.k1, "b": self.b, "tokenizer": self.tokenizer.as_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BM25Config:
+        return cls(data["method"], data["k1"], data["b"], TokenizerConfig(**data["tokenizer"]))
+
+
+def fingerprint(chunk_ids: Sequence[str], config: BM25Config | None = None) -> str:
+    digest = hashlib.sha256(json.dumps((config or BM25Config()).as_dict(), sort_keys=True).encode())
     for chunk_id in chunk_ids:
         digest.update(chunk_id.encode() + b"\0")
     return digest.hexdigest()
 
 
 class BM25Index:
-    """bm25s index plus the chunk id of every row."""
+    """A bm25s index, the chunk id of every row, and the config it was built with."""
 
-    def __init__(self, ids: list[str], retriever: object | None, fingerprint_: str) -> None:
+    def __init__(self, ids: list[str], retriever: Any | None, config: BM25Config, fingerprint_: str) -> None:
         self.ids = ids
         self._retriever = retriever
+        self.config = config
         self.fingerprint = fingerprint_
-
-    @staticmethod
-    def _tokenize(texts: list[str]) -> object:
-        import bm25s
-
-        return bm25s.tokenize(texts, stopwords="en", show_progress=False)
+        self._tokenize = Tokenizer(config.tokenizer)
 
     @classmethod
-    def build(cls, ids: list[str], texts: list[str]) -> BM25Index:
+    def build(
+        cls, ids: list[str], texts: list[str], config: BM25Config | None = None, *, dtype: str = "float32"
+    ) -> BM25Index:
+        config = config or BM25Config()
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
         if not ids:
-            return cls([], None, fingerprint([]))
+            return cls([], None, config, fingerprint([], config))
         import bm25s
 
-        retriever = bm25s.BM25()
-        retriever.index(cls._tokenize(texts), show_progress=False)
-        return cls(list(ids), retriever, fingerprint(ids))
+        tokenize = Tokenizer(config.tokenizer)
+        retriever = bm25s.BM25(k1=config.k1, b=config.b, method=config.method, dtype=dtype)
+        retriever.index([tokenize(text) for text in texts], show_progress=False)
+        return cls(list(ids), retriever, config, fingerprint(ids, config))
 
     def save(self, folder: Path) -> None:
         """Write to a sibling folder and swap it in, so readers never see half an index."""
@@ -57,7 +86,8 @@ class BM25Index:
         staging.mkdir(parents=True)
         if self._retriever is not None:
             self._retriever.save(str(staging), show_progress=False)
-        (staging / _STATE).write_text(json.dumps({"fingerprint": self.fingerprint, "ids": self.ids}))
+        state = {"fingerprint": self.fingerprint, "config": self.config.as_dict(), "ids": self.ids}
+        (staging / _STATE).write_text(json.dumps(state))
         old = folder.with_name(folder.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if folder.exists():
@@ -67,22 +97,28 @@ class BM25Index:
 
     @classmethod
     def load(cls, folder: Path) -> BM25Index | None:
+        """The saved index, or None when there is none or it predates the current state format."""
         state_path = folder / _STATE
         if not state_path.is_file():
             return None
         state = json.loads(state_path.read_text())
+        if "config" not in state:
+            return None
+        config = BM25Config.from_dict(state["config"])
         if not state["ids"]:
-            return cls([], None, state["fingerprint"])
+            return cls([], None, config, state["fingerprint"])
         import bm25s
 
         retriever = bm25s.BM25.load(str(folder), show_progress=False)
-        return cls(state["ids"], retriever, state["fingerprint"])
+        return cls(state["ids"], retriever, config, state["fingerprint"])
 
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
         """Top-k (chunk id, score) with score > 0; ``mask`` (0/1 per row) restricts the rows scored."""
         if self._retriever is None or k <= 0:
             return []
-        tokens = self._tokenize([query])
+        terms = [t for t in self._tokenize(query) if t in self._retriever.vocab_dict]
+        if not terms:
+            return []
         k = min(k, len(self.ids))
-        rows, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, weight_mask=mask)
+        rows, scores = self._retriever.retrieve([terms], k=k, show_progress=False, weight_mask=mask, n_threads=1)
         return [(self.ids[int(row)], float(score)) for row, score in zip(rows[0], scores[0], strict=True) if score > 0]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from retrieval import filters
-from retrieval.bm25 import BM25Index, fingerprint
+from retrieval.bm25 import BM25Config, BM25Index, fingerprint
 from retrieval.manifest import Manifest
 from retrieval.types import Chunk, Embedder, Hit
 from retrieval.vector_store import ChromaVectorStore
@@ -44,13 +44,21 @@ class IndexCounts:
 
 
 class Index:
-    def __init__(self, data_dir: Path, embedder: Embedder, chroma_url: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        embedder: Embedder,
+        chroma_url: str | None = None,
+        bm25_config: BM25Config | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.bm25_config = bm25_config or BM25Config()
         self.embedder = embedder
         self.manifest = Manifest(data_dir / "ragline.sqlite")
         self.vectors = ChromaVectorStore(path=None if chroma_url else data_dir / "chroma", url=chroma_url)
         self._bm25_dir = data_dir / "bm25"
         self._bm25: dict[str, BM25Index] = {}
+        self._bm25_stamp: dict[str, int] = {}
         self._chunk_cache: dict[str, dict[str, Chunk]] = {}
 
     # ---- write path -------------------------------------------------------------------------------------
@@ -76,11 +84,12 @@ class Index:
         chunks = self.manifest.chunks(collection)
         ids = [c.id for c in chunks]
         current = self._load_bm25(collection)
-        if current is not None and current.fingerprint == fingerprint(ids):
+        if current is not None and current.fingerprint == fingerprint(ids, self.bm25_config):
             return
-        index = BM25Index.build(ids, [c.text for c in chunks])
+        index = BM25Index.build(ids, [c.text for c in chunks], self.bm25_config)
         index.save(self._bm25_dir / collection)
         self._bm25[collection] = index
+        self._bm25_stamp[collection] = (self._bm25_dir / collection).stat().st_mtime_ns
 
     def repair(self, collection: str) -> list[str]:
         """Undo interrupted writes: pending documents are removed (the caller re-ingests them), vectors that no
@@ -105,12 +114,20 @@ class Index:
 
     # ---- read path --------------------------------------------------------------------------------------
     def _load_bm25(self, collection: str) -> BM25Index | None:
-        if collection not in self._bm25:
-            loaded = BM25Index.load(self._bm25_dir / collection)
-            if loaded is None:
+        """The collection's BM25 index, reloaded when another process (an ingest) has replaced it on disk."""
+        folder = self._bm25_dir / collection
+        try:
+            stamp = folder.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        cached = self._bm25.get(collection)
+        if cached is None or self._bm25_stamp.get(collection) != stamp:
+            cached = BM25Index.load(folder)
+            if cached is None:
                 return None
-            self._bm25[collection] = loaded
-        return self._bm25[collection]
+            self._bm25[collection], self._bm25_stamp[collection] = cached, stamp
+            self._chunk_cache.pop(collection, None)
+        return cached
 
     def _chunks_by_id(self, collection: str) -> dict[str, Chunk]:
         if collection not in self._chunk_cache:
@@ -130,10 +147,11 @@ class Index:
 
     def search_bm25(self, collection: str, query: str, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
         index = self._load_bm25(collection)
-        if index is None:
+        if index is None or index.config != self.bm25_config:
             self.commit(collection)
             index = self._load_bm25(collection)
-        assert index is not None
+        if index is None:
+            return []
         chunks = self._chunks_by_id(collection)
         mask = None
         if where:
