@@ -146,14 +146,13 @@ def ingest_command(
 ) -> None:
     """Ingest files incrementally: unchanged files are skipped, changed ones replaced."""
     from app.resources import ModelMissingError
-    from retrieval.filters import parse_cli
 
     _configure_logging()
     if not path.exists():
         raise _fail(f"{path} does not exist")
     _check_collection_name(collection)
     try:
-        extra = parse_cli(meta or []) or {}
+        extra = parse_metadata(meta or [])
         summary = run_ingest(get_settings(), path, collection, prune=prune, meta=extra, chunker=chunker)
     except (ModelMissingError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -167,6 +166,17 @@ def ingest_command(
     )
     for doc_id, reason in summary.failed.items():
         typer.echo(f"  failed {doc_id}: {reason}")
+
+
+def parse_metadata(pairs: list[str]) -> dict[str, str]:
+    """``--meta key=value`` pairs; values stay strings (dates as ISO strings compare as dates in filters)."""
+    metadata: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or any(ch in key for ch in "<>!~"):
+            raise ValueError(f"--meta {pair!r} is not key=value")
+        metadata[key.strip()] = value.strip()
+    return metadata
 
 
 def _check_collection_name(collection: str) -> None:

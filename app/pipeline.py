@@ -10,8 +10,8 @@ from app.llm import OpenAICompatibleGenerator
 from app.prompting import AssemblePrompt, CheckCitations
 from app.resources import Resources
 from retrieval import filters as filter_lang
-from retrieval.fusion import ReciprocalRankFusion
-from retrieval.stages import BM25Search, DenseSearch, Fuse, SelectContext
+from retrieval.fusion import make_fusion
+from retrieval.stages import BM25Search, Deduplicate, DenseSearch, Fuse, SelectContext
 from retrieval.types import QueryState, Stage
 
 
@@ -55,7 +55,8 @@ class Pipeline:
         self.retrieval: list[Stage] = [
             BM25Search(index, settings.bm25_top_k),
             DenseSearch(index, settings.dense_top_k),
-            Fuse(ReciprocalRankFusion(settings.rrf_k)),
+            Fuse(make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)),
+            Deduplicate(index, settings.dedup_threshold),
             SelectContext(settings.context_top_k),
             AssemblePrompt(),
         ]

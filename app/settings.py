@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -65,7 +65,10 @@ class Settings(BaseSettings):
     # Query
     bm25_top_k: int = Field(20, ge=1, description="Candidates from BM25.")
     dense_top_k: int = Field(20, ge=1, description="Candidates from the dense search.")
+    fusion: Literal["rrf", "convex"] = Field("rrf", description="Score fusion of BM25 and dense: rrf or convex.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    fusion_alpha: float = Field(0.5, ge=0, le=1, description="Convex fusion: weight of the dense score.")
+    dedup_threshold: float = Field(0.95, gt=0, le=1, description="Cosine above which candidates are duplicates.")
     context_top_k: int = Field(4, ge=1, description="Chunks placed in the prompt.")
     max_answer_tokens: int = Field(384, ge=1, description="Output tokens reserved for the answer.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the generator.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,6 +67,32 @@ def _reject_reason(path: Path, root: Path, max_bytes: int) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """A source that could not become a document, with the reason shown to the user."""
+
+    doc_id: str
+    reason: str
+
+
+def _load_files(
+    root: Path, extra_metadata: Mapping[str, Any] | None, max_bytes: int
+) -> Iterator[Document | LoadFailure]:
+    base = root if root.is_dir() else root.parent
+    for path in discover(root):
+        doc_id = path.relative_to(base).as_posix()
+        reason = _reject_reason(path, base, max_bytes)
+        if reason:
+            yield LoadFailure(doc_id, reason)
+            continue
+        try:
+            yield load_document(path, base, extra_metadata)
+        except LoadError as exc:
+            yield LoadFailure(doc_id, exc.reason)
+        except OSError as exc:
+            yield LoadFailure(doc_id, f"cannot read: {exc.strerror or exc}")
+
+
 def ingest_path(
     index: Index,
     chunker: Chunker,
@@ -79,18 +105,44 @@ def ingest_path(
     batch_documents: int = 32,
     progress: bool = True,
 ) -> IngestSummary:
+    """Ingest a file or a folder; doc ids are paths relative to the folder."""
     if not root.exists():
         raise FileNotFoundError(f"{root} does not exist")
+    paths = sum(1 for _ in discover(root))
+    return ingest_documents(
+        index,
+        chunker,
+        _load_files(root, extra_metadata, int(max_file_mb * 1e6)),
+        collection,
+        total=paths,
+        prune=prune,
+        batch_documents=batch_documents,
+        progress=progress,
+    )
+
+
+def ingest_documents(
+    index: Index,
+    chunker: Chunker,
+    documents: Iterable[Document | LoadFailure],
+    collection: str,
+    *,
+    total: int | None = None,
+    prune: bool = False,
+    batch_documents: int = 32,
+    progress: bool = True,
+) -> IngestSummary:
+    """Index documents from any source (files, a BEIR corpus, an upload): skip unchanged, replace changed,
+    and with ``prune`` delete the known documents this run did not see."""
     started = time.perf_counter()
     summary = IngestSummary(collection=collection)
     rolled_back = index.repair(collection)
     if rolled_back:
         log.warning("rolled back %d interrupted document(s); they are ingested again now", len(rolled_back))
-    base = root if root.is_dir() else root.parent
-    paths = list(discover(root))
     seen: set[str] = set()
     batch: list[DocumentWrite] = []
     known = {record.doc_id: record for record in index.manifest.documents(collection)}
+    bar = tqdm(documents, total=total, desc=f"ingest {collection}", unit="doc", disable=not progress)
 
     def flush() -> None:
         if batch:
@@ -100,32 +152,21 @@ def ingest_path(
             elapsed = max(time.perf_counter() - started, 1e-9)
             bar.set_postfix(chunks_per_s=f"{summary.chunks_written / elapsed:.0f}", refresh=False)
 
-    bar = tqdm(paths, desc=f"ingest {collection}", unit="doc", disable=not progress)
-    for path in bar:
-        doc_id = path.relative_to(base).as_posix()
-        seen.add(doc_id)
-        reason = _reject_reason(path, base, int(max_file_mb * 1e6))
-        if reason:
-            summary.failed[doc_id] = reason
+    for item in bar:
+        seen.add(item.doc_id)
+        if isinstance(item, LoadFailure):
+            summary.failed[item.doc_id] = item.reason
             continue
-        try:
-            document = load_document(path, base, extra_metadata)
-        except LoadError as exc:
-            summary.failed[doc_id] = exc.reason
+        previous = known.get(item.doc_id)
+        if previous is not None and previous.content_hash == item.content_hash and previous.status == "indexed":
+            summary.skipped.append(item.doc_id)
             continue
-        except OSError as exc:
-            summary.failed[doc_id] = f"cannot read: {exc.strerror or exc}"
-            continue
-        previous = known.get(doc_id)
-        if previous is not None and previous.content_hash == document.content_hash and previous.status == "indexed":
-            summary.skipped.append(doc_id)
-            continue
-        chunks = chunker.chunk(document)
+        chunks = chunker.chunk(item)
         if not chunks:
-            summary.failed[doc_id] = "the chunker produced no chunks"
+            summary.failed[item.doc_id] = "the chunker produced no chunks"
             continue
-        (summary.updated if previous is not None else summary.added).append(doc_id)
-        batch.append(DocumentWrite(doc_id, document.content_hash, chunks))
+        (summary.updated if previous is not None else summary.added).append(item.doc_id)
+        batch.append(DocumentWrite(item.doc_id, item.content_hash, chunks))
         if len(batch) >= batch_documents:
             flush()
     flush()

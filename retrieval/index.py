@@ -24,6 +24,11 @@ from retrieval.vector_store import ChromaVectorStore
 log = logging.getLogger(__name__)
 
 
+def filterable(chunk: Chunk) -> dict[str, Any]:
+    """The metadata a filter sees: the chunk's own plus the fields the vector store adds."""
+    return {**chunk.metadata, "doc_id": chunk.doc_id, "level": chunk.level}
+
+
 @dataclass(frozen=True)
 class DocumentWrite:
     doc_id: str
@@ -155,15 +160,21 @@ class Index:
         chunks = self._chunks_by_id(collection)
         mask = None
         if where:
-            mask = np.array([filters.matches(chunks[i].metadata, where) for i in index.ids], dtype=np.float32)
+            mask = np.array([filters.matches(filterable(chunks[i]), where) for i in index.ids], dtype=np.float32)
             if not mask.any():
                 return []
         return [Hit(chunks[i], score, "bm25") for i, score in index.search(query, k, mask) if i in chunks]
 
     def search_dense(self, collection: str, query: str, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
-        vector = self.embedder.embed([query])[0]
-        hits = self.vectors.search(collection, vector, k, filters.to_chroma(where))
         chunks = self._chunks_by_id(collection)
+        allowed = None
+        if where and filters.needs_python_check(where):
+            # Chroma cannot compare dates (stored as ISO strings): restrict its search to the chunks that pass.
+            allowed = [chunk_id for chunk_id, chunk in chunks.items() if filters.matches(filterable(chunk), where)]
+            if not allowed:
+                return []
+        vector = self.embedder.embed([query])[0]
+        hits = self.vectors.search(collection, vector, k, filters.to_chroma(where), ids=allowed)
         return [Hit(chunks.get(h.chunk.id, h.chunk), h.score, "dense") for h in hits]
 
     def counts(self, collection: str) -> IndexCounts:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from retrieval.fusion import ReciprocalRankFusion
+from retrieval.dedup import Deduplicator
+from retrieval.fusion import Fusion
 from retrieval.index import Index
 from retrieval.types import Hit, QueryState
 
@@ -50,25 +51,49 @@ class Fuse:
 
     name = "fusion"
 
-    def __init__(self, fusion: ReciprocalRankFusion, sources: tuple[str, ...] = ("bm25", "dense")) -> None:
+    def __init__(self, fusion: Fusion, sources: tuple[str, ...] = ("bm25", "dense")) -> None:
         self.fusion, self.sources = fusion, sources
 
     def __call__(self, state: QueryState) -> QueryState:
-        lists = [state.candidates.get(source, []) for source in self.sources]
-        with state.traced(self.name, items_in=sum(map(len, lists))) as entry:
+        lists = {source: state.candidates.get(source, []) for source in self.sources}
+        with state.traced(self.name, items_in=sum(map(len, lists.values()))) as entry:
             fused = self.fusion.fuse(lists)
             state.candidates["fused"] = fused
             entry.items_out = len(fused)
-            entry.details.update(method=self.fusion.name, k=self.fusion.k, hits=_top_scores(fused))
+            entry.details.update(**self.fusion.describe(), hits=_top_scores(fused))
+        return state
+
+
+class Deduplicate:
+    """Drops exact and near-duplicate candidates (keeping the better-ranked copy) before reranking."""
+
+    name = "dedup"
+
+    def __init__(self, index: Index, threshold: float, source: str = "fused") -> None:
+        self.index, self.threshold, self.source = index, threshold, source
+
+    def __call__(self, state: QueryState) -> QueryState:
+        candidates = state.candidates.get(self.source, [])
+        with state.traced(self.name, items_in=len(candidates)) as entry:
+            deduplicate = Deduplicator(
+                lambda hits: self.index.vectors.vectors(state.collection, [h.chunk.id for h in hits]), self.threshold
+            )
+            kept, dropped = deduplicate(candidates)
+            state.candidates["deduplicated"] = kept
+            entry.items_out = len(kept)
+            entry.details.update(
+                threshold=self.threshold,
+                dropped=[{"chunk_id": d.dropped, "duplicate_of": d.kept, "kind": d.kind} for d in dropped],
+            )
         return state
 
 
 class SelectContext:
-    """Keeps the best ``k`` fused chunks as the evidence for the prompt."""
+    """Keeps the best ``k`` candidates as the evidence for the prompt."""
 
     name = "select"
 
-    def __init__(self, k: int, source: str = "fused") -> None:
+    def __init__(self, k: int, source: str = "deduplicated") -> None:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
         self.k, self.source = k, source

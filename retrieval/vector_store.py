@@ -87,10 +87,27 @@ class ChromaVectorStore:
                 return ids
             offset += _BATCH
 
+    def vectors(self, collection: str, ids: Sequence[str]) -> np.ndarray:
+        """Stored vectors for ``ids``, in that order; an unknown id is an error, not a zero row."""
+        result = self._collection(collection).get(ids=list(ids), include=["embeddings"])
+        by_id = dict(zip(result["ids"], result["embeddings"], strict=True))
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise KeyError(f"no vectors for chunk ids {missing[:5]} in collection {collection!r}")
+        return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+
     def count(self, collection: str) -> int:
         return int(self._collection(collection).count())
 
-    def search(self, collection: str, vector: np.ndarray, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
+    def search(
+        self,
+        collection: str,
+        vector: np.ndarray,
+        k: int,
+        where: Mapping[str, Any] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """Nearest chunks by cosine; ``where`` and ``ids`` restrict the candidates before scoring."""
         target = self._collection(collection)
         if target.count() == 0:
             return []
@@ -98,6 +115,7 @@ class ChromaVectorStore:
             query_embeddings=[vector.tolist()],
             n_results=k,
             where=dict(where) if where else None,
+            ids=list(ids) if ids is not None else None,
             include=["documents", "metadatas", "distances"],
         )
         hits = []
