@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from app.eval_commands import eval_app
 from app.settings import Settings, get_settings
 
 app = typer.Typer(help="ragline: grounded, cited answers from your documents, offline.", no_args_is_help=True)
@@ -23,6 +24,7 @@ config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(llm_app, name="llm")
 app.add_typer(config_app, name="config")
+app.add_typer(eval_app, name="eval")
 
 SAMPLE_COLLECTION = "sample"
 REPO_ROOT = Path(__file__).resolve().parent.parent
