@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from app.bench_commands import bench_app
 from app.eval_commands import eval_app
 from app.settings import Settings, get_settings
 
@@ -25,6 +26,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(llm_app, name="llm")
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
+app.add_typer(bench_app, name="bench")
 
 SAMPLE_COLLECTION = "sample"
 REPO_ROOT = Path(__file__).resolve().parent.parent

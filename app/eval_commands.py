@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.settings import get_settings
 
+if TYPE_CHECKING:
+    from app.resources import Resources
+
 eval_app = typer.Typer(help="Evaluate retrieval and answers on your data or public benchmarks.", no_args_is_help=True)
+
+PIPELINES = ("bm25", "dense", "hybrid", "all")
+DEFAULT_ALPHAS = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"
 
 
 def _parse_alphas(text: str) -> list[float]:
@@ -24,21 +30,60 @@ def _parse_alphas(text: str) -> list[float]:
     return alphas
 
 
+def _resolve_files(
+    beir: Path | None, corpus: Path | None, queries: Path | None, qrels: Path | None, split: str
+) -> tuple[Path, Path, Path]:
+    if beir is not None:
+        corpus = corpus or next((beir / n for n in ("corpus.jsonl", "corpus.jsonl.gz") if (beir / n).exists()), None)
+        queries = queries or beir / "queries.jsonl"
+        qrels = qrels or beir / "qrels" / f"{split}.tsv"
+    missing = [name for name, value in (("--corpus", corpus), ("--queries", queries), ("--qrels", qrels)) if not value]
+    if missing:
+        raise typer.BadParameter(f"give {', '.join(missing)} (or --beir FOLDER holding them)")
+    for path in (corpus, queries, qrels):
+        if not path.is_file():  # type: ignore[union-attr]
+            raise typer.BadParameter(f"{path} does not exist")
+    return corpus, queries, qrels  # type: ignore[return-value]
+
+
+def ensure_corpus_collection(resources: Resources, name: str, corpus: dict[str, dict[str, str]]) -> None:
+    """Ingest a BEIR corpus incrementally: unchanged documents (same content hash) are not embedded again."""
+    from app.cli import _make_chunker
+    from ingest.document import Document
+    from ingest.job import ingest_documents
+
+    documents = (
+        Document(doc_id, f"{doc['title']}\n{doc['text']}".strip(), {"title": doc["title"] or doc_id})
+        for doc_id, doc in corpus.items()
+    )
+    chunker = _make_chunker(resources.settings, "fixed")
+    summary = ingest_documents(resources.index, chunker, documents, name, total=len(corpus))
+    typer.echo(f"{name}: {len(summary.added) + len(summary.updated)} indexed, {len(summary.skipped)} unchanged")
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
-    beir: Annotated[Path, typer.Option(help="Folder with corpus.jsonl(.gz), queries.jsonl and qrels/<split>.tsv.")],
-    split: Annotated[str, typer.Option(help="Which qrels split to evaluate.")] = "train",
-    collection: Annotated[str | None, typer.Option(help="Collection to (re)use; default beir-<folder name>.")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="BEIR corpus.jsonl[.gz]: {_id, title, text} per line.")] = None,
+    queries: Annotated[Path | None, typer.Option(help="BEIR queries.jsonl: {_id, text} per line.")] = None,
+    qrels: Annotated[Path | None, typer.Option(help="TSV with header query-id corpus-id score.")] = None,
+    beir: Annotated[Path | None, typer.Option(help="A BEIR folder (instead of the three files).")] = None,
+    split: Annotated[str, typer.Option(help="With --beir: which qrels/<split>.tsv.")] = "test",
+    pipeline: Annotated[str, typer.Option(help="bm25 | dense | hybrid | all (every variant + α sweep).")] = "all",
+    k: Annotated[int, typer.Option(min=1, help="Cut-off of the headline metrics.")] = 10,
     depth: Annotated[int, typer.Option(min=10, help="Candidates fetched from each search.")] = 100,
-    alphas: Annotated[
-        str, typer.Option(help="Convex-fusion weights to sweep.")
-    ] = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
-    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N queries.")] = None,
+    alphas: Annotated[str, typer.Option(help="Convex-fusion weights to sweep (pipeline all).")] = DEFAULT_ALPHAS,
+    collection: Annotated[str | None, typer.Option(help="Collection to (re)use; default beir-<corpus folder>.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N judged queries.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
-    """nDCG@10, Recall, P and MRR for bm25, dense, RRF and convex fusion at each α, from one search pass."""
-    from app.cli import _configure_logging, _fail, _make_chunker
+    """nDCG@k, Recall@k, Recall@100, MRR@k, P@k and latency for BM25, dense and hybrid retrieval.
+
+    The corpus is ingested incrementally into a collection (content hashes): a second run re-embeds nothing.
+    A document's score is its best chunk's score. Only queries present in the qrels are evaluated.
+    """
+    from app.cli import _configure_logging, _fail
     from app.resources import ModelMissingError, Resources
-    from eval.beir import load_beir
+    from eval.beir import load_corpus, load_qrels, load_queries
     from eval.retrieval_bench import (
         best_alpha,
         evaluate_variants,
@@ -47,52 +92,65 @@ def eval_retrieval(
         latency_summary,
         standard_variants,
     )
-    from ingest.document import Document
-    from ingest.job import ingest_documents
 
+    if pipeline not in PIPELINES:
+        raise typer.BadParameter(f"--pipeline must be one of {', '.join(PIPELINES)}")
     _configure_logging()
     settings = get_settings()
-    sweep = _parse_alphas(alphas)
+    sweep = _parse_alphas(alphas) if pipeline == "all" else []
+    corpus_path, queries_path, qrels_path = _resolve_files(beir, corpus, queries, qrels, split)
     try:
-        dataset = load_beir(beir, split)
+        documents_by_id = load_corpus(corpus_path)
+        judged = load_qrels(qrels_path)
+        texts = load_queries(queries_path)
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    name = collection or f"beir-{beir.resolve().name}"
+    missing = sorted(set(judged) - set(texts))
+    if missing:
+        raise _fail(f"{len(missing)} judged queries are not in {queries_path} (first: {missing[0]})")
+    selected = {qid: texts[qid] for qid in judged}
+    if limit:
+        selected = dict(list(selected.items())[:limit])
+    name = collection or f"beir-{corpus_path.resolve().parent.name}"
     try:
         resources = Resources(settings)
-        documents = (
-            Document(doc_id, f"{doc['title']}\n{doc['text']}".strip(), {"title": doc["title"] or doc_id})
-            for doc_id, doc in dataset.corpus.items()
-        )
-        summary = ingest_documents(
-            resources.index, _make_chunker(settings, "fixed"), documents, name, total=len(dataset.corpus)
-        )
+        ensure_corpus_collection(resources, name, documents_by_id)
     except ModelMissingError as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"{name}: {len(summary.added) + len(summary.updated)} indexed, {len(summary.skipped)} unchanged")
-    queries = dict(list(dataset.queries.items())[:limit]) if limit else dataset.queries
-    candidates = gather(resources.index, name, queries, depth)
-    results = evaluate_variants(candidates, dataset.qrels, standard_variants(settings.rrf_k, sweep))
-    columns = ["ndcg@10", "recall@10", "mrr@10", "p@1"]
-    typer.echo(f"\n{dataset.name} {split}: {len(queries)} queries, depth {depth}\n")
+
+    candidates = gather(resources.index, name, selected, depth)
+    variants = standard_variants(settings.rrf_k, sweep)
+    hybrid = f"rrf(k={settings.rrf_k})" if settings.fusion == "rrf" else f"convex(α={settings.fusion_alpha:.2f})"
+    if pipeline != "all":
+        chosen = {"bm25": "bm25", "dense": "dense", "hybrid": hybrid}[pipeline]
+        if chosen not in variants:
+            variants = standard_variants(settings.rrf_k, [settings.fusion_alpha])
+        variants = {chosen: variants[chosen]}
+    ks = sorted({1, k, 10, 100})
+    results = evaluate_variants(candidates, judged, variants, ks)
+    columns = [f"ndcg@{k}", f"recall@{k}", "recall@100", f"mrr@{k}", f"p@{k}"]
+    typer.echo(f"\n{corpus_path.parent.name}: {len(selected)} judged queries, depth {depth}\n")
     typer.echo(format_table(results, columns))
+    latency = latency_summary(candidates)
     report: dict[str, object] = {
-        "dataset": str(beir),
-        "split": split,
-        "queries": len(queries),
+        "corpus": str(corpus_path),
+        "qrels": str(qrels_path),
+        "queries": len(selected),
         "depth": depth,
         "chunk_size": settings.chunk_size,
+        "bm25": resources.index.bm25_config.as_dict(),
         "results": results,
-        "latency": latency_summary(candidates),
+        "latency_ms": latency,
     }
     if sweep:
-        alpha, score = best_alpha(results)
-        rrf = results[f"rrf(k={settings.rrf_k})"]["ndcg@10"]
+        alpha, score = best_alpha(results, f"ndcg@{k}")
+        rrf = results[f"rrf(k={settings.rrf_k})"][f"ndcg@{k}"]
         winner = "convex" if score > rrf else "rrf"
-        report["best"] = {"alpha": alpha, "convex_ndcg@10": score, "rrf_ndcg@10": rrf, "winner": winner}
-        typer.echo(f"\nbest α = {alpha:.2f} (nDCG@10 {score:.4f}); RRF {rrf:.4f} → {winner} wins")
-    typer.echo(f"search latency p50: {latency_summary(candidates)}")
-    out = settings.reports_dir / f"retrieval-{dataset.name}-{split}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        report["best"] = {"alpha": alpha, "convex": score, "rrf": rrf, "winner": winner, "metric": f"ndcg@{k}"}
+        typer.echo(f"\nbest α = {alpha:.2f} (nDCG@{k} {score:.4f}); RRF {rrf:.4f} → {winner} wins")
+    typer.echo("search latency (ms): " + ", ".join(f"{key} {value}" for key, value in latency.items()))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = json_out or settings.reports_dir / f"retrieval-{corpus_path.parent.name}-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     typer.echo(f"report: {out}")

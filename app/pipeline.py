@@ -66,6 +66,11 @@ class Pipeline:
     def _prepare(self, question: str, collection: str, filters: Mapping[str, Any] | None) -> QueryState:
         if not question.strip():
             raise ValueError("the question is empty")
+        limit = self.resources.settings.max_question_chars
+        if len(question) > limit:
+            raise ValueError(
+                f"the question is {len(question):,} characters; the limit is {limit:,} (RAGLINE_MAX_QUESTION_CHARS)"
+            )
         self.resources.index.require_collection(collection)
         state = QueryState(question=question, collection=collection, filters=filter_lang.validate(filters))
         for stage in self.retrieval:

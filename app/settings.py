@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(50.0, gt=0, description="Files above this size are skipped with a reason.")
 
     # Query
+    max_question_chars: int = Field(4000, ge=10, description="Longer questions are refused with a clear error.")
     bm25_top_k: int = Field(20, ge=1, description="Candidates from BM25.")
     dense_top_k: int = Field(20, ge=1, description="Candidates from the dense search.")
     fusion: Literal["rrf", "convex"] = Field("rrf", description="Score fusion of BM25 and dense: rrf or convex.")

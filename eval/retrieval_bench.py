@@ -84,7 +84,14 @@ def best_alpha(results: Mapping[str, Mapping[str, float]], metric: str = "ndcg@1
 
 
 def latency_summary(candidates: Candidates) -> dict[str, float]:
-    return {f"{name}_ms_p50": round(median(values), 2) for name, values in candidates.ms.items() if values}
+    """p50 and p95 per search, in milliseconds."""
+    summary: dict[str, float] = {}
+    for name, values in candidates.ms.items():
+        if values:
+            ordered = sorted(values)
+            summary[f"{name}_p50"] = round(median(ordered), 2)
+            summary[f"{name}_p95"] = round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2)
+    return summary
 
 
 def format_table(results: Mapping[str, Mapping[str, float]], columns: Sequence[str]) -> str:

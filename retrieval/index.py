@@ -67,10 +67,15 @@ class Index:
         self._chunk_cache: dict[str, dict[str, Chunk]] = {}
 
     # ---- write path -------------------------------------------------------------------------------------
-    def write(self, collection: str, documents: Sequence[DocumentWrite]) -> None:
-        """Index a batch of documents (each replaces its previous version). Call ``commit`` after batches."""
+    def write(self, collection: str, documents: Sequence[DocumentWrite], vectors: np.ndarray | None = None) -> None:
+        """Index a batch of documents (each replaces its previous version). Call ``commit`` after batches.
+
+        ``vectors`` (one row per chunk, in order) skips embedding: for benchmarks that synthesise a corpus."""
         chunks = [chunk for doc in documents for chunk in doc.chunks]
-        vectors = self.embedder.embed([c.text for c in chunks])
+        if vectors is None:
+            vectors = self.embedder.embed([c.text for c in chunks])
+        elif len(vectors) != len(chunks):
+            raise ValueError(f"{len(vectors)} vectors for {len(chunks)} chunks")
         for doc in documents:
             self.manifest.begin_replace(collection, doc.doc_id, doc.content_hash, list(doc.chunks))
         self._drop_stale_vectors(collection)

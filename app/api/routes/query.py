@@ -19,9 +19,19 @@ router = APIRouter(prefix="/v1", tags=["query"])
 
 
 class QueryRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=8000)
+    question: str = Field(
+        min_length=1, max_length=100_000, description="Limited further by RAGLINE_MAX_QUESTION_CHARS."
+    )
     collection: str = Field("sample", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-    filters: dict[str, str | int | float | bool] | None = None
+    filters: dict[str, Any] | None = Field(
+        None,
+        description="Metadata filter: {'region': 'EU', 'effective_date': {'$gte': '2024-01-01'}}; operators "
+        "$eq $ne $in $nin $gt $gte $lt $lte $and $or; ISO dates compare as dates.",
+        examples=[
+            {"region": "EU"},
+            {"$and": [{"region": {"$in": ["EU", "UK"]}}, {"effective_date": {"$gte": "2024-01-01"}}]},
+        ],
+    )
     stream: bool = False
 
 

@@ -1,0 +1,139 @@
+"""``ragline bench ...``: measured, never asserted. Each benchmark prints medians and ratios against baselines run
+in the same process, and writes its numbers to ``<data_dir>/reports/``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.settings import get_settings
+
+bench_app = typer.Typer(help="Benchmarks: latency and throughput against baselines.", no_args_is_help=True)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--sizes must be comma-separated integers, got {text!r}") from None
+    if any(size < 100 for size in sizes):
+        raise typer.BadParameter("every size must be at least 100")
+    return sizes
+
+
+@bench_app.command("retrieval")
+def bench_retrieval(
+    beir: Annotated[Path, typer.Option(help="BEIR folder of the real corpus (quality + text for scale).")] = Path(
+        "../shared/data/scifact"
+    ),
+    split: Annotated[str, typer.Option(help="qrels split for nDCG@10.")] = "train",
+    sizes: Annotated[str, typer.Option(help="Synthetic corpus sizes (chunks) for latency.")] = "10000,100000",
+    queries: Annotated[int, typer.Option(min=5, help="Queries timed per size.")] = 100,
+    baseline_queries: Annotated[int, typer.Option(min=5, help="Queries timed for slow baselines.")] = 20,
+    keep: Annotated[bool, typer.Option(help="Keep the synthetic collections for a later run.")] = False,
+) -> None:
+    """Per-stage latency p50/p95 at each size, rank-bm25 side by side; nDCG@10 of each on the real corpus."""
+    import numpy as np
+    from rank_bm25 import BM25Okapi
+
+    from app.cli import _configure_logging, _fail
+    from app.eval_commands import ensure_corpus_collection
+    from app.resources import ModelMissingError, Resources
+    from eval.beir import load_beir
+    from eval.bench_retrieval import build_scale_collection, synthesize, time_callable, time_query_path
+    from eval.metrics import evaluate_retrieval
+    from retrieval.fusion import make_fusion
+    from retrieval.index import Index
+    from retrieval.tokenize import Tokenizer
+
+    _configure_logging()
+    settings = get_settings()
+    scale_sizes = _sizes(sizes)
+    try:
+        dataset = load_beir(beir, split)
+        resources = Resources(settings)
+        name = f"beir-{beir.resolve().name}"
+        ensure_corpus_collection(resources, name, dataset.corpus)
+    except (FileNotFoundError, ValueError, ModelMissingError) as exc:
+        raise _fail(str(exc)) from None
+    index = resources.index
+    fusion = make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)
+    query_items = list(dataset.queries.items())
+    query_texts = [text for _, text in query_items]
+    report: dict[str, object] = {"corpus": str(beir), "split": split, "fusion": fusion.describe(), "sizes": {}}
+
+    # Quality on the real corpus: ours (hybrid) and rank-bm25 with the same tokens.
+    chunks = index.manifest.chunks(name)
+    tokenize = Tokenizer(index.bm25_config.tokenizer)
+    started = time.perf_counter()
+    reference = BM25Okapi([tokenize(c.text) for c in chunks], k1=index.bm25_config.k1, b=index.bm25_config.b)
+    reference_build_s = time.perf_counter() - started
+
+    def rank_bm25_docs(query: str, k: int = 100) -> list[str]:
+        scores = reference.get_scores(tokenize(query))
+        top = np.argsort(-scores)[:k]
+        return [chunks[i].doc_id for i in top if scores[i] > 0]
+
+    def ours_docs(query: str, k: int = 100) -> list[str]:
+        lists = {"bm25": index.search_bm25(name, query, k), "dense": index.search_dense(name, query, k)}
+        return [hit.chunk.doc_id for hit in fusion.fuse(lists)]
+
+    typer.echo("quality on the real corpus …")
+    quality = {
+        "ours_hybrid": evaluate_retrieval({q: ours_docs(t) for q, t in query_items}, dataset.qrels, (10,))["ndcg@10"],
+        "rank_bm25": evaluate_retrieval({q: rank_bm25_docs(t) for q, t in query_items}, dataset.qrels, (10,))[
+            "ndcg@10"
+        ],
+    }
+    report["ndcg@10"] = quality
+
+    vectors = index.vectors.vectors(name, [c.id for c in chunks])
+    texts = [c.text for c in chunks]
+    scale_dir = settings.data_dir / "bench-scale"
+    rows = []
+    for size in scale_sizes:
+        synthetic_texts, synthetic_vectors = synthesize(texts, vectors, size)
+        scale_index = Index(scale_dir, resources.embedder, bm25_config=index.bm25_config)
+        collection = f"scale-{size}"
+        if scale_index.counts(collection).chunks != size:
+            build_scale_collection(scale_index, collection, synthetic_texts, synthetic_vectors)
+        timed = query_texts[:queries]
+        scale_index.search_bm25(collection, "warm up", 5)  # load the index once, as a server would
+        ours = time_query_path(scale_index, collection, timed, fusion).summary()
+        ref_started = time.perf_counter()
+        scale_reference = BM25Okapi([tokenize(t) for t in synthetic_texts], k1=index.bm25_config.k1)
+        ref_build = time.perf_counter() - ref_started
+        ref = time_callable(lambda q, r=scale_reference: r.get_scores(tokenize(q)), query_texts[:baseline_queries])
+        ratio = ref["p50"] / max(ours["bm25"]["p50"], 1e-9)
+        report["sizes"][str(size)] = {  # type: ignore[index]
+            "ours_ms": ours,
+            "rank_bm25_ms": ref,
+            "rank_bm25_build_s": round(ref_build, 1),
+            "bm25_speedup_vs_rank_bm25": round(ratio, 1),
+        }
+        rows.append((size, ours, ref, ratio))
+        if not keep:
+            shutil.rmtree(scale_dir, ignore_errors=True)
+
+    typer.echo(f"\nnDCG@10 on {beir.name} {split}: " + ", ".join(f"{k} {v:.4f}" for k, v in quality.items()))
+    typer.echo(f"rank-bm25 index build on the real corpus: {reference_build_s:.1f} s")
+    typer.echo("\nlatency ms (p50 / p95)")
+    header = f"{'chunks':>9} {'bm25':>15} {'embed_query':>15} {'dense_search':>15} {'fusion':>11} {'dedup':>13}"
+    typer.echo(header + f" {'total':>15} {'rank-bm25':>17} {'speed-up':>9}")
+    for size, ours, ref, ratio in rows:
+        cells = [f"{ours[s]['p50']:.2f} / {ours[s]['p95']:.2f}" for s in ("bm25", "embed_query", "dense_search")]
+        cells += [f"{ours['fusion']['p50']:.2f}", f"{ours['dedup']['p50']:.2f}"]
+        typer.echo(
+            f"{size:>9} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {cells[3]:>11} {cells[4]:>13} "
+            f"{ours['total']['p50']:.1f} / {ours['total']['p95']:.1f}".ljust(110)
+            + f" {ref['p50']:.1f} / {ref['p95']:.1f}  {ratio:.0f}x"
+        )
+    out = settings.reports_dir / f"bench-retrieval-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(f"\nreport: {out}")
