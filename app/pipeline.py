@@ -71,8 +71,11 @@ class Pipeline:
             raise ValueError(
                 f"the question is {len(question):,} characters; the limit is {limit:,} (RAGLINE_MAX_QUESTION_CHARS)"
             )
-        self.resources.index.require_collection(collection)
-        state = QueryState(question=question, collection=collection, filters=filter_lang.validate(filters))
+        index = self.resources.index
+        index.require_collection(collection)
+        where = filter_lang.validate(filters)
+        index.check_filter(collection, where)
+        state = QueryState(question=question, collection=collection, filters=where)
         for stage in self.retrieval:
             state = stage(state)
         return state

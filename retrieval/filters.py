@@ -101,6 +101,24 @@ def validate(where: Filter | None) -> dict[str, Any] | None:
     return _node(where, "") if where else None
 
 
+def fields(where: Filter | None) -> set[str]:
+    """Metadata keys a filter reads, so callers can reject a misspelt field instead of matching nothing."""
+    found: set[str] = set()
+
+    def visit(node: Mapping[str, Any]) -> None:
+        for key, value in node.items():
+            if key in _LOGICAL:
+                for child in value:
+                    visit(child)
+            else:
+                found.add(key)
+
+    normal = validate(where)
+    if normal:
+        visit(normal)
+    return found
+
+
 def _join(op: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
     return parts[0] if len(parts) == 1 else {op: parts}
 

@@ -144,6 +144,20 @@ class Index:
             self._chunk_cache[collection] = {c.id: c for c in self.manifest.chunks(collection)}
         return self._chunk_cache[collection]
 
+    def metadata_fields(self, collection: str) -> set[str]:
+        """Every metadata key some chunk of the collection has (plus the fields the store adds)."""
+        keys = {"doc_id", "level"}
+        for chunk in self._chunks_by_id(collection).values():
+            keys.update(chunk.metadata)
+        return keys
+
+    def check_filter(self, collection: str, where: Mapping[str, Any] | None) -> None:
+        """Reject filters on fields no chunk has: a typo must be an error, not an empty result."""
+        unknown = filters.fields(where) - self.metadata_fields(collection)
+        if unknown:
+            known = ", ".join(sorted(self.metadata_fields(collection)))
+            raise ValueError(f"unknown filter field(s) {', '.join(sorted(unknown))}; fields in {collection!r}: {known}")
+
     def collections(self) -> list[str]:
         return self.manifest.collections()
 

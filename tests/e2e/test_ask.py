@@ -12,8 +12,10 @@ from fastapi.testclient import TestClient
 
 from app.api import deps
 from app.api.main import create_app
+from app.cli import sample_corpus_dir
 from app.pipeline import Answer, Pipeline
 from app.resources import Resources
+from ingest.loaders import discover, load_document
 
 pytestmark = pytest.mark.vllm
 EU_POLICY = "policies/refund-policy-eu-2024.md"
@@ -107,3 +109,34 @@ def test_api_streams_server_sent_events(api: TestClient) -> None:
         events = [line for line in response.iter_lines() if line.startswith("event:")]
     assert events.count("event: answer") == 1 and events[-1] == "event: answer"
     assert events.count("event: delta") > 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "message"),
+    [
+        ({"question": "", "collection": "sample"}, 422, "question"),
+        ({"question": "x" * 10_000, "collection": "sample"}, 422, "limit is 4,000"),
+        ({"question": "refund?", "filters": {"regoin": "EU"}}, 422, "unknown filter field(s) regoin"),
+        ({"question": "refund?", "filters": {"region": {"$regex": "E.*"}}}, 422, "$regex"),
+        ({"question": "refund?", "filters": {"effective_date": {"$gte": "2024-13-45"}}}, 422, "date"),
+        ({"question": "refund?", "collection": "../etc"}, 422, "collection"),
+    ],
+)
+def test_api_bad_input_is_a_clear_4xx(api: TestClient, payload: dict, status: int, message: str) -> None:
+    response = api.post("/v1/query", json=payload)
+    assert response.status_code == status
+    assert message in json.dumps(response.json())
+
+
+def test_filters_reach_both_searches_through_the_api(api: TestClient) -> None:
+    body = api.post(
+        "/v1/query",
+        json={"question": "How long do customers have to request a refund?", "filters": {"region": "US"}},
+    ).json()
+    root = sample_corpus_dir()
+    us_docs = {d.doc_id for d in (load_document(p, root) for p in discover(root)) if d.metadata.get("region") == "US"}
+    stages = {s["stage"]: s for s in body["trace"]["stages"]}
+    for stage in ("bm25", "dense"):
+        assert stages[stage]["hits"], stage
+        assert {h["doc_id"] for h in stages[stage]["hits"]} <= us_docs, stages[stage]
+    assert "policies/refund-policy-us.html" in {h["doc_id"] for h in stages["bm25"]["hits"]}
