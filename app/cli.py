@@ -136,6 +136,7 @@ def run_ingest(settings: Settings, path: Path, collection: str, *, prune: bool, 
         prune=prune,
         extra_metadata=meta,
         max_file_mb=settings.max_file_mb,
+        batch_documents=settings.ingest_batch_documents,
     )
 
 

@@ -7,7 +7,7 @@ the fixture with the command to run, never a skip that would hide it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,25 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {"data_dir": data_dir, "models_dir": MODELS_DIR, "generator": TEST_GENERATOR}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+EnvFactory = Callable[..., dict[str, str]]
+
+
+@pytest.fixture(scope="session")
+def models_env() -> EnvFactory:
+    """Environment for a `ragline` subprocess: a given data dir, the provisioned models, the test generator."""
+
+    def build(data_dir: Path, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "RAGLINE_DATA_DIR": str(data_dir),
+            "RAGLINE_MODELS_DIR": str(MODELS_DIR),
+            "RAGLINE_GENERATOR": TEST_GENERATOR,
+            **extra,
+        }
+
+    return build
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -40,15 +39,8 @@ def test_vllm_without_its_environment_says_how_to_create_it(tmp_path: Path, gene
         server.start(timeout_s=5)
 
 
-def test_cli_ask_with_llm_down_exits_with_one_clear_line(sample_resources: Resources) -> None:
-    settings = sample_resources.settings
-    env = {
-        **os.environ,
-        "RAGLINE_DATA_DIR": str(settings.data_dir),
-        "RAGLINE_MODELS_DIR": str(settings.resolved_models_dir),
-        "RAGLINE_GENERATOR": settings.generator,
-        "RAGLINE_LLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
-    }
+def test_cli_ask_with_llm_down_exits_with_one_clear_line(sample_resources: Resources, models_env) -> None:
+    env = models_env(sample_resources.settings.data_dir, RAGLINE_LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1")
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "ask", "What is ERR-4012?", "--collection", "sample"],
         capture_output=True,

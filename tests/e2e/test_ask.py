@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -58,15 +57,9 @@ def test_unknown_collection_is_a_clear_error(pipeline: Pipeline) -> None:
         pipeline.run(QUESTION, "nope")
 
 
-def test_cli_ask_json_shape(live_resources: Resources) -> None:
+def test_cli_ask_json_shape(live_resources: Resources, models_env) -> None:
     settings = live_resources.settings
-    env = {
-        **os.environ,
-        "RAGLINE_DATA_DIR": str(settings.data_dir),
-        "RAGLINE_MODELS_DIR": str(settings.resolved_models_dir),
-        "RAGLINE_GENERATOR": settings.generator,
-        "RAGLINE_LLM_BASE_URL": settings.llm_base_url,
-    }
+    env = models_env(settings.data_dir, RAGLINE_LLM_BASE_URL=settings.llm_base_url)
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "ask", QUESTION, "--collection", "sample", "--json"],
         capture_output=True,

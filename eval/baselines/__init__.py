@@ -1,0 +1,1 @@
+"""Reference retrieval pipelines that ragline's retriever is benchmarked against."""
