@@ -44,8 +44,9 @@ def bench_retrieval(
     from app.cli import _configure_logging, _fail
     from app.eval_commands import ensure_corpus_collection
     from app.resources import ModelMissingError, Resources
+    from eval.baselines.llamaindex_fusion import LlamaIndexFusionBaseline
     from eval.beir import load_beir
-    from eval.bench_retrieval import build_scale_collection, synthesize, time_callable, time_query_path
+    from eval.bench_retrieval import build_scale_collection, percentiles, synthesize, time_callable, time_query_path
     from eval.metrics import evaluate_retrieval
     from retrieval.fusion import make_fusion
     from retrieval.index import Index
@@ -83,18 +84,34 @@ def bench_retrieval(
         lists = {"bm25": index.search_bm25(name, query, k), "dense": index.search_dense(name, query, k)}
         return [hit.chunk.doc_id for hit in fusion.fuse(lists)]
 
-    typer.echo("quality on the real corpus …")
-    quality = {
-        "ours_hybrid": evaluate_retrieval({q: ours_docs(t) for q, t in query_items}, dataset.qrels, (10,))["ndcg@10"],
-        "rank_bm25": evaluate_retrieval({q: rank_bm25_docs(t) for q, t in query_items}, dataset.qrels, (10,))[
-            "ndcg@10"
-        ],
-    }
-    report["ndcg@10"] = quality
-
     vectors = index.vectors.vectors(name, [c.id for c in chunks])
     texts = [c.text for c in chunks]
     scale_dir = settings.data_dir / "bench-scale"
+    shutil.rmtree(scale_dir, ignore_errors=True)
+    llama = LlamaIndexFusionBaseline(resources.embedder.model_dir, scale_dir / "llamaindex-real", top_k=100)
+    llama.build([c.id for c in chunks], texts, vectors.tolist())
+    doc_of = {c.id: c.doc_id for c in chunks}
+
+    def llama_docs(query: str, k: int = 100) -> list[str]:
+        return [doc_of[node_id] for node_id, _ in llama.retrieve(query, k)]
+
+    typer.echo("quality on the real corpus …")
+    quality: dict[str, float] = {}
+    real_latency: dict[str, dict[str, float]] = {}
+    for label, retrieve in (
+        ("ours_hybrid", ours_docs),
+        ("rank_bm25", rank_bm25_docs),
+        ("llamaindex_fusion", llama_docs),
+    ):
+        started_at, run, ms = time.perf_counter(), {}, []
+        for qid, text in query_items:
+            started_at = time.perf_counter()
+            run[qid] = retrieve(text)
+            ms.append((time.perf_counter() - started_at) * 1000)
+        quality[label] = evaluate_retrieval(run, dataset.qrels, (10,))["ndcg@10"]
+        real_latency[label] = percentiles(ms)
+    report["ndcg@10"] = quality
+    report["real_corpus_latency_ms"] = real_latency
     rows = []
     for size in scale_sizes:
         synthetic_texts, synthetic_vectors = synthesize(texts, vectors, size)
@@ -110,29 +127,40 @@ def bench_retrieval(
         ref_build = time.perf_counter() - ref_started
         ref = time_callable(lambda q, r=scale_reference: r.get_scores(tokenize(q)), query_texts[:baseline_queries])
         ratio = ref["p50"] / max(ours["bm25"]["p50"], 1e-9)
+        scale_llama = LlamaIndexFusionBaseline(resources.embedder.model_dir, scale_dir / f"llamaindex-{size}", 20)
+        scale_llama.build([f"s{i}" for i in range(size)], synthetic_texts, synthetic_vectors.tolist())
+        llama_ms = time_callable(lambda q, r=scale_llama: r.retrieve(q, 20), timed)
+        llama_ratio = llama_ms["p50"] / max(ours["total"]["p50"], 1e-9)
         report["sizes"][str(size)] = {  # type: ignore[index]
             "ours_ms": ours,
             "rank_bm25_ms": ref,
             "rank_bm25_build_s": round(ref_build, 1),
             "bm25_speedup_vs_rank_bm25": round(ratio, 1),
+            "llamaindex_fusion_ms": llama_ms,
+            "speedup_vs_llamaindex": round(llama_ratio, 1),
         }
-        rows.append((size, ours, ref, ratio))
+        rows.append((size, ours, ref, ratio, llama_ms, llama_ratio))
         if not keep:
-            shutil.rmtree(scale_dir, ignore_errors=True)
+            shutil.rmtree(scale_dir / f"llamaindex-{size}", ignore_errors=True)
 
-    typer.echo(f"\nnDCG@10 on {beir.name} {split}: " + ", ".join(f"{k} {v:.4f}" for k, v in quality.items()))
+    typer.echo(f"\nreal corpus ({beir.name} {split}, {len(query_items)} queries): nDCG@10 and latency p50 ms")
+    for label, score in quality.items():
+        typer.echo(f"  {label:18} nDCG@10 {score:.4f}   p50 {real_latency[label]['p50']:.1f} ms")
     typer.echo(f"rank-bm25 index build on the real corpus: {reference_build_s:.1f} s")
     typer.echo("\nlatency ms (p50 / p95)")
     header = f"{'chunks':>9} {'bm25':>15} {'embed_query':>15} {'dense_search':>15} {'fusion':>11} {'dedup':>13}"
-    typer.echo(header + f" {'total':>15} {'rank-bm25':>17} {'speed-up':>9}")
-    for size, ours, ref, ratio in rows:
+    typer.echo(header + f" {'total':>15} {'rank-bm25 (x)':>20} {'llamaindex (x)':>22}")
+    for size, ours, ref, ratio, llama_ms, llama_ratio in rows:
         cells = [f"{ours[s]['p50']:.2f} / {ours[s]['p95']:.2f}" for s in ("bm25", "embed_query", "dense_search")]
         cells += [f"{ours['fusion']['p50']:.2f}", f"{ours['dedup']['p50']:.2f}"]
         typer.echo(
             f"{size:>9} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {cells[3]:>11} {cells[4]:>13} "
             f"{ours['total']['p50']:.1f} / {ours['total']['p95']:.1f}".ljust(110)
-            + f" {ref['p50']:.1f} / {ref['p95']:.1f}  {ratio:.0f}x"
+            + f" {ref['p50']:.1f} / {ref['p95']:.1f} ({ratio:.0f}x bm25)"
+            + f" {llama_ms['p50']:.1f} / {llama_ms['p95']:.1f} ({llama_ratio:.1f}x)"
         )
+    if not keep:
+        shutil.rmtree(scale_dir, ignore_errors=True)
     out = settings.reports_dir / f"bench-retrieval-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

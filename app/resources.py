@@ -12,8 +12,10 @@ from app.llm import OpenAICompatibleGenerator
 from app.model_registry import MODELS, ModelRole
 from app.provisioning import is_installed
 from app.settings import Settings
+from retrieval.bm25 import BM25Config
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.index import Index
+from retrieval.tokenize import TokenizerConfig
 
 
 class ModelMissingError(FileNotFoundError):
@@ -51,7 +53,12 @@ class Resources:
 
     @cached_property
     def index(self) -> Index:
-        return Index(self.settings.data_dir, self.embedder, chroma_url=self.settings.chroma_url)
+        return Index(
+            self.settings.data_dir,
+            self.embedder,
+            chroma_url=self.settings.chroma_url,
+            bm25_config=bm25_config(self.settings),
+        )
 
     @cached_property
     def generator(self) -> OpenAICompatibleGenerator:
@@ -61,6 +68,15 @@ class Resources:
             api_key=self.settings.llm_api_key,
             timeout_s=self.settings.llm_timeout_s,
         )
+
+
+def bm25_config(settings: Settings) -> BM25Config:
+    tokenizer = TokenizerConfig(
+        lowercase=settings.bm25_lowercase,
+        stopwords="en" if settings.bm25_stopwords else None,
+        stemmer=settings.bm25_stemmer or None,
+    )
+    return BM25Config(method=settings.bm25_method, k1=settings.bm25_k1, b=settings.bm25_b, tokenizer=tokenizer)
 
 
 def served_model_name(settings: Settings) -> str:

@@ -67,9 +67,19 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(4000, ge=10, description="Longer questions are refused with a clear error.")
     bm25_top_k: int = Field(20, ge=1, description="Candidates from BM25.")
     dense_top_k: int = Field(20, ge=1, description="Candidates from the dense search.")
-    fusion: Literal["rrf", "convex"] = Field("rrf", description="Score fusion of BM25 and dense: rrf or convex.")
+    # Defaults tuned on SciFact train with `ragline eval retrieval`: convex α=0.5 nDCG@10 0.7225, RRF 0.7039,
+    # BM25 (English stemming) 0.6762, dense 0.6714.
+    fusion: Literal["rrf", "convex"] = Field("convex", description="Score fusion of BM25 and dense: rrf or convex.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     fusion_alpha: float = Field(0.5, ge=0, le=1, description="Convex fusion: weight of the dense score.")
+    bm25_method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = Field(
+        "lucene", description="BM25 variant."
+    )
+    bm25_k1: float = Field(1.2, ge=0, description="BM25 term-frequency saturation.")
+    bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation.")
+    bm25_stemmer: str | None = Field("english", description="Snowball stemmer language for BM25, or none.")
+    bm25_stopwords: bool = Field(True, description="Drop English stopwords from BM25 terms.")
+    bm25_lowercase: bool = Field(True, description="Lowercase BM25 terms.")
     dedup_threshold: float = Field(0.95, gt=0, le=1, description="Cosine above which candidates are duplicates.")
     context_top_k: int = Field(4, ge=1, description="Chunks placed in the prompt.")
     max_answer_tokens: int = Field(384, ge=1, description="Output tokens reserved for the answer.")

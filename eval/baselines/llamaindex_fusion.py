@@ -26,6 +26,7 @@ the pip package to install (pins in ``requirements/app.txt``).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -110,8 +111,11 @@ class LlamaIndexFusionBaseline:
             )
         return self._embed_model
 
-    def build(self, ids: list[str], texts: list[str]) -> None:
-        """Index ``texts`` (one node per text, id ``ids[i]``) into Chroma and BM25 and assemble the fusion."""
+    def build(self, ids: list[str], texts: list[str], embeddings: Sequence[Sequence[float]] | None = None) -> None:
+        """Index ``texts`` (one node per text, id ``ids[i]``) into Chroma and BM25 and assemble the fusion.
+
+        ``embeddings`` (one per text, from the same embedder) skips embedding, as LlamaIndex does for nodes that
+        already carry one: the scale benchmark reuses vectors instead of embedding 100k texts twice."""
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids but {len(texts)} texts")
         if not ids:
@@ -129,7 +133,12 @@ class LlamaIndexFusionBaseline:
         from llama_index.core.schema import TextNode
 
         embed_model = self._embedder()
-        nodes = [TextNode(id_=node_id, text=text) for node_id, text in zip(ids, texts, strict=True)]
+        if embeddings is not None and len(embeddings) != len(texts):
+            raise ValueError(f"{len(embeddings)} embeddings but {len(texts)} texts")
+        nodes = [
+            TextNode(id_=node_id, text=text, embedding=list(embeddings[i]) if embeddings is not None else None)
+            for i, (node_id, text) in enumerate(zip(ids, texts, strict=True))
+        ]
 
         client = chromadb.PersistentClient(
             path=str(self.persist_dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
