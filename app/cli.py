@@ -43,6 +43,15 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so the cleanup that stops child servers runs either way."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _configure_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -304,19 +313,22 @@ def llm_serve(
     from app.vllm_server import VLLMStartError
 
     settings = get_settings()
+    _stop_on_sigterm()
     try:
         server = _vllm_server(settings, model, port)
-        typer.echo(f"starting vLLM ({server.served_name}) on {server.base_url}; log: {server.log_path}")
-        started = time.perf_counter()
-        server.start(settings.vllm_start_timeout_s)
-    except (ModelMissingError, VLLMStartError) as exc:
+    except ModelMissingError as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"vLLM ready at {server.base_url} after {time.perf_counter() - started:.0f} s (Ctrl-C stops it)")
+    typer.echo(f"starting vLLM ({server.served_name}) on {server.base_url}; log: {server.log_path}")
+    started = time.perf_counter()
     try:
+        server.start(settings.vllm_start_timeout_s)
+        typer.echo(f"vLLM ready at {server.base_url} after {time.perf_counter() - started:.0f} s (Ctrl-C stops it)")
         while server.process is not None and server.process.poll() is None:
             time.sleep(1)
+    except VLLMStartError as exc:
+        raise _fail(str(exc)) from None
     except KeyboardInterrupt:
-        pass
+        typer.echo("stopping vLLM…")
     finally:
         server.stop()
 
@@ -340,17 +352,22 @@ def llm_status() -> None:
 
 # ---- demo -----------------------------------------------------------------------------------------------
 @app.command("demo")
-def demo_command(
-    reingest: Annotated[bool, typer.Option(help="Re-ingest the sample corpus even if present.")] = False,
-) -> None:
+def demo_command() -> None:
     """Ingest the sample corpus, start vLLM, the API and the UI; Ctrl-C stops everything."""
     from app.resources import ModelMissingError
     from app.vllm_server import VLLMStartError, is_ready, port_is_free
 
     _configure_logging()
+    _stop_on_sigterm()
     settings = get_settings()
     children: list[subprocess.Popen[bytes]] = []
     server = None
+    for port in (settings.api_port, settings.ui_port):
+        if not port_is_free("127.0.0.1", port):
+            raise _fail(
+                f"port {port} on 127.0.0.1 is already in use: stop what listens there "
+                "or set RAGLINE_API_PORT / RAGLINE_UI_PORT"
+            )
     try:
         summary = run_ingest(settings, sample_corpus_dir(), SAMPLE_COLLECTION, prune=True, meta={}, chunker="fixed")
         typer.echo(f"sample corpus: {len(summary.added) + len(summary.updated)} indexed, "
@@ -361,10 +378,6 @@ def demo_command(
             server = _vllm_server(settings, None, None)
             typer.echo(f"starting vLLM on {server.base_url} (about 40-100 s on a CPU); log: {server.log_path}")
             server.start(settings.vllm_start_timeout_s)
-        for port in (settings.api_port, settings.ui_port):
-            if not port_is_free("127.0.0.1", port):
-                raise _fail(f"port {port} on 127.0.0.1 is already in use: stop what listens there "
-                            "or set RAGLINE_API_PORT / RAGLINE_UI_PORT")  # fmt: skip
         api_cmd = [sys.executable, "-m", "app.cli", "serve"]
         children.append(subprocess.Popen(api_cmd, start_new_session=True))
         children.append(subprocess.Popen(_ui_command(settings, settings.ui_port), start_new_session=True))
