@@ -165,3 +165,72 @@ def bench_retrieval(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     typer.echo(f"\nreport: {out}")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl[.gz] to ingest.")] = Path(
+        "../shared/data/scifact/corpus.jsonl.gz"
+    ),
+    limit: Annotated[int | None, typer.Option(min=10, help="Use the first N documents (default: all).")] = None,
+    baseline: Annotated[bool, typer.Option(help="Also run LlamaIndex's IngestionPipeline.")] = True,
+) -> None:
+    """Docs/s and chunks/s of `ragline ingest` (fixed chunker) vs the raw embedder and LlamaIndex, same run."""
+    import tempfile
+
+    from app.cli import _configure_logging, _fail, _make_chunker
+    from app.resources import ModelMissingError, Resources, bm25_config
+    from eval.beir import load_corpus
+    from eval.bench_ingest import llamaindex_pipeline, ours, raw_embedder
+    from ingest.chunkers.fixed import load_token_counter
+    from ingest.document import Document
+    from retrieval.index import Index
+
+    _configure_logging()
+    settings = get_settings()
+    try:
+        rows = load_corpus(corpus)
+        resources = Resources(settings)
+        chunker = _make_chunker(settings, "fixed")
+        embedder = resources.embedder
+    except (FileNotFoundError, ValueError, ModelMissingError) as exc:
+        raise _fail(str(exc)) from None
+    items = list(rows.items())[:limit] if limit else list(rows.items())
+    documents = [Document(i, f"{d['title']}\n{d['text']}".strip(), {"title": d["title"] or i}) for i, d in items]
+    typer.echo(f"{len(documents)} documents from {corpus}")
+    results = [raw_embedder(embedder, chunker, documents)]
+    typer.echo(f"  {results[-1].label}: {results[-1].chunks_per_s:.1f} chunks/s")
+    with tempfile.TemporaryDirectory(prefix="ragline-bench-") as scratch:
+        index = Index(Path(scratch) / "ours", embedder, bm25_config=bm25_config(settings))
+        results.append(ours(index, chunker, documents, settings.ingest_batch_documents))
+        typer.echo(f"  {results[-1].label}: {results[-1].chunks_per_s:.1f} chunks/s")
+        if baseline:
+            tokenize = load_token_counter(resources.generator_dir)
+            results.append(
+                llamaindex_pipeline(
+                    documents,
+                    embedder.model_dir,
+                    Path(scratch) / "llama",
+                    settings.chunk_size,
+                    settings.chunk_overlap,
+                    tokenize,
+                )
+            )
+            typer.echo(f"  {results[-1].label}: {results[-1].chunks_per_s:.1f} chunks/s")
+    limit_rate = results[0].chunks_per_s
+    ours_rate = results[1].chunks_per_s
+    typer.echo(f"\n{'':32}{'docs':>7}{'chunks':>8}{'seconds':>9}{'docs/s':>9}{'chunks/s':>10}{'vs limit':>10}")
+    for row in results:
+        typer.echo(
+            f"{row.label:32}{row.documents:>7}{row.chunks:>8}{row.seconds:>9.1f}{row.docs_per_s:>9.1f}"
+            f"{row.chunks_per_s:>10.1f}{row.chunks_per_s / limit_rate:>9.0%}"
+        )
+    report: dict[str, object] = {"corpus": str(corpus), "results": [r.as_dict() for r in results]}
+    report["ours_vs_limit"] = round(ours_rate / limit_rate, 3)
+    if baseline:
+        report["ours_vs_llamaindex"] = round(ours_rate / results[2].chunks_per_s, 2)
+        typer.echo(f"\nragline vs LlamaIndex: {report['ours_vs_llamaindex']}x chunks/s")
+    out = settings.reports_dir / f"bench-ingest-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    typer.echo(f"report: {out}")

@@ -128,8 +128,9 @@ def _make_chunker(settings: Settings, chunker: str):
 
     if chunker != "fixed":
         raise _fail(f"chunker {chunker!r} is not available yet; use --chunker fixed")
-    tokenize = load_token_counter(Resources(settings).generator_dir)
-    return FixedSizeChunker(tokenize, settings.chunk_size, settings.chunk_overlap)
+    generator_dir = Resources(settings).generator_dir
+    tokenize = load_token_counter(generator_dir)
+    return FixedSizeChunker(tokenize, settings.chunk_size, settings.chunk_overlap, tokenizer_name=generator_dir.name)
 
 
 def run_ingest(settings: Settings, path: Path, collection: str, *, prune: bool, meta: dict[str, str], chunker: str):

@@ -7,6 +7,7 @@ repair, so a rerun after a kill finishes what the killed run started.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -28,6 +29,13 @@ class Chunker(Protocol):
     name: str
 
     def chunk(self, document: Document) -> list[Chunk]: ...
+
+
+def index_hash(document: Document, chunker: Chunker) -> str:
+    """What decides whether a document must be re-indexed: its content and how it is chunked. Switching a
+    collection to another chunker (or chunk size) therefore re-chunks every document on the next ingest."""
+    signature = getattr(chunker, "signature", chunker.name)
+    return hashlib.sha256(f"{document.content_hash}\0{signature}".encode()).hexdigest()
 
 
 @dataclass
@@ -158,7 +166,8 @@ def ingest_documents(
             summary.failed[item.doc_id] = item.reason
             continue
         previous = known.get(item.doc_id)
-        if previous is not None and previous.content_hash == item.content_hash and previous.status == "indexed":
+        digest = index_hash(item, chunker)
+        if previous is not None and previous.content_hash == digest and previous.status == "indexed":
             summary.skipped.append(item.doc_id)
             continue
         chunks = chunker.chunk(item)
@@ -166,7 +175,7 @@ def ingest_documents(
             summary.failed[item.doc_id] = "the chunker produced no chunks"
             continue
         (summary.updated if previous is not None else summary.added).append(item.doc_id)
-        batch.append(DocumentWrite(item.doc_id, item.content_hash, chunks))
+        batch.append(DocumentWrite(item.doc_id, digest, chunks))
         if len(batch) >= batch_documents:
             flush()
     flush()

@@ -38,13 +38,20 @@ class FixedSizeChunker:
 
     name = "fixed"
 
-    def __init__(self, tokenize: Callable[[str], list[int]], chunk_size: int = 256, chunk_overlap: int = 32) -> None:
+    def __init__(
+        self,
+        tokenize: Callable[[str], list[int]],
+        chunk_size: int = 256,
+        chunk_overlap: int = 32,
+        tokenizer_name: str = "custom",
+    ) -> None:
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         if not 0 <= chunk_overlap < chunk_size:
             raise ValueError(f"chunk_overlap must be in [0, chunk_size), got {chunk_overlap}")
         from llama_index.core.node_parser import SentenceSplitter
 
+        self.signature = f"fixed:{chunk_size}:{chunk_overlap}:{tokenizer_name}"
         self._splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, tokenizer=tokenize)
 
     def chunk(self, document: Document) -> list[Chunk]:
