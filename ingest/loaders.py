@@ -7,20 +7,32 @@ the rest of the batch, so one bad file never stops an ingest.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ingest.document import Document
 
+if TYPE_CHECKING:
+    from docx.table import Table
+
 SIDECAR_SUFFIX = ".meta.json"
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# Stream name (UTF-16LE, as OLE directories store it) that holds an encrypted OOXML package (MS-OFFCRYPTO 2.3.4.4).
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+MAX_TABLE_COLUMNS = 200
+_CSV_SNIFF_BYTES = 64 * 1024
 
 
 class LoadError(ValueError):
@@ -146,6 +158,145 @@ def load_json(path: Path) -> Loaded:
     return Loaded(json.dumps(data, indent=2, ensure_ascii=False), metadata)
 
 
+def _docx_container_problem(raw: bytes) -> str | None:
+    """Why ``raw`` cannot be a DOCX, judged from its container, or ``None`` when it is a ZIP package.
+
+    Checked before python-docx opens the file because its own error for every non-ZIP or truncated input is a
+    misleading "Package not found". An encrypted DOCX is an OLE compound file holding an ``EncryptedPackage``
+    stream; any other OLE file with a .docx name is a legacy Word 97-2003 document.
+    """
+    if raw.startswith(_OLE_MAGIC):
+        if _ENCRYPTED_PACKAGE in raw:
+            return "encrypted (password-protected) DOCX; remove the password in Word and save it again"
+        return "malformed DOCX: this is a legacy Word 97-2003 (.doc) file; open it in Word and save it as .docx"
+    if not raw.startswith(_ZIP_MAGIC) or not zipfile.is_zipfile(io.BytesIO(raw)):
+        return "malformed DOCX: not a ZIP package (the file is damaged, truncated or not a Word document)"
+    return None
+
+
+def _docx_table_lines(table: Table) -> list[str]:
+    """One line per row, cells joined by " | ", so each row's values stay together in a chunk and stay searchable.
+
+    python-docx repeats a horizontally merged cell once per grid column; repeats are dropped.
+    """
+    lines = []
+    for row in table.rows:
+        cells: list[str] = []
+        previous = None
+        for cell in row.cells:
+            if cell._tc is previous:  # the same <w:tc> element: one merged cell
+                continue
+            previous = cell._tc
+            cells.append(" ".join(cell.text.split()))
+        if any(cells):
+            lines.append(" | ".join(cells))
+    return lines
+
+
+def load_docx(path: Path) -> Loaded:
+    """Word documents through python-docx (pinned in requirements/app.txt).
+
+    Chosen over docx2txt (what llama-index's DocxReader wraps) because python-docx walks the body in order as
+    paragraphs and tables, exposes styles and core properties, and is actively maintained; docx2txt returns one flat
+    string with table cells on separate lines and no title. Each paragraph, heading included, is its own block;
+    headers, footers, comments and footnotes are left out as page furniture.
+    """
+    import docx
+    from docx.opc.exceptions import OpcError
+    from docx.table import Table
+
+    raw = path.read_bytes()
+    problem = _docx_container_problem(raw)
+    if problem:
+        raise LoadError(path, problem)
+    try:
+        document = docx.Document(str(path))  # a path, not the bytes, so errors name the file rather than a buffer
+    except KeyError as exc:  # a ZIP without the parts of a Word package
+        raise LoadError(path, f"malformed DOCX: not a Word package ({exc.args[0] if exc.args else exc})") from None
+    except (OpcError, zipfile.BadZipFile, ValueError, SyntaxError) as exc:  # SyntaxError: lxml's XML errors
+        raise LoadError(path, f"malformed DOCX: {exc}") from None
+    blocks = []
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            lines = _docx_table_lines(item)
+            if lines:
+                blocks.append("\n".join(lines))
+        elif item.text.strip():
+            blocks.append(item.text.strip())
+    title = (document.core_properties.title or "").strip()
+    return Loaded("\n\n".join(blocks), {"title": title} if title else {})
+
+
+def _csv_format(path: Path, text: str) -> dict[str, Any]:
+    """Reader options: tab for .tsv; for .csv the delimiter (and space-after-delimiter) from ``csv.Sniffer``.
+
+    Only those two are taken from the sniffer: it reports ``doublequote=False`` whenever its sample holds no ``""``,
+    which would break on an escaped quote further down the file. A sample it cannot read means a comma.
+    """
+    if path.suffix.lower() == ".tsv":
+        return {"dialect": csv.excel_tab}
+    sample = text[:_CSV_SNIFF_BYTES]
+    if len(text) > _CSV_SNIFF_BYTES and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        return {"dialect": csv.excel}
+    return {"dialect": csv.excel, "delimiter": sniffed.delimiter, "skipinitialspace": sniffed.skipinitialspace}
+
+
+def _table_header(path: Path, row: list[str]) -> list[str]:
+    if len(row) > MAX_TABLE_COLUMNS:
+        raise LoadError(
+            path, f"{len(row)} columns (limit {MAX_TABLE_COLUMNS}); split the table or export it as JSON instead"
+        )
+    return [" ".join(cell.split()) or f"column {i}" for i, cell in enumerate(row, start=1)]
+
+
+def _table_line(path: Path, header: list[str], row: list[str], line: int) -> str:
+    """``header: value; ...`` so any run of rows that ends up in one chunk still says what each value means.
+
+    Empty trailing fields past the header (a trailing delimiter) are harmless; values there mean a misparsed row.
+    """
+    if any(value.strip() for value in row[len(header) :]):
+        raise LoadError(
+            path,
+            f"line {line} has {len(row)} fields but the header has {len(header)};"
+            " quote values that contain the delimiter",
+        )
+    pairs = (f"{name}: {' '.join(value.split())}" for name, value in zip(header, row, strict=False) if value.strip())
+    return "; ".join(pairs)
+
+
+def load_table(path: Path) -> Loaded:
+    """CSV/TSV through the standard ``csv`` module; the first row is always the header.
+
+    Rows are rendered one per line as ``header: value`` pairs (empty cells left out) rather than kept as CSV, since a
+    chunk cut from the middle of a CSV loses its header and with it the meaning of every value.
+    """
+    text = _decode(path, path.read_bytes())
+    if not text.strip():
+        raise LoadError(path, "empty table file")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, **_csv_format(path, text))
+    header: list[str] | None = None
+    lines: list[str] = []
+    start = 1  # first line of the record being read: where an unclosed quote opens, not where the file ends
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                pass  # blank line
+            elif header is None:
+                header = _table_header(path, row)
+            else:
+                lines.append(_table_line(path, header, row, start))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise LoadError(path, f"malformed {path.suffix.lower().lstrip('.').upper()} at line {start}: {exc}") from None
+    if header is None or not lines:
+        raise LoadError(path, "no data rows below the header row")
+    return Loaded("\n".join(lines), {"structured": "table", "rows": len(lines), "columns": ", ".join(header)})
+
+
 LOADERS: dict[str, Callable[[Path], Loaded]] = {
     ".md": load_markdown,
     ".markdown": load_markdown,
@@ -155,6 +306,9 @@ LOADERS: dict[str, Callable[[Path], Loaded]] = {
     ".htm": load_html,
     ".pdf": load_pdf,
     ".json": load_json,
+    ".docx": load_docx,
+    ".csv": load_table,
+    ".tsv": load_table,
 }
 
 
