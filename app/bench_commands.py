@@ -178,7 +178,8 @@ def bench_ingest(
     """Docs/s and chunks/s of `ragline ingest` (fixed chunker) vs the raw embedder and LlamaIndex, same run."""
     import tempfile
 
-    from app.cli import _configure_logging, _fail, _make_chunker
+    from app.chunking import make_chunker
+    from app.cli import _configure_logging, _fail
     from app.resources import ModelMissingError, Resources, bm25_config
     from eval.beir import load_corpus
     from eval.bench_ingest import llamaindex_pipeline, ours, raw_embedder
@@ -191,7 +192,7 @@ def bench_ingest(
     try:
         rows = load_corpus(corpus)
         resources = Resources(settings)
-        chunker = _make_chunker(settings, "fixed")
+        chunker = make_chunker(resources, "fixed")
         embedder = resources.embedder
     except (FileNotFoundError, ValueError, ModelMissingError) as exc:
         raise _fail(str(exc)) from None

@@ -122,25 +122,15 @@ def config_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 
 
 # ---- ingest ---------------------------------------------------------------------------------------------
-def _make_chunker(settings: Settings, chunker: str):
-    from app.resources import Resources
-    from ingest.chunkers.fixed import FixedSizeChunker, load_token_counter
-
-    if chunker != "fixed":
-        raise _fail(f"chunker {chunker!r} is not available yet; use --chunker fixed")
-    generator_dir = Resources(settings).generator_dir
-    tokenize = load_token_counter(generator_dir)
-    return FixedSizeChunker(tokenize, settings.chunk_size, settings.chunk_overlap, tokenizer_name=generator_dir.name)
-
-
 def run_ingest(settings: Settings, path: Path, collection: str, *, prune: bool, meta: dict[str, str], chunker: str):
+    from app.chunking import make_chunker
     from app.resources import Resources
     from ingest.job import ingest_path
 
     resources = Resources(settings)
     return ingest_path(
         resources.index,
-        _make_chunker(settings, chunker),
+        make_chunker(resources, chunker),
         path,
         collection,
         prune=prune,
@@ -154,7 +144,7 @@ def run_ingest(settings: Settings, path: Path, collection: str, *, prune: bool, 
 def ingest_command(
     path: Annotated[Path, typer.Argument(help="A file or folder to ingest.")],
     collection: Annotated[str, typer.Option(help="Collection to write into.")] = SAMPLE_COLLECTION,
-    chunker: Annotated[str, typer.Option(help="fixed (semantic and raptor arrive later).")] = "fixed",
+    chunker: Annotated[str, typer.Option(help="fixed | semantic | semantic-cluster | raptor (needs vLLM).")] = "fixed",
     prune: Annotated[bool, typer.Option(help="Delete documents whose files are gone.")] = False,
     meta: Annotated[list[str] | None, typer.Option(help="Extra metadata key=value for every document.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,

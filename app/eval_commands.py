@@ -46,9 +46,11 @@ def _resolve_files(
     return corpus, queries, qrels  # type: ignore[return-value]
 
 
-def ensure_corpus_collection(resources: Resources, name: str, corpus: dict[str, dict[str, str]]) -> None:
+def ensure_corpus_collection(
+    resources: Resources, name: str, corpus: dict[str, dict[str, str]], chunker_name: str = "fixed"
+) -> None:
     """Ingest a BEIR corpus incrementally: unchanged documents (same content hash) are not embedded again."""
-    from app.cli import _make_chunker
+    from app.chunking import make_chunker
     from ingest.document import Document
     from ingest.job import ingest_documents
 
@@ -56,7 +58,7 @@ def ensure_corpus_collection(resources: Resources, name: str, corpus: dict[str, 
         Document(doc_id, f"{doc['title']}\n{doc['text']}".strip(), {"title": doc["title"] or doc_id})
         for doc_id, doc in corpus.items()
     )
-    chunker = _make_chunker(resources.settings, "fixed")
+    chunker = make_chunker(resources, chunker_name)
     summary = ingest_documents(resources.index, chunker, documents, name, total=len(corpus))
     typer.echo(f"{name}: {len(summary.added) + len(summary.updated)} indexed, {len(summary.skipped)} unchanged")
 
@@ -72,7 +74,10 @@ def eval_retrieval(
     k: Annotated[int, typer.Option(min=1, help="Cut-off of the headline metrics.")] = 10,
     depth: Annotated[int, typer.Option(min=10, help="Candidates fetched from each search.")] = 100,
     alphas: Annotated[str, typer.Option(help="Convex-fusion weights to sweep (pipeline all).")] = DEFAULT_ALPHAS,
-    collection: Annotated[str | None, typer.Option(help="Collection to (re)use; default beir-<corpus folder>.")] = None,
+    collection: Annotated[
+        str | None, typer.Option(help="Collection to (re)use; default beir-<folder>[-chunker].")
+    ] = None,
+    chunker: Annotated[str, typer.Option(help="fixed | semantic | semantic-cluster | raptor.")] = "fixed",
     limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N judged queries.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
@@ -111,11 +116,11 @@ def eval_retrieval(
     selected = {qid: texts[qid] for qid in judged}
     if limit:
         selected = dict(list(selected.items())[:limit])
-    name = collection or f"beir-{corpus_path.resolve().parent.name}"
+    name = collection or f"beir-{corpus_path.resolve().parent.name}" + ("" if chunker == "fixed" else f"-{chunker}")
     try:
         resources = Resources(settings)
-        ensure_corpus_collection(resources, name, documents_by_id)
-    except ModelMissingError as exc:
+        ensure_corpus_collection(resources, name, documents_by_id, chunker)
+    except (ModelMissingError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
     candidates = gather(resources.index, name, selected, depth)
@@ -137,6 +142,7 @@ def eval_retrieval(
         "qrels": str(qrels_path),
         "queries": len(selected),
         "depth": depth,
+        "chunker": chunker,
         "chunk_size": settings.chunk_size,
         "bm25": resources.index.bm25_config.as_dict(),
         "results": results,

@@ -1,0 +1,42 @@
+"""Chunker factory: configuration names a chunker, this builds it with the models it needs.
+
+``fixed`` needs only the generator's tokenizer; ``semantic`` and ``semantic-cluster`` also the embedder; ``raptor``
+also the generator service, which writes the summaries (so vLLM must be running while a RAPTOR collection is
+ingested). Each chunker carries a ``signature`` that enters the documents' index hash, so switching chunkers
+re-chunks on the next ingest instead of silently mixing strategies in one collection.
+"""
+
+from __future__ import annotations
+
+from app.resources import Resources
+from ingest.job import Chunker
+
+CHUNKERS = ("fixed", "semantic", "semantic-cluster", "raptor")
+RAPTOR_LEAF_TOKENS = 100
+
+
+def make_chunker(resources: Resources, name: str) -> Chunker:
+    from ingest.chunkers.fixed import FixedSizeChunker, load_token_counter
+
+    if name not in CHUNKERS:
+        raise ValueError(f"unknown chunker {name!r}; choose one of {', '.join(CHUNKERS)}")
+    settings = resources.settings
+    generator_dir = resources.generator_dir
+    tokenize = load_token_counter(generator_dir)
+    tokens = generator_dir.name
+    if name == "fixed":
+        return FixedSizeChunker(tokenize, settings.chunk_size, settings.chunk_overlap, tokenizer_name=tokens)
+    if name in ("semantic", "semantic-cluster"):
+        from ingest.chunkers.semantic import ClusterSemanticChunker, MaxMinSemanticChunker
+
+        kind = MaxMinSemanticChunker if name == "semantic" else ClusterSemanticChunker
+        chunker = kind(resources.embedder.embed, tokenize, max_tokens=settings.chunk_size)
+        chunker.signature = f"{name}:{settings.chunk_size}:{tokens}"  # type: ignore[attr-defined]
+        return chunker
+    from app.text_generator import VLLMTextGenerator
+    from ingest.chunkers.raptor import RaptorChunker
+
+    leaves = FixedSizeChunker(tokenize, RAPTOR_LEAF_TOKENS, 0, tokenizer_name=tokens)
+    raptor = RaptorChunker(leaves, resources.embedder.embed, VLLMTextGenerator(resources.generator))
+    raptor.signature = f"raptor:{leaves.signature}:{resources.generator.model}"  # type: ignore[attr-defined]
+    return raptor
