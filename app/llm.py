@@ -7,6 +7,7 @@ GPU fleet behind a load balancer, so what is tested is what runs.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import openai
@@ -43,20 +44,26 @@ class OpenAICompatibleGenerator:
         self.model = model
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
 
-    def chat(self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0) -> Completion:
+    @contextmanager
+    def _service_errors(self) -> Iterator[None]:
+        """Turn the client's transport and HTTP errors into one error that names the URL and the fix."""
         try:
-            response = self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=temperature,  # type: ignore[arg-type]
-            )
+            yield
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise _unavailable(self.base_url, exc) from exc
         except openai.APIStatusError as exc:
             raise LLMUnavailableError(
                 f"the LLM service at {self.base_url} answered {exc.status_code}: {exc.message}"
             ) from exc
+
+    def chat(self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0) -> Completion:
+        with self._service_errors():
+            response = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
         choice = response.choices[0]
         usage = response.usage
         return Completion(
@@ -68,7 +75,7 @@ class OpenAICompatibleGenerator:
 
     def stream(self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0) -> Iterator[str]:
         """Yield text deltas as the server produces them."""
-        try:
+        with self._service_errors():
             chunks = self._client.chat.completions.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
@@ -79,15 +86,7 @@ class OpenAICompatibleGenerator:
             for chunk in chunks:
                 if chunk.choices and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            raise _unavailable(self.base_url, exc) from exc
-        except openai.APIStatusError as exc:
-            raise LLMUnavailableError(
-                f"the LLM service at {self.base_url} answered {exc.status_code}: {exc.message}"
-            ) from exc
 
     def served_models(self) -> list[str]:
-        try:
+        with self._service_errors():
             return [model.id for model in self._client.models.list()]
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            raise _unavailable(self.base_url, exc) from exc

@@ -11,7 +11,7 @@ from app.prompting import AssemblePrompt, CheckCitations
 from app.resources import Resources
 from retrieval import filters as filter_lang
 from retrieval.fusion import make_fusion
-from retrieval.stages import BM25Search, Deduplicate, DenseSearch, Fuse, SelectContext
+from retrieval.stages import Deduplicate, Fuse, Search, SelectContext
 from retrieval.types import QueryState, Stage
 
 
@@ -53,8 +53,8 @@ class Pipeline:
         self.resources = resources
         index = resources.index
         self.retrieval: list[Stage] = [
-            BM25Search(index, settings.bm25_top_k),
-            DenseSearch(index, settings.dense_top_k),
+            Search(index, "bm25", settings.bm25_top_k),
+            Search(index, "dense", settings.dense_top_k),
             Fuse(make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)),
             Deduplicate(index, settings.dedup_threshold),
             SelectContext(settings.context_top_k),

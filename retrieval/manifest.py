@@ -48,6 +48,16 @@ CREATE TABLE IF NOT EXISTS stale_vectors (
 """
 
 
+def _retire_chunks(db: sqlite3.Connection, collection: str, doc_id: str) -> None:
+    """Forget a document's chunks, remembering their vectors as stale until the vector store drops them."""
+    db.execute(
+        "INSERT OR IGNORE INTO stale_vectors (collection, id) "
+        "SELECT collection, id FROM chunks WHERE collection = ? AND doc_id = ?",
+        (collection, doc_id),
+    )
+    db.execute("DELETE FROM chunks WHERE collection = ? AND doc_id = ?", (collection, doc_id))
+
+
 @dataclass(frozen=True)
 class DocumentRecord:
     doc_id: str
@@ -103,12 +113,7 @@ class Manifest:
     def begin_replace(self, collection: str, doc_id: str, content_hash: str, chunks: list[Chunk]) -> None:
         """Record the new chunks as pending and remember the vectors they replace."""
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO stale_vectors (collection, id) "
-                "SELECT collection, id FROM chunks WHERE collection = ? AND doc_id = ?",
-                (collection, doc_id),
-            )
-            db.execute("DELETE FROM chunks WHERE collection = ? AND doc_id = ?", (collection, doc_id))
+            _retire_chunks(db, collection, doc_id)
             db.executemany(
                 "INSERT INTO chunks (collection, id, doc_id, position, text, metadata, level, parent_id) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -130,12 +135,7 @@ class Manifest:
     def begin_delete(self, collection: str, doc_id: str) -> None:
         """Forget a document; its vectors become stale until the vector store drops them."""
         with self._transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO stale_vectors (collection, id) "
-                "SELECT collection, id FROM chunks WHERE collection = ? AND doc_id = ?",
-                (collection, doc_id),
-            )
-            db.execute("DELETE FROM chunks WHERE collection = ? AND doc_id = ?", (collection, doc_id))
+            _retire_chunks(db, collection, doc_id)
             db.execute("DELETE FROM documents WHERE collection = ? AND doc_id = ?", (collection, doc_id))
 
     def mark_indexed(self, collection: str, doc_id: str) -> None:

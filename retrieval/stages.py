@@ -12,34 +12,20 @@ def _top_scores(hits: list[Hit], n: int = 10) -> list[dict[str, object]]:
     return [{"chunk_id": h.chunk.id, "doc_id": h.chunk.doc_id, "score": round(h.score, 6)} for h in hits[:n]]
 
 
-class BM25Search:
-    name = "bm25"
+class Search:
+    """One searcher of the index (``bm25`` or ``dense``) as a stage; filters apply inside the search."""
 
-    def __init__(self, index: Index, k: int) -> None:
+    def __init__(self, index: Index, kind: str, k: int) -> None:
+        searches = {"bm25": index.search_bm25, "dense": index.search_dense}
+        if kind not in searches:
+            raise ValueError(f"kind must be one of {', '.join(searches)}, got {kind!r}")
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
-        self.index, self.k = index, k
+        self.name, self.k, self._search = kind, k, searches[kind]
 
     def __call__(self, state: QueryState) -> QueryState:
         with state.traced(self.name) as entry:
-            hits = self.index.search_bm25(state.collection, state.question, self.k, state.filters)
-            state.candidates[self.name] = hits
-            entry.items_out = len(hits)
-            entry.details["hits"] = _top_scores(hits)
-        return state
-
-
-class DenseSearch:
-    name = "dense"
-
-    def __init__(self, index: Index, k: int) -> None:
-        if k <= 0:
-            raise ValueError(f"k must be positive, got {k}")
-        self.index, self.k = index, k
-
-    def __call__(self, state: QueryState) -> QueryState:
-        with state.traced(self.name) as entry:
-            hits = self.index.search_dense(state.collection, state.question, self.k, state.filters)
+            hits = self._search(state.collection, state.question, self.k, state.filters)
             state.candidates[self.name] = hits
             entry.items_out = len(hits)
             entry.details["hits"] = _top_scores(hits)
