@@ -44,6 +44,12 @@ EnvFactory = Callable[..., dict[str, str]]
 
 
 @pytest.fixture(scope="session")
+def settings_for() -> Callable[..., Settings]:
+    """Settings for a data dir, with the provisioned models and the test generator."""
+    return make_settings
+
+
+@pytest.fixture(scope="session")
 def models_env() -> EnvFactory:
     """Environment for a `ragline` subprocess: a given data dir, the provisioned models, the test generator."""
 

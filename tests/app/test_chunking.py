@@ -1,0 +1,43 @@
+"""The chunker factory builds each strategy from settings; switching strategy re-chunks a collection."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app.chunking import make_chunker
+from app.cli import sample_corpus_dir
+from app.resources import Resources
+from ingest.job import ingest_path
+
+
+@pytest.fixture
+def resources(tmp_path: Path, settings_for, embedder_dir: Path, generator_dir: Path) -> Resources:
+    return Resources(settings_for(tmp_path / "data", chunk_size=128, chunk_overlap=16))
+
+
+@pytest.mark.parametrize("name", ["fixed", "semantic", "semantic-cluster", "raptor"])
+def test_factory_builds_each_chunker_with_a_signature(resources: Resources, name: str) -> None:
+    chunker = make_chunker(resources, name)
+    assert chunker.name == name
+    assert name in chunker.signature
+
+
+def test_unknown_chunker_names_the_choices(resources: Resources) -> None:
+    with pytest.raises(ValueError, match="fixed, semantic, semantic-cluster, raptor"):
+        make_chunker(resources, "sentences")
+
+
+def test_switching_chunker_rechunks_every_document(resources: Resources, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(sample_corpus_dir() / "runbooks", corpus)
+    first = ingest_path(resources.index, make_chunker(resources, "fixed"), corpus, "c", progress=False)
+    again = ingest_path(resources.index, make_chunker(resources, "fixed"), corpus, "c", progress=False)
+    semantic = ingest_path(resources.index, make_chunker(resources, "semantic"), corpus, "c", progress=False)
+    assert len(first.added) == 6 and len(again.skipped) == 6
+    assert len(semantic.updated) == 6
+    chunks = resources.index.manifest.chunks("c")
+    assert {c.metadata.get("chunker") for c in chunks} == {"semantic"}
+    assert resources.index.counts("c").consistent
