@@ -36,6 +36,7 @@ def make_chunker(resources: Resources, name: str) -> Chunker:
     from app.text_generator import VLLMTextGenerator
     from ingest.chunkers.raptor import RaptorChunker
 
+    resources.generator.served_models()  # fail before ingesting anything when vLLM is not reachable
     leaves = FixedSizeChunker(tokenize, RAPTOR_LEAF_TOKENS, 0, tokenizer_name=tokens)
     raptor = RaptorChunker(leaves, resources.embedder.embed, VLLMTextGenerator(resources.generator))
     raptor.signature = f"raptor:{leaves.signature}:{resources.generator.model}"  # type: ignore[attr-defined]

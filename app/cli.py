@@ -150,6 +150,7 @@ def ingest_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Ingest files incrementally: unchanged files are skipped, changed ones replaced."""
+    from app.llm import LLMUnavailableError
     from app.resources import ModelMissingError
 
     _configure_logging()
@@ -159,7 +160,7 @@ def ingest_command(
     try:
         extra = parse_metadata(meta or [])
         summary = run_ingest(get_settings(), path, collection, prune=prune, meta=extra, chunker=chunker)
-    except (ModelMissingError, ValueError) as exc:
+    except (ModelMissingError, ValueError, LLMUnavailableError) as exc:
         raise _fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ingest.document import Document
 from ingest.loaders import LoadError, discover, load_document
+from ingest.text_generation import TextGenerationError
 from retrieval.index import DocumentWrite, Index
 from retrieval.types import Chunk
 
@@ -170,7 +171,11 @@ def ingest_documents(
         if previous is not None and previous.content_hash == digest and previous.status == "indexed":
             summary.skipped.append(item.doc_id)
             continue
-        chunks = chunker.chunk(item)
+        try:
+            chunks = chunker.chunk(item)
+        except TextGenerationError as exc:
+            summary.failed[item.doc_id] = f"summaries could not be generated: {exc}"
+            continue
         if not chunks:
             summary.failed[item.doc_id] = "the chunker produced no chunks"
             continue

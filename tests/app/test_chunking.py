@@ -9,20 +9,35 @@ import pytest
 
 from app.chunking import make_chunker
 from app.cli import sample_corpus_dir
+from app.llm import LLMUnavailableError
 from app.resources import Resources
+from app.vllm_server import VLLMServer, free_port
 from ingest.job import ingest_path
 
 
 @pytest.fixture
 def resources(tmp_path: Path, settings_for, embedder_dir: Path, generator_dir: Path) -> Resources:
-    return Resources(settings_for(tmp_path / "data", chunk_size=128, chunk_overlap=16))
+    dead_llm = f"http://127.0.0.1:{free_port()}/v1"
+    return Resources(settings_for(tmp_path / "data", chunk_size=128, chunk_overlap=16, llm_base_url=dead_llm))
 
 
-@pytest.mark.parametrize("name", ["fixed", "semantic", "semantic-cluster", "raptor"])
+@pytest.mark.parametrize("name", ["fixed", "semantic", "semantic-cluster"])
 def test_factory_builds_each_chunker_with_a_signature(resources: Resources, name: str) -> None:
     chunker = make_chunker(resources, name)
     assert chunker.name == name
     assert name in chunker.signature
+
+
+def test_raptor_fails_fast_without_a_reachable_llm(resources: Resources) -> None:
+    with pytest.raises(LLMUnavailableError, match="ragline llm serve"):
+        make_chunker(resources, "raptor")
+
+
+@pytest.mark.vllm
+def test_raptor_is_built_against_the_live_llm(resources: Resources, vllm_server: VLLMServer) -> None:
+    resources.settings = resources.settings.model_copy(update={"llm_base_url": vllm_server.base_url})
+    chunker = make_chunker(resources, "raptor")
+    assert chunker.name == "raptor" and "raptor" in chunker.signature
 
 
 def test_unknown_chunker_names_the_choices(resources: Resources) -> None:
