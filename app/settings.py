@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     # Ingestion
     chunk_size: int = Field(256, ge=16, description="Fixed chunker: chunk size in generator tokens.")
     chunk_overlap: int = Field(32, ge=0, description="Fixed chunker: overlap in generator tokens.")
-    ingest_batch_documents: int = Field(32, ge=1, description="Documents embedded and written per batch.")
+    ingest_batch_documents: int = Field(128, ge=1, description="Documents embedded and written per batch.")
     max_file_mb: float = Field(50.0, gt=0, description="Files above this size are skipped with a reason.")
 
     # Query
