@@ -1,8 +1,8 @@
-"""Prompt layout and citation checking.
+"""Prompt layout, and the two pipeline stages around generation: prompt assembly and the citation check.
 
 The stable part of the prompt (system text) comes first so vLLM's prefix cache can reuse it; evidence is
-numbered and delimited, and is declared to be data, not instructions. After generation every ``[n]`` in the
-answer is mapped back to the chunk shown as source n; numbers that point at nothing are removed and reported.
+numbered and delimited, and is declared to be data, not instructions. The check itself lives in
+``app.citations``.
 """
 
 from __future__ import annotations
