@@ -65,6 +65,7 @@ class Index:
         self._bm25: dict[str, BM25Index] = {}
         self._bm25_stamp: dict[str, int] = {}
         self._chunk_cache: dict[str, dict[str, Chunk]] = {}
+        self._fields_cache: dict[str, tuple[dict[str, Chunk], set[str]]] = {}
 
     # ---- write path -------------------------------------------------------------------------------------
     def write(self, collection: str, documents: Sequence[DocumentWrite], vectors: np.ndarray | None = None) -> None:
@@ -145,11 +146,16 @@ class Index:
         return self._chunk_cache[collection]
 
     def metadata_fields(self, collection: str) -> set[str]:
-        """Every metadata key some chunk of the collection has (plus the fields the store adds)."""
-        keys = {"doc_id", "level"}
-        for chunk in self._chunks_by_id(collection).values():
-            keys.update(chunk.metadata)
-        return keys
+        """Every metadata key some chunk of the collection has (plus the fields the store adds); computed once
+        per version of the collection, not per query."""
+        chunks = self._chunks_by_id(collection)
+        cached = self._fields_cache.get(collection)
+        if cached is None or cached[0] is not chunks:
+            keys = {"doc_id", "level"}
+            for chunk in chunks.values():
+                keys.update(chunk.metadata)
+            cached = self._fields_cache[collection] = (chunks, keys)
+        return cached[1]
 
     def check_filter(self, collection: str, where: Mapping[str, Any] | None) -> None:
         """Reject filters on fields no chunk has: a typo must be an error, not an empty result."""
