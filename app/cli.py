@@ -254,7 +254,7 @@ def serve_command(
     uvicorn.run("app.api.main:create_app", factory=True, host=host, port=port, log_level="info")
 
 
-def _ui_command(settings: Settings, port: int) -> list[str]:
+def _ui_command(port: int) -> list[str]:
     return [
         sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app.py"),
         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
@@ -271,7 +271,7 @@ def ui_command(port: Annotated[int | None, typer.Option(help="Port (default from
     port = port or settings.ui_port
     if not port_is_free("127.0.0.1", port):
         raise _fail(f"port {port} on 127.0.0.1 is already in use: stop what listens there or pass --port")
-    raise typer.Exit(subprocess.call(_ui_command(settings, port)))
+    raise typer.Exit(subprocess.call(_ui_command(port)))
 
 
 def _vllm_server(settings: Settings, model: str | None, port: int | None):
@@ -372,7 +372,7 @@ def demo_command() -> None:
             server.start(settings.vllm_start_timeout_s)
         api_cmd = [sys.executable, "-m", "app.cli", "serve"]
         children.append(subprocess.Popen(api_cmd, start_new_session=True))
-        children.append(subprocess.Popen(_ui_command(settings, settings.ui_port), start_new_session=True))
+        children.append(subprocess.Popen(_ui_command(settings.ui_port), start_new_session=True))
         typer.secho(
             f"\nragline is up:\n  API  http://127.0.0.1:{settings.api_port}/docs\n"
             f"  UI   http://127.0.0.1:{settings.ui_port}\n  LLM  {settings.llm_base_url}\n"

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,15 +217,3 @@ def _write_manifest(spec: ModelSpec, folder: Path) -> None:
         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
-
-
-def install_all(
-    specs: list[ModelSpec], models_dir: Path, *, on_done: Callable[[InstalledModel], None] | None = None
-) -> list[InstalledModel]:
-    results = []
-    for spec in specs:
-        result = install(spec, models_dir)
-        results.append(result)
-        if on_done:
-            on_done(result)
-    return results
