@@ -6,9 +6,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from app.llm import OpenAICompatibleGenerator
 from app.prompting import AssemblePrompt, CheckCitations
 from app.resources import Resources
+from app.settings import Settings
 from retrieval import filters as filter_lang
 from retrieval.fusion import make_fusion
 from retrieval.stages import Deduplicate, Fuse, Search, SelectContext
@@ -46,13 +49,20 @@ class Generate:
 
 
 class Pipeline:
-    """Retrieval stages → prompt → generation → citations; the same object serves CLI, API and UI."""
+    """Retrieval stages → prompt → generation → citations; the same object serves CLI, API and UI.
+
+    ``options`` on a call override settings for that request only (the UI's pipeline switches, an eval config);
+    they are validated like settings, so a typo is an error and not a silently ignored switch.
+    """
 
     def __init__(self, resources: Resources) -> None:
-        settings = resources.settings
         self.resources = resources
-        index = resources.index
-        self.retrieval: list[Stage] = [
+        self.retrieval, self.generate, self.check_citations = self.build(resources.settings)
+
+    def build(self, settings: Settings) -> tuple[list[Stage], Generate, CheckCitations]:
+        """The stages for ``settings``: cheap objects over the shared, already-loaded resources."""
+        index = self.resources.index
+        retrieval: list[Stage] = [
             Search(index, "bm25", settings.bm25_top_k),
             Search(index, "dense", settings.dense_top_k),
             Fuse(make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)),
@@ -60,10 +70,37 @@ class Pipeline:
             SelectContext(settings.context_top_k),
             AssemblePrompt(),
         ]
-        self.generate = Generate(resources.generator, settings.max_answer_tokens, settings.temperature)
-        self.check_citations = CheckCitations()
+        generate = Generate(self.resources.generator, settings.max_answer_tokens, settings.temperature)
+        return retrieval, generate, CheckCitations()
 
-    def _prepare(self, question: str, collection: str, filters: Mapping[str, Any] | None) -> QueryState:
+    def settings_for(self, options: Mapping[str, Any] | None) -> Settings:
+        """Settings with per-request ``options`` applied; unknown names and invalid values raise ``ValueError``."""
+        settings = self.resources.settings
+        if not options:
+            return settings
+        unknown = sorted(set(options) - set(type(settings).model_fields))
+        if unknown:
+            raise ValueError(f"unknown option(s): {', '.join(unknown)}")
+        try:
+            return type(settings).model_validate({**settings.model_dump(), **options})
+        except ValidationError as error:
+            raise ValueError(f"invalid option(s): {error}") from error
+
+    def _stages(self, options: Mapping[str, Any] | None) -> tuple[list[Stage], Generate, CheckCitations]:
+        if not options:
+            return self.retrieval, self.generate, self.check_citations
+        return self.build(self.settings_for(options))
+
+    def _prepare(
+        self,
+        question: str,
+        collection: str,
+        filters: Mapping[str, Any] | None,
+        retrieval: list[Stage],
+        *,
+        history: list[dict[str, str]] | None = None,
+        search_query: str | None = None,
+    ) -> QueryState:
         if not question.strip():
             raise ValueError("the question is empty")
         limit = self.resources.settings.max_question_chars
@@ -75,31 +112,55 @@ class Pipeline:
         index.require_collection(collection)
         where = filter_lang.validate(filters)
         index.check_filter(collection, where)
-        state = QueryState(question=question, collection=collection, filters=where)
-        for stage in self.retrieval:
+        state = QueryState(
+            question=question,
+            collection=collection,
+            filters=where,
+            search_query=search_query,
+            history=list(history or []),
+        )
+        for stage in retrieval:
             state = stage(state)
         return state
 
-    def run(self, question: str, collection: str, filters: Mapping[str, Any] | None = None) -> Answer:
-        state = self.check_citations(self.generate(self._prepare(question, collection, filters)))
-        return self._answer(state)
+    def run(
+        self,
+        question: str,
+        collection: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        history: list[dict[str, str]] | None = None,
+        search_query: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Answer:
+        retrieval, generate, check_citations = self._stages(options)
+        state = self._prepare(question, collection, filters, retrieval, history=history, search_query=search_query)
+        return self._answer(check_citations(generate(state)))
 
     def stream(
-        self, question: str, collection: str, filters: Mapping[str, Any] | None = None
+        self,
+        question: str,
+        collection: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        history: list[dict[str, str]] | None = None,
+        search_query: str | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> Iterator[str | Answer]:
         """Yield answer text deltas, then the final ``Answer`` (citations checked on the full text)."""
-        state = self._prepare(question, collection, filters)
+        retrieval, generate, check_citations = self._stages(options)
+        state = self._prepare(question, collection, filters, retrieval, history=history, search_query=search_query)
         parts: list[str] = []
-        with state.traced(self.generate.name, items_in=len(state.context)) as entry:
+        with state.traced(generate.name, items_in=len(state.context)) as entry:
             for delta in self.resources.generator.stream(
-                state.messages, max_tokens=self.generate.max_tokens, temperature=self.generate.temperature
+                state.messages, max_tokens=generate.max_tokens, temperature=generate.temperature
             ):
                 parts.append(delta)
                 yield delta
             entry.items_out = 1
             entry.details.update(model=self.resources.generator.model, streamed=True)
         state.answer = "".join(parts).strip()
-        yield self._answer(self.check_citations(state))
+        yield self._answer(check_citations(state))
 
     @staticmethod
     def _answer(state: QueryState) -> Answer:
@@ -107,6 +168,7 @@ class Pipeline:
             "question": state.question,
             "collection": state.collection,
             "filters": dict(state.filters) if state.filters else None,
+            "search_query": state.search_query,
             "stages": [entry.as_dict() for entry in state.trace],
             "invalid_citations": state.invalid_citations,
         }

@@ -25,7 +25,7 @@ class Search:
 
     def __call__(self, state: QueryState) -> QueryState:
         with state.traced(self.name) as entry:
-            hits = self._search(state.collection, state.question, self.k, state.filters)
+            hits = self._search(state.collection, state.query, self.k, state.filters)
             state.candidates[self.name] = hits
             entry.items_out = len(hits)
             entry.details["hits"] = _top_scores(hits)

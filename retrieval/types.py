@@ -74,6 +74,10 @@ class QueryState:
     question: str
     collection: str
     filters: Mapping[str, Any] | None = None
+    search_query: str | None = None
+    """What retrieval searches for; a follow-up rewritten into a standalone question. ``None``: the question."""
+    history: list[dict[str, str]] = field(default_factory=list)
+    """Chat messages from memory (session summary, recalled facts, recent turns): the H term of the budget."""
     candidates: dict[str, list[Hit]] = field(default_factory=dict)
     context: list[Hit] = field(default_factory=list)
     messages: list[dict[str, str]] = field(default_factory=list)
@@ -92,6 +96,11 @@ class QueryState:
         finally:
             entry.ms = (time.perf_counter() - started) * 1000
             self.trace.append(entry)
+
+    @property
+    def query(self) -> str:
+        """The text the searchers use."""
+        return self.search_query or self.question
 
 
 class Stage(Protocol):
