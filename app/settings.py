@@ -85,6 +85,31 @@ class Settings(BaseSettings):
     max_answer_tokens: int = Field(384, ge=1, description="Output tokens reserved for the answer.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the generator.")
 
+    # Context assembly (token budget, positioning, compression, abstention)
+    context_budget_tokens: int = Field(
+        3072, ge=256, description="Tokens for prompt plus answer; the prompt gets this less max_answer_tokens."
+    )
+    positioning: Literal["edge", "relevance", "document"] = Field(
+        "edge", description="Evidence order: best first and second-best last (edge), by relevance, or document order."
+    )
+    compression: Literal["off", "auto", "llmlingua", "longllmlingua", "llmlingua2"] = Field(
+        "off", description="Evidence compression; auto compresses only when evidence exceeds its budget share."
+    )
+    compression_model: str = Field("smollm2-135m", description="Registry name or folder of the compression LM.")
+    compression_rate: float = Field(0.5, gt=0, le=1, description="Target share of evidence tokens kept by compression.")
+    abstain_threshold: float = Field(
+        0.0, ge=-1, le=1, description="Best dense cosine below which the answer abstains (0 = never abstain)."
+    )
+    hyde: bool = Field(False, description="Search with a generated hypothetical answer (HyDE) besides the question.")
+
+    # Rerank
+    reranker: str | None = Field(
+        None, description="Registry name or folder of a CrossEncoder (`ragline reranker train`); unset = no rerank."
+    )
+    rerank_top_n: int = Field(30, ge=1, description="Fused, deduplicated candidates the cross-encoder rescores.")
+    rerank_max_length: int = Field(256, ge=16, le=512, description="Cross-encoder input tokens (query + passage).")
+    rerank_batch_size: int = Field(32, ge=1, description="Pairs scored per cross-encoder forward pass.")
+
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, overlap: int, info: Any) -> int:
@@ -92,6 +117,16 @@ class Settings(BaseSettings):
         if size is not None and overlap >= size:
             raise ValueError(f"chunk_overlap ({overlap}) must be smaller than chunk_size ({size})")
         return overlap
+
+    @field_validator("context_budget_tokens")
+    @classmethod
+    def _budget_above_reserve(cls, budget: int, info: Any) -> int:
+        reserve = info.data.get("max_answer_tokens")
+        if reserve is not None and budget <= reserve + 128:
+            raise ValueError(
+                f"context_budget_tokens ({budget}) must exceed max_answer_tokens ({reserve}) by at least 128 tokens"
+            )
+        return budget
 
     @classmethod
     def settings_customise_sources(
