@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     api_port: int = Field(8080, ge=1, le=65535, description="REST API port.")
     ui_port: int = Field(8501, ge=1, le=65535, description="Streamlit UI port.")
 
+    # Service (REST API)
+    api_keys_file: Path | None = Field(
+        None, description="TOML/JSON file mapping API keys (or 'sha256:<hex>') to tenants; unset = open local mode."
+    )
+    max_upload_mb: float = Field(25.0, gt=0, description="Largest upload body POST /v1/documents accepts.")
+    max_request_kb: float = Field(256.0, gt=0, description="Largest JSON request body any other route accepts.")
+
     # Ingestion
     chunk_size: int = Field(256, ge=16, description="Fixed chunker: chunk size in generator tokens.")
     chunk_overlap: int = Field(32, ge=0, description="Fixed chunker: overlap in generator tokens.")
