@@ -1,45 +1,114 @@
-"""ragline chat UI: streamed answers, their cited sources, and the stage-by-stage trace behind each answer.
+"""ragline UI: chat with streamed, cited answers and a context inspector; Documents and Evaluation pages.
 
-A client of the same ``Pipeline`` the CLI and the API use, so what the UI shows is what the service does.
+A client of the same ``Pipeline`` the CLI and the API use, so what the UI shows is what the service does. The
+sidebar's pipeline switches become per-request ``options`` of ``Pipeline.stream``; they appear only for settings
+this build has (see ``app.ui.switches``). Run it with ``ragline ui``.
 """
 
 from __future__ import annotations
 
-import os
+import itertools
+from typing import Any
 
 import streamlit as st
 
 from app.llm import LLMUnavailableError
 from app.pipeline import Answer, Pipeline
-from app.resources import ModelMissingError, Resources
-from app.settings import get_settings
+from app.resources import ModelMissingError
+from app.ui import filters as ui_filters
+from app.ui import views
+from app.ui.state import load_pipeline
+from app.ui.switches import Switch, available_switches, options_from
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-st.set_page_config(page_title="ragline", page_icon="📚", layout="wide")
-
-
-@st.cache_resource
-def load_pipeline() -> Pipeline:
-    return Pipeline(Resources(get_settings()))
+QUESTION_PLACEHOLDER = "Ask a question about your documents"
 
 
-def render_sources(answer: Answer) -> None:
-    if not answer.citations:
-        st.caption("No sources cited.")
-    for citation in answer.citations:
-        with st.expander(f"[{citation['id']}] {citation['title'] or citation['doc_id']} — {citation['source']}"):
-            st.text(citation["text"])
-    with st.expander("Context inspector (trace)"):
-        for stage in answer.trace["stages"]:
-            st.markdown(f"**{stage['stage']}** — {stage['items_in']} in → {stage['items_out']} out, {stage['ms']} ms")
-            hits = stage.get("hits")
-            if hits:
-                st.dataframe(hits, hide_index=True, width="stretch")
+@st.cache_data(ttl=60, show_spinner=False)
+def collection_facets(data_dir: str, collection: str) -> dict[str, list[Any]]:
+    """Filter facets of a collection; cached for a minute, since scanning chunk metadata grows with the corpus."""
+    index = load_pipeline().resources.index
+    return ui_filters.facets(chunk.metadata for chunk in index.manifest.chunks(collection))
 
 
-def main() -> None:
+def switch_widget(switch: Switch, current: dict[str, Any]) -> Any:
+    key = f"switch-{switch.name}"
+    if switch.kind == "choice":
+        return st.selectbox(switch.label, switch.choices, index=switch.choices.index(switch.default), key=key,
+                            help=switch.help)  # fmt: skip
+    if switch.kind == "slider":
+        disabled = current.get("fusion") == "rrf"
+        return st.slider(switch.label, 0.0, 1.0, switch.default, 0.05, key=key, help=switch.help, disabled=disabled)
+    return st.toggle(switch.label, value=bool(switch.default), key=key, help=switch.help)
+
+
+def sidebar(pipeline: Pipeline, collections: list[str]) -> tuple[str, dict[str, Any] | None, dict[str, Any]] | None:
+    """Collection, filter and pipeline switches; ``None`` when the filter the user typed is invalid."""
+    settings = pipeline.resources.settings
+    with st.sidebar:
+        default = collections.index("sample") if "sample" in collections else 0
+        collection = st.selectbox("Collection", collections, index=default, key="collection")
+        st.subheader("Filters")
+        chosen: dict[str, list[Any]] = {}
+        for field, values in collection_facets(str(settings.data_dir), collection).items():
+            picked = st.multiselect(field, values, key=f"facet-{collection}-{field}")
+            if picked:
+                chosen[field] = picked
+        example = '{"effective_date": {"$gte": "2024-01-01"}}'
+        raw = st.text_input("Filter (JSON)", "", key="filter-json", placeholder=example)
+        try:
+            where = ui_filters.build_filter(chosen, raw)
+        except ValueError as exc:
+            st.error(str(exc))
+            where = None
+            invalid = True
+        else:
+            invalid = False
+        st.subheader("Pipeline")
+        values: dict[str, Any] = {}
+        for switch in available_switches(settings):
+            values[switch.name] = switch_widget(switch, values)
+        options = options_from(values, settings)
+        if options:
+            st.caption("This request: " + ", ".join(f"{k}={v}" for k, v in options.items()))
+        st.caption(f"Generator: {pipeline.resources.generator.model} at {settings.llm_base_url}")
+    return None if invalid else (collection, where, options)
+
+
+def memory_history(messages: list[dict[str, Any]], settings: Any, options: dict[str, Any]) -> list[dict[str, str]]:
+    """The recent turns sent as chat history (the H term) when memory is on; none when it is off or absent."""
+    if "memory" not in type(settings).model_fields or not options.get("memory", settings.memory):
+        return []
+    turns = getattr(settings, "memory_active_turns", 3)
+    return [{"role": m["role"], "content": m["content"]} for m in messages[-2 * turns :]]
+
+
+def ask(pipeline: Pipeline, question: str, collection: str, where: dict[str, Any] | None, options: dict[str, Any],
+        history: list[dict[str, str]]) -> Answer | None:  # fmt: skip
+    """Stream the answer into the chat; errors the user can act on are shown, not raised."""
+    placeholder = st.empty()
+    text = ""
+    answer: Answer | None = None
+    try:
+        with st.spinner("Retrieving evidence…"):
+            parts = pipeline.stream(question, collection, where, history=history or None, options=options or None)
+            first = next(parts)
+        for part in itertools.chain([first], parts):
+            if isinstance(part, Answer):
+                answer = part
+            else:
+                text += part
+                placeholder.markdown(text + "▌")
+    except (LLMUnavailableError, LookupError, ValueError) as exc:
+        placeholder.error(str(exc))
+        return None
+    if answer is None:
+        placeholder.error("the pipeline ended without an answer")
+        return None
+    placeholder.markdown(answer.text)
+    return answer
+
+
+def chat_page() -> None:
     st.title("ragline")
     try:
         pipeline = load_pipeline()
@@ -47,49 +116,44 @@ def main() -> None:
     except ModelMissingError as exc:
         st.error(str(exc))
         st.stop()
-    with st.sidebar:
-        st.header("Settings")
-        if not collections:
-            st.warning("No collection yet: run `ragline ingest PATH --collection NAME`.")
-            st.stop()
-        collection = st.selectbox(
-            "Collection", collections, index=collections.index("sample") if "sample" in collections else 0
-        )
-        region = st.text_input("Filter: region (optional)", "")
-        st.caption(f"Generator: {pipeline.resources.generator.model} at {pipeline.resources.settings.llm_base_url}")
-    filters = {"region": region.strip()} if region.strip() else None
-
-    history = st.session_state.setdefault("history", [])
-    for turn in history:
-        with st.chat_message(turn["role"]):
-            st.markdown(turn["content"])
-            if turn.get("answer"):
-                render_sources(turn["answer"])
-
-    question = st.chat_input("Ask a question about your documents")
-    if not question:
+    if not collections:
+        st.warning("No collection yet: upload documents on the Documents page or run `ragline ingest PATH`.")
+        st.stop()
+    chosen = sidebar(pipeline, collections)
+    messages: list[dict[str, Any]] = st.session_state.setdefault("messages", [])
+    index = pipeline.resources.index
+    for number, message in enumerate(messages):
+        with st.chat_message(message["role"]):
+            st.markdown(message["content"])
+            if message.get("answer") is not None:
+                views.render_answer(message["answer"], index, key=f"answer-{number}")
+    question = st.chat_input(QUESTION_PLACEHOLDER)
+    if not question or chosen is None:
         return
-    history.append({"role": "user", "content": question})
+    collection, where, options = chosen
+    history = memory_history(messages, pipeline.resources.settings, options)
+    messages.append({"role": "user", "content": question})
     with st.chat_message("user"):
         st.markdown(question)
     with st.chat_message("assistant"):
-        placeholder = st.empty()
-        text = ""
-        answer: Answer | None = None
-        try:
-            for part in pipeline.stream(question, collection, filters):
-                if isinstance(part, Answer):
-                    answer = part
-                else:
-                    text += part
-                    placeholder.markdown(text + "▌")
-        except (LLMUnavailableError, LookupError, ValueError) as exc:
-            placeholder.error(str(exc))
+        answer = ask(pipeline, question, collection, where, options, history)
+        if answer is None:
+            messages.pop()
             return
-        assert answer is not None
-        placeholder.markdown(answer.text)
-        render_sources(answer)
-    history.append({"role": "assistant", "content": answer.text, "answer": answer})
+        views.render_answer(answer, index, key=f"answer-{len(messages)}")
+    messages.append({"role": "assistant", "content": answer.text, "answer": answer})
+
+
+def main() -> None:
+    st.set_page_config(page_title="ragline", page_icon="📚", layout="wide")
+    navigation = st.navigation(
+        [
+            st.Page(chat_page, title="Chat", icon="💬", default=True),
+            st.Page("pages/1_Documents.py", title="Documents", icon="📄", url_path="documents"),
+            st.Page("pages/2_Evaluation.py", title="Evaluation", icon="📊", url_path="evaluation"),
+        ]
+    )
+    navigation.run()
 
 
 main()
