@@ -8,16 +8,16 @@ this build has (see ``app.ui.switches``). Run it with ``ragline ui``.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import streamlit as st
 
-from app.llm import LLMUnavailableError
 from app.pipeline import Answer, Pipeline
 from app.resources import ModelMissingError
 from app.ui import filters as ui_filters
 from app.ui import views
-from app.ui.state import load_pipeline
+from app.ui.state import load_memory, load_pipeline, memory_available, memory_session
 from app.ui.switches import Switch, available_switches, options_from
 
 QUESTION_PLACEHOLDER = "Ask a question about your documents"
@@ -74,31 +74,38 @@ def sidebar(pipeline: Pipeline, collections: list[str]) -> tuple[str, dict[str, 
     return None if invalid else (collection, where, options)
 
 
-def memory_history(messages: list[dict[str, Any]], settings: Any, options: dict[str, Any]) -> list[dict[str, str]]:
-    """The recent turns sent as chat history (the H term) when memory is on; none when it is off or absent."""
-    if "memory" not in type(settings).model_fields or not options.get("memory", settings.memory):
-        return []
-    turns = getattr(settings, "memory_active_turns", 3)
-    return [{"role": m["role"], "content": m["content"]} for m in messages[-2 * turns :]]
+def answer_stream(
+    pipeline: Pipeline, question: str, collection: str, where: dict[str, Any] | None, options: dict[str, Any]
+) -> Iterator[str | Answer]:
+    """Through the conversation-memory service when memory is on for this request, else the pipeline directly."""
+    settings = pipeline.resources.settings
+    if memory_available() and options.get("memory", getattr(settings, "memory", False)):
+        service = load_memory()
+        session_id = memory_session(service, collection)
+        return service.stream(session_id, question, filters=where, options=options or None)
+    return pipeline.stream(question, collection, where, options=options or None)
 
 
-def ask(pipeline: Pipeline, question: str, collection: str, where: dict[str, Any] | None, options: dict[str, Any],
-        history: list[dict[str, str]]) -> Answer | None:  # fmt: skip
+def ask(
+    pipeline: Pipeline, question: str, collection: str, where: dict[str, Any] | None, options: dict[str, Any]
+) -> Answer | None:
     """Stream the answer into the chat; errors the user can act on are shown, not raised."""
     placeholder = st.empty()
     text = ""
     answer: Answer | None = None
     try:
         with st.spinner("Retrieving evidence…"):
-            parts = pipeline.stream(question, collection, where, history=history or None, options=options or None)
-            first = next(parts)
+            parts = answer_stream(pipeline, question, collection, where, options)
+            first = next(parts)  # retrieval runs here; the spinner covers it
         for part in itertools.chain([first], parts):
             if isinstance(part, Answer):
                 answer = part
             else:
                 text += part
                 placeholder.markdown(text + "▌")
-    except (LLMUnavailableError, LookupError, ValueError) as exc:
+    except (ModelMissingError, RuntimeError, LookupError, ValueError) as exc:
+        # The typed errors of the services: LLM unreachable, summaries not generated and session busy are
+        # RuntimeErrors; unknown collection or session LookupErrors; bad question, filter or option ValueErrors.
         placeholder.error(str(exc))
         return None
     if answer is None:
@@ -113,7 +120,7 @@ def chat_page() -> None:
     try:
         pipeline = load_pipeline()
         collections = pipeline.resources.index.collections()
-    except ModelMissingError as exc:
+    except (ModelMissingError, ValueError) as exc:  # a model not provisioned, a reranker folder that is not one
         st.error(str(exc))
         st.stop()
     if not collections:
@@ -131,12 +138,11 @@ def chat_page() -> None:
     if not question or chosen is None:
         return
     collection, where, options = chosen
-    history = memory_history(messages, pipeline.resources.settings, options)
     messages.append({"role": "user", "content": question})
     with st.chat_message("user"):
         st.markdown(question)
     with st.chat_message("assistant"):
-        answer = ask(pipeline, question, collection, where, options, history)
+        answer = ask(pipeline, question, collection, where, options)
         if answer is None:
             messages.pop()
             return

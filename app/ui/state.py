@@ -6,7 +6,10 @@ URL) gets its own resources, and an unchanged one never reloads a model on a rer
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import uuid
+from typing import Any
 
 import streamlit as st
 
@@ -32,3 +35,28 @@ def load_pipeline() -> Pipeline:
 
 def load_resources() -> Resources:
     return load_pipeline().resources
+
+
+@st.cache_resource(show_spinner=False)
+def _memory_for(settings_json: str) -> Any:
+    from app.memory_wiring import build_memory_service
+
+    return build_memory_service(_pipeline_for(settings_json).resources, _pipeline_for(settings_json))
+
+
+def memory_available() -> bool:
+    """Whether this build has conversation memory (the setting and the service that implements it)."""
+    return "memory" in Settings.model_fields and importlib.util.find_spec("app.memory_wiring") is not None
+
+
+def load_memory() -> Any:
+    """The shared conversation-memory service (sessions, summaries, recall) for the current settings."""
+    return _memory_for(get_settings().model_dump_json())
+
+
+def memory_session(service: Any, collection: str) -> str:
+    """This browser session's memory session for ``collection``: one per collection, created on first use."""
+    sessions: dict[str, str] = st.session_state.setdefault("memory-sessions", {})
+    if collection not in sessions:
+        sessions[collection] = service.create_session(f"ui-{uuid.uuid4().hex[:16]}", collection=collection).id
+    return sessions[collection]
