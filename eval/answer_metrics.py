@@ -1,0 +1,53 @@
+"""Per-answer metrics for QA evaluation: exact match, token F1, containment and abstention.
+
+EM, F1 and containment are the SQuAD / NQ-open definitions from ``eval.metrics`` (shared with the rest of the
+evaluation code so every report normalizes answers the same way). Abstention is scored separately: a model that
+says "I don't know" is neither right nor wrong on the facts, and the rate at which it abstains is a property of
+the pipeline that must be visible on its own (a compression setting that doubles abstentions looks like a drop in
+EM otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from eval.metrics import contains_answer, exact_match, token_f1
+
+__all__ = ["abstained", "answer_scores"]
+
+_ABSTAIN = re.compile(
+    r"\b(i\s+(?:do\s+not|don'?t|dont)\s+know"
+    r"|(?:the\s+)?sources?\s+do(?:es)?\s+not\s+(?:contain|provide|mention|say)"
+    r"|i\s+(?:cannot|can'?t|am\s+unable\s+to)\s+(?:answer|find))\b",
+    re.IGNORECASE,
+)
+
+
+def abstained(answer: str, trace: Mapping[str, Any] | None = None) -> bool:
+    """True when the pipeline declined to answer.
+
+    Either an abstention stage said so in the trace (``abstained: true`` on any stage entry), or the text is an
+    "I don't know" style refusal, which the system prompt asks the model to give when the sources lack the answer.
+    Curly apostrophes are folded first because small models emit both.
+    """
+    for stage in (trace or {}).get("stages", []):
+        if isinstance(stage, Mapping) and stage.get("abstained") is True:
+            return True
+    return bool(_ABSTAIN.search(answer.replace("\u2019", "'")))
+
+
+def answer_scores(answer: str, answers: Sequence[str], trace: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """EM, token F1 and containment against the gold ``answers`` (max over them), plus abstention as 0/1.
+
+    Without gold answers only abstention is defined; the other keys are left out rather than scored as 0.
+    """
+    scores: dict[str, float] = {"abstained": float(abstained(answer, trace))}
+    if answers:
+        scores.update(
+            exact_match=exact_match(answer, answers),
+            token_f1=token_f1(answer, answers),
+            contains=contains_answer(answer, answers),
+        )
+    return scores
