@@ -8,13 +8,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.context.factory import context_stages
+from app.context.outcome import settle
+from app.context.tokens import TokenCounter
 from app.llm import OpenAICompatibleGenerator
-from app.prompting import AssemblePrompt, CheckCitations
+from app.prompting import CheckCitations
 from app.resources import Resources
 from app.settings import Settings
 from retrieval import filters as filter_lang
 from retrieval.fusion import make_fusion
-from retrieval.stages import Deduplicate, Fuse, Search, SelectContext
+from retrieval.stages import Deduplicate, Fuse, Search
 from retrieval.types import QueryState, Stage
 
 
@@ -36,14 +39,18 @@ class Generate:
 
     def __call__(self, state: QueryState) -> QueryState:
         with state.traced(self.name, items_in=len(state.context)) as entry:
+            if state.abstained:
+                entry.details.update(skipped="abstained")
+                return state
             completion = self.generator.chat(state.messages, max_tokens=self.max_tokens, temperature=self.temperature)
-            state.answer = completion.text.strip()
+            state.answer, notes = settle(completion.text, completion.finish_reason)
             entry.items_out = 1
             entry.details.update(
                 model=self.generator.model,
                 prompt_tokens=completion.prompt_tokens,
                 completion_tokens=completion.completion_tokens,
                 finish_reason=completion.finish_reason,
+                **notes,
             )
         return state
 
@@ -67,8 +74,7 @@ class Pipeline:
             Search(index, "dense", settings.dense_top_k),
             Fuse(make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)),
             Deduplicate(index, settings.dedup_threshold),
-            SelectContext(settings.context_top_k),
-            AssemblePrompt(),
+            *context_stages(self.resources, settings),
         ]
         generate = Generate(self.resources.generator, settings.max_answer_tokens, settings.temperature)
         return retrieval, generate, CheckCitations()
@@ -150,6 +156,10 @@ class Pipeline:
         """Yield answer text deltas, then the final ``Answer`` (citations checked on the full text)."""
         retrieval, generate, check_citations = self._stages(options)
         state = self._prepare(question, collection, filters, retrieval, history=history, search_query=search_query)
+        if state.abstained:
+            yield state.answer
+            yield self._answer(check_citations(generate(state)))
+            return
         parts: list[str] = []
         with state.traced(generate.name, items_in=len(state.context)) as entry:
             for delta in self.resources.generator.stream(
@@ -157,9 +167,14 @@ class Pipeline:
             ):
                 parts.append(delta)
                 yield delta
+            raw = "".join(parts)
+            # the stream carries no finish reason: an answer that used every allowed token was cut
+            at_limit = bool(raw) and TokenCounter(self.resources.generator_dir).count(raw) >= generate.max_tokens
+            state.answer, notes = settle(raw, "length" if at_limit else "stop")
             entry.items_out = 1
-            entry.details.update(model=self.resources.generator.model, streamed=True)
-        state.answer = "".join(parts).strip()
+            entry.details.update(model=self.resources.generator.model, streamed=True, **notes)
+        if notes.get("empty"):
+            yield state.answer
         yield self._answer(check_citations(state))
 
     @staticmethod

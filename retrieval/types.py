@@ -84,6 +84,8 @@ class QueryState:
     answer: str = ""
     citations: list[dict[str, Any]] = field(default_factory=list)
     invalid_citations: list[int] = field(default_factory=list)
+    abstained: bool = False
+    """The evidence was too weak to answer: ``answer`` says so and generation is skipped."""
     trace: list[TraceEntry] = field(default_factory=list)
 
     @contextmanager

@@ -1,0 +1,76 @@
+"""When the evidence is too weak, say so instead of guessing.
+
+The decision uses the best dense (cosine) score of the query against the collection: unlike fused scores, which
+are normalised per query so that the best hit always scores near 1, a cosine is comparable across queries, and it
+exists whether or not a reranker runs. ``abstain_threshold`` is calibrated with ``ragline eval abstention``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retrieval.types import Hit, QueryState
+
+CLOSEST_SOURCES = 3
+
+
+@dataclass(frozen=True)
+class Abstention:
+    score: float | None
+    threshold: float
+    abstain: bool
+
+
+def best_dense_score(state: QueryState) -> float | None:
+    dense = state.candidates.get("dense") or []
+    return max((hit.score for hit in dense), default=None)
+
+
+def decide(state: QueryState, threshold: float) -> Abstention:
+    """Abstain when the best dense score is below ``threshold`` (a threshold of 0 or below never abstains)."""
+    score = best_dense_score(state)
+    if threshold <= 0:
+        return Abstention(score, threshold, False)
+    return Abstention(score, threshold, score is None or score < threshold)
+
+
+def closest_sources(hits: list[Hit], n: int = CLOSEST_SOURCES) -> list[dict[str, object]]:
+    return [
+        {
+            "doc_id": hit.chunk.doc_id,
+            "chunk_id": hit.chunk.id,
+            "title": hit.chunk.metadata.get("title") or hit.chunk.doc_id,
+            "score": round(hit.score, 4),
+        }
+        for hit in hits[:n]
+    ]
+
+
+def abstention_text(sources: list[dict[str, object]]) -> str:
+    """The answer when abstaining: no claim, no citation marker, only where a reader might look next."""
+    text = "I don't know: the documents I can search do not answer this question."
+    if sources:
+        listed = "; ".join(f"{s['title']} ({s['doc_id']})" for s in sources)
+        text += f" The closest sources I found are: {listed}."
+    return text
+
+
+class AbstainGate:
+    """Marks the state as abstaining and writes the abstention answer; generation is then skipped."""
+
+    name = "abstain"
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def __call__(self, state: QueryState) -> QueryState:
+        with state.traced(self.name, items_in=len(state.context)) as entry:
+            decision = decide(state, self.threshold)
+            entry.details.update(score=decision.score, threshold=decision.threshold, abstain=decision.abstain)
+            if decision.abstain:
+                ranked = state.candidates.get("selected") or state.context
+                sources = closest_sources(ranked)
+                state.abstained, state.answer = True, abstention_text(sources)
+                entry.details["closest_sources"] = sources
+            entry.items_out = 0 if decision.abstain else len(state.context)
+        return state

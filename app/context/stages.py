@@ -1,0 +1,94 @@
+"""The context stages between selection and assembly: positioning and compression."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from app.context.compression import EvidenceCompressor, timed_compress
+from retrieval.types import Hit, QueryState
+
+
+class PositionContext:
+    """Reorders ``state.context`` (edge, relevance or document order) and traces the final order."""
+
+    name = "position"
+
+    def __init__(self, positioning: str, order: Callable[[Sequence[Hit]], list[Hit]]) -> None:
+        self.positioning, self.order = positioning, order
+
+    def __call__(self, state: QueryState) -> QueryState:
+        with state.traced(self.name, items_in=len(state.context)) as entry:
+            rank = {h.chunk.id: i + 1 for i, h in enumerate(state.context)}
+            state.context = self.order(state.context)
+            entry.items_out = len(state.context)
+            entry.details.update(
+                positioning=self.positioning,
+                order=[h.chunk.id for h in state.context],
+                relevance_ranks=[rank[h.chunk.id] for h in state.context],
+            )
+        return state
+
+
+class CompressContext:
+    """Compresses evidence text for the prompt; ``state.context`` keeps the originals for the citation check.
+
+    ``mode`` is ``always`` (an explicit LLMLingua method) or ``auto``: compress only when the selected evidence
+    exceeds ``allowance(state)``, the evidence share of the budget. The compressed texts go to
+    ``candidates["compressed"]``, which the assembler uses in place of the chunk text. The compressor is built by
+    ``load`` on first need, so ``auto`` costs nothing while evidence fits.
+    """
+
+    name = "compress"
+
+    def __init__(
+        self,
+        mode: str,
+        load: Callable[[], EvidenceCompressor],
+        measure: Callable[[Hit], int],
+        allowance: Callable[[QueryState], int] | None = None,
+    ) -> None:
+        if mode not in ("always", "auto"):
+            raise ValueError(f"mode must be always or auto, got {mode!r}")
+        if mode == "auto" and allowance is None:
+            raise ValueError("auto compression needs the evidence allowance")
+        self.mode, self.load, self.measure, self.allowance = mode, load, measure, allowance
+
+    def __call__(self, state: QueryState) -> QueryState:
+        with state.traced(self.name, items_in=len(state.context)) as entry:
+            tokens = sum(self.measure(h) for h in state.context)
+            entry.details.update(mode=self.mode, evidence_tokens=tokens)
+            if self.mode == "auto":
+                assert self.allowance is not None
+                room = self.allowance(state)
+                entry.details["allowance"] = room
+                if tokens <= room:
+                    entry.details["compressed"] = False
+                    entry.items_out = len(state.context)
+                    return state
+            compressor = self.load()
+            compressed, per_source, before, after, spent_ms = [], [], 0, 0, 0.0
+            for hit in state.context:
+                result, ms = timed_compress(compressor, hit.chunk.text, state.question)
+                compressed.append(Hit(replace(hit.chunk, text=result.text), hit.score, hit.stage))
+                before, after, spent_ms = before + result.tokens_before, after + result.tokens_after, spent_ms + ms
+                per_source.append(
+                    {
+                        "chunk_id": hit.chunk.id,
+                        "before": result.tokens_before,
+                        "after": result.tokens_after,
+                        "verbatim": result.verbatim,
+                    }
+                )
+            state.candidates["compressed"] = compressed
+            entry.items_out = len(compressed)
+            entry.details.update(
+                compressed=True,
+                method=compressor.method,
+                tokens_before=before,
+                tokens_after=after,
+                ratio=round(before / after, 3) if after else None,
+                compress_ms=round(spent_ms, 1),
+                sources=per_source,
+            )
+        return state
