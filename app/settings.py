@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(25.0, gt=0, description="Largest upload body POST /v1/documents accepts.")
     max_request_kb: float = Field(256.0, gt=0, description="Largest JSON request body any other route accepts.")
 
+    @field_validator("api_keys_file", mode="before")
+    @classmethod
+    def _empty_keys_file_is_unset(cls, value: Any) -> Any:
+        """``RAGLINE_API_KEYS_FILE=`` (as compose passes an unset variable) means no keys file, not ``.``."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     # Ingestion
     chunk_size: int = Field(256, ge=16, description="Fixed chunker: chunk size in generator tokens.")
     chunk_overlap: int = Field(32, ge=0, description="Fixed chunker: overlap in generator tokens.")

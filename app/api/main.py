@@ -2,17 +2,53 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
-from app.api.routes import health, query
+from app.api.errors import install_error_handlers
+from app.api.limits import BodySizeLimit
+from app.api.metrics import MetricsMiddleware
+from app.api.routes import documents, health, openai_compat, query, sessions
+from app.api.state import ServiceState
+from app.resources import Resources
+from app.settings import get_settings
+
+log = logging.getLogger("ragline.api")
+UPLOAD_PATHS = ("/v1/documents",)
 
 
-def create_app() -> FastAPI:
+def create_app(resources: Resources | None = None) -> FastAPI:
+    """The API over ``resources`` (default: built from the process settings on first use)."""
+    settings = resources.settings if resources is not None else get_settings()
+    state = ServiceState(settings, resources)
+    log.log(logging.WARNING if state.keys.open else logging.INFO, "ragline API: %s", state.keys.describe())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.shutdown()
+
     api = FastAPI(
         title="ragline",
         version="0.1.0",
         description="Grounded, cited answers from your documents, served offline.",
+        lifespan=lifespan,
     )
+    api.state.ragline = state
+    install_error_handlers(api)
     api.include_router(health.router)
     api.include_router(query.router)
+    api.include_router(sessions.router)
+    api.include_router(documents.router)
+    api.include_router(openai_compat.router)
+    api.add_middleware(
+        BodySizeLimit,
+        request_bytes=int(settings.max_request_kb * 1024),
+        upload_bytes=int(settings.max_upload_mb * 1024 * 1024),
+        upload_paths=UPLOAD_PATHS,
+    )
+    api.add_middleware(MetricsMiddleware, metrics=state.metrics, router_app=api)
     return api

@@ -1,11 +1,12 @@
-"""Liveness and readiness: ready means the vector store and the LLM service both answer."""
+"""Liveness, readiness and metrics: ready means the vector store and the LLM service both answer."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.api.deps import ResourcesDep
+from app.api.deps import MetricsDep, ResourcesDep
 from app.vllm_server import is_ready
 
 router = APIRouter(tags=["health"])
@@ -28,3 +29,13 @@ def readyz(resources: ResourcesDep) -> JSONResponse:
     checks["llm"] = "ok" if is_ready(llm_url) else f"unreachable at {llm_url}"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"}},
+)
+def metrics(registry: MetricsDep) -> Response:
+    """Request counts and latency by route and status, per-stage query latency, generator tokens."""
+    return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)

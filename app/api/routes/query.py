@@ -4,33 +4,51 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from app.api.deps import PipelineDep, ResourcesDep
+from app.api.deps import MetricsDep, PipelineDep, TenantDep
+from app.api.errors import error_body, error_responses, pipeline_errors
+from app.api.options import request_options
+from app.api.routes.sessions import session_pipeline
+from app.api.tenancy import COLLECTION_PATTERN, require_collection
 from app.llm import LLMUnavailableError
 from app.pipeline import Answer
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["query"])
+
+FILTERS_DESCRIPTION = (
+    "Metadata filter: {'region': 'EU', 'effective_date': {'$gte': '2024-01-01'}}; operators "
+    "$eq $ne $in $nin $gt $gte $lt $lte $and $or; ISO dates compare as dates."
+)
 
 
 class QueryRequest(BaseModel):
     question: str = Field(
         min_length=1, max_length=100_000, description="Limited further by RAGLINE_MAX_QUESTION_CHARS."
     )
-    collection: str = Field("sample", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+    collection: str = Field("sample", pattern=COLLECTION_PATTERN)
     filters: dict[str, Any] | None = Field(
         None,
-        description="Metadata filter: {'region': 'EU', 'effective_date': {'$gte': '2024-01-01'}}; operators "
-        "$eq $ne $in $nin $gt $gte $lt $lte $and $or; ISO dates compare as dates.",
+        description=FILTERS_DESCRIPTION,
         examples=[
             {"region": "EU"},
             {"$and": [{"region": {"$in": ["EU", "UK"]}}, {"effective_date": {"$gte": "2024-01-01"}}]},
         ],
+    )
+    session_id: str | None = Field(
+        None, max_length=128, description="Conversation to continue; the answer joins its memory."
+    )
+    options: dict[str, Any] | None = Field(
+        None,
+        description="Per-request pipeline settings (names as in `ragline config show`), e.g. {'context_top_k': 6}.",
+        examples=[{"fusion": "rrf", "context_top_k": 6}],
     )
     stream: bool = False
 
@@ -50,30 +68,56 @@ class QueryResponse(BaseModel):
     trace: dict[str, Any]
 
 
-@router.post("/query", response_model=QueryResponse, responses={404: {}, 422: {}, 503: {}})
-def query(request: QueryRequest, pipeline: PipelineDep) -> Any:
-    try:
-        if request.stream:
-            iterator = pipeline.stream(request.question, request.collection, request.filters)
-            first = next(iterator)  # surfaces lookup and connection errors before the stream starts
-            return StreamingResponse(_sse(first, iterator), media_type="text/event-stream")
-        return pipeline.run(request.question, request.collection, request.filters).as_dict()
-    except LookupError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
-    except ValueError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
-    except LLMUnavailableError as exc:
-        raise HTTPException(status_code=503, detail=str(exc)) from None
+def public_answer(answer: Answer, logical_collection: str) -> dict[str, Any]:
+    """The answer as clients see it: the collection by the tenant's own name, not the stored one."""
+    body = answer.as_dict()
+    body["trace"] = {**body["trace"], "collection": logical_collection}
+    return body
 
 
-def _sse(first: str | Answer, rest: Iterator[str | Answer]) -> Iterator[str]:
-    for part in itertools.chain([first], rest):
-        if isinstance(part, Answer):
-            yield f"event: answer\ndata: {json.dumps(part.as_dict(), ensure_ascii=False)}\n\n"
+@router.post(
+    "/query",
+    response_model=QueryResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE events when stream is true"},
+        **error_responses(401, 404, 413, 422, 503),
+    },
+)
+def query(request: QueryRequest, pipeline: PipelineDep, tenant: TenantDep, metrics: MetricsDep) -> Any:
+    with pipeline_errors():
+        if request.session_id is not None:  # a conversation turn, through memory: see app/api/routes/sessions.py
+            pipeline, collection = session_pipeline(pipeline, tenant, request.session_id)  # type: ignore[assignment]
         else:
-            yield f"event: delta\ndata: {json.dumps({'text': part}, ensure_ascii=False)}\n\n"
+            collection = require_collection(pipeline.resources.index, tenant, request.collection)
+        call: dict[str, Any] = {"filters": request.filters, "options": request_options(request.options)}
+        if request.stream:
+            iterator = pipeline.stream(request.question, collection, **call)
+            first = next(iterator)  # surfaces lookup and connection errors before the stream starts
+            events = _sse(first, iterator, lambda answer: _finish(answer, request.collection, metrics))
+            return StreamingResponse(events, media_type="text/event-stream")
+        answer = pipeline.run(request.question, collection, **call)
+    return _finish(answer, request.collection, metrics)
 
 
-@router.get("/collections")
-def collections(resources: ResourcesDep) -> dict[str, list[str]]:
-    return {"collections": resources.index.collections()}
+def _finish(answer: Answer, logical_collection: str, metrics: Any) -> dict[str, Any]:
+    body = public_answer(answer, logical_collection)
+    metrics.observe_trace(body["trace"], surface="query")
+    return body
+
+
+def _sse(
+    first: str | Answer, rest: Iterator[str | Answer], finish: Callable[[Answer], dict[str, Any]]
+) -> Iterator[str]:
+    """Delta events, then one ``answer`` event; a failure mid-stream becomes an ``error`` event (the status
+    line has already been sent)."""
+    try:
+        for part in itertools.chain([first], rest):
+            if isinstance(part, Answer):
+                yield f"event: answer\ndata: {json.dumps(finish(part), ensure_ascii=False)}\n\n"
+            else:
+                yield f"event: delta\ndata: {json.dumps({'text': part}, ensure_ascii=False)}\n\n"
+    except LLMUnavailableError as exc:
+        yield f"event: error\ndata: {json.dumps(error_body(503, str(exc)))}\n\n"
+    except Exception:
+        log.exception("query stream failed")
+        yield f"event: error\ndata: {json.dumps(error_body(500, 'internal error; the server log has the details'))}\n\n"

@@ -1,0 +1,136 @@
+"""One JSON error shape for every failure, so a client (or a person with curl) always learns what to fix.
+
+Body: ``{"error": {"type": ..., "message": ..., "details": ...}}`` — the shape OpenAI clients already parse, so
+the OpenAI-compatible routes and the REST routes fail the same way. An unexpected exception becomes a 500 with a
+generic message; the traceback goes to the server log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.llm import LLMUnavailableError
+from app.resources import ModelMissingError
+
+log = logging.getLogger(__name__)
+
+ERROR_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    503: "service_unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error the client can act on: an HTTP status and a message that says what to change."""
+
+    def __init__(self, status: int, message: str, *, details: Any = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.details, self.headers = status, message, details, headers
+
+
+def error_body(status: int, message: str, details: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": ERROR_TYPES.get(status, "error"), "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def error_response(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None):
+    return JSONResponse(error_body(status, message, details), status_code=status, headers=headers)
+
+
+# Documented on every route that can fail with a client error, so the OpenAPI contract names the shape.
+ERROR_SCHEMA: dict[str, Any] = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["type", "message"],
+                        "properties": {"type": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+                    }
+                },
+            }
+        }
+    }
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"description": ERROR_TYPES.get(status, "error"), **ERROR_SCHEMA} for status in statuses}
+
+
+@contextmanager
+def pipeline_errors() -> Iterator[None]:
+    """Map the pipeline's typed errors to client errors: unknown collection 404, bad input 422, LLM down 503."""
+    try:
+        yield
+    except LookupError as exc:
+        raise ApiError(404, str(exc).strip("'\"")) from None
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+    except (LLMUnavailableError, ModelMissingError) as exc:
+        raise ApiError(503, str(exc)) from None
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            where = error.get("loc", ("body", "?"))[-1]
+            return f"the request body is not valid JSON (error near character {where}); send a JSON object"
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.message, exc.details, exc.headers)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {k: v for k, v in error.items() if k in ("type", "loc", "msg")} for error in exc.errors()
+        ]  # the raw input is left out: it can be large, and it is the client's own
+        return error_response(422, _validation_message(errors), errors)
+
+    async def dependency_down(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(503, str(exc))
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error; the server log has the details")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(LLMUnavailableError, dependency_down)
+    app.add_exception_handler(ModelMissingError, dependency_down)
+    app.add_exception_handler(Exception, unexpected)

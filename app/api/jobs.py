@@ -1,0 +1,251 @@
+"""Ingestion jobs for uploads: saved to disk, run one at a time in a background thread, progress kept in SQLite.
+
+The job table lives in ``<data_dir>/ragline.sqlite`` beside the manifest, so a restarted API still shows every
+job's final state. A job that was queued or running when the process died is marked ``interrupted`` on the next
+start (its upload was the only copy, so the user uploads again; the index itself is repaired by the next ingest).
+One API process runs the jobs of a data dir: a second replica would mark the first one's running jobs interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.chunking import make_chunker
+from app.resources import Resources
+from ingest.document import Document
+from ingest.job import Chunker, LoadFailure, ingest_documents
+from ingest.loaders import LoadError, discover, load_document
+from retrieval.types import Chunk
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ingest_jobs (
+    id TEXT PRIMARY KEY,
+    tenant TEXT,
+    collection TEXT NOT NULL,
+    status TEXT NOT NULL,
+    files_total INTEGER NOT NULL,
+    files_done INTEGER NOT NULL DEFAULT 0,
+    chunks INTEGER NOT NULL DEFAULT 0,
+    summary TEXT,
+    failures TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+"""
+ACTIVE = ("queued", "running")
+
+
+@dataclass
+class JobRecord:
+    id: str
+    tenant: str | None
+    collection: str
+    status: str
+    files_total: int
+    files_done: int = 0
+    chunks: int = 0
+    summary: dict[str, Any] | None = None
+    failures: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "collection": self.collection,
+            "status": self.status,
+            "files": {"done": self.files_done, "total": self.files_total},
+            "chunks": self.chunks,
+            "failures": self.failures,
+            "summary": self.summary,
+            "error": self.error,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+
+
+class JobStore:
+    """The ``ingest_jobs`` table; every method is one short statement, safe from any thread."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def mark_interrupted(self) -> int:
+        """Jobs a previous process left unfinished: they will never finish, so say so."""
+        placeholders = ",".join("?" * len(ACTIVE))
+        rows = self._execute(f"SELECT id FROM ingest_jobs WHERE status IN ({placeholders})", ACTIVE)
+        self._execute(
+            f"UPDATE ingest_jobs SET status = 'interrupted', finished_at = ?, "
+            f"error = 'the API stopped before this job finished; upload the files again' "
+            f"WHERE status IN ({placeholders})",
+            (time.time(), *ACTIVE),
+        )
+        return len(rows)
+
+    def create(self, job_id: str, tenant: str | None, collection: str, files_total: int) -> JobRecord:
+        job = JobRecord(job_id, tenant, collection, "queued", files_total, created_at=time.time())
+        self._execute(
+            "INSERT INTO ingest_jobs (id, tenant, collection, status, files_total, created_at) VALUES (?,?,?,?,?,?)",
+            (job.id, tenant, collection, job.status, files_total, job.created_at),
+        )
+        return job
+
+    def update(self, job_id: str, **values: Any) -> None:
+        for key in ("summary", "failures"):
+            if key in values:
+                values[key] = json.dumps(values[key])
+        assignments = ", ".join(f"{key} = ?" for key in values)
+        self._execute(f"UPDATE ingest_jobs SET {assignments} WHERE id = ?", (*values.values(), job_id))
+
+    def get(self, job_id: str) -> JobRecord | None:
+        rows = self._execute("SELECT * FROM ingest_jobs WHERE id = ?", (job_id,))
+        return _record(rows[0]) if rows else None
+
+    def list(self, tenant: str | None, limit: int) -> list[JobRecord]:
+        rows = self._execute(
+            "SELECT * FROM ingest_jobs WHERE tenant IS ? ORDER BY created_at DESC LIMIT ?", (tenant, limit)
+        )
+        return [_record(row) for row in rows]
+
+
+def _record(row: tuple[Any, ...]) -> JobRecord:
+    (job_id, tenant, collection, status, total, done, chunks, summary, failures, error, created, started, ended) = row
+    return JobRecord(
+        job_id,
+        tenant,
+        collection,
+        status,
+        total,
+        done,
+        chunks,
+        json.loads(summary) if summary else None,
+        json.loads(failures),
+        error,
+        created,
+        started,
+        ended,
+    )
+
+
+class _CountingChunker:
+    """Wraps the chunker to report chunks as they are made (the job summary only arrives at the end)."""
+
+    def __init__(self, inner: Chunker, on_chunks: Any) -> None:
+        self.inner, self.on_chunks = inner, on_chunks
+        self.name = inner.name
+        self.signature = getattr(inner, "signature", inner.name)
+
+    def chunk(self, document: Document) -> list[Chunk]:
+        chunks = self.inner.chunk(document)
+        self.on_chunks(len(chunks))
+        return chunks
+
+
+@dataclass(frozen=True)
+class UploadJob:
+    job_id: str
+    folder: Path
+    collection: str
+    chunker: str
+    metadata: Mapping[str, Any]
+
+
+class JobRunner:
+    """Runs upload jobs for one data dir, one at a time: the index has one writer per collection at a time."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+        self.store = JobStore(resources.settings.data_dir / "ragline.sqlite")
+        self.uploads_dir = resources.settings.data_dir / "uploads"
+        interrupted = self.store.mark_interrupted()
+        if interrupted:
+            log.warning("%d ingestion job(s) were interrupted by a restart and are marked so", interrupted)
+        shutil.rmtree(self.uploads_dir, ignore_errors=True)  # uploads of interrupted jobs: nothing will use them
+        self.write_lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragline-ingest")
+
+    def new_upload_folder(self) -> tuple[str, Path]:
+        job_id = uuid.uuid4().hex
+        folder = self.uploads_dir / job_id
+        folder.mkdir(parents=True)
+        return job_id, folder
+
+    def submit(self, upload: UploadJob, tenant: str | None, files_total: int, logical_collection: str) -> JobRecord:
+        job = self.store.create(upload.job_id, tenant, logical_collection, files_total)
+        self._executor.submit(self._run, job.id, upload)
+        return job
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, job_id: str, upload: UploadJob) -> None:
+        store = self.store
+        store.update(job_id, status="running", started_at=time.time())
+        progress = {"files": 0, "chunks": 0}
+
+        def on_chunks(count: int) -> None:
+            progress["chunks"] += count
+            store.update(job_id, chunks=progress["chunks"])
+
+        def documents() -> Iterator[Document | LoadFailure]:
+            for path in discover(upload.folder):
+                doc_id = path.relative_to(upload.folder).as_posix()
+                try:
+                    yield load_document(path, upload.folder, upload.metadata)
+                except LoadError as exc:
+                    yield LoadFailure(doc_id, exc.reason)
+                progress["files"] += 1
+                store.update(job_id, files_done=progress["files"])
+
+        try:
+            chunker = _CountingChunker(make_chunker(self.resources, upload.chunker), on_chunks)
+            with self.write_lock:
+                summary = ingest_documents(
+                    self.resources.index,
+                    chunker,
+                    documents(),
+                    upload.collection,
+                    batch_documents=self.resources.settings.ingest_batch_documents,
+                    progress=False,
+                )
+            status = "succeeded" if not summary.failed else ("failed" if not summary.chunks_written else "partial")
+            store.update(
+                job_id,
+                status=status,
+                files_done=progress["files"],
+                chunks=summary.chunks_written,
+                summary=summary.as_dict(),
+                failures=summary.failed,
+                finished_at=time.time(),
+            )
+        except Exception as exc:  # a job must end in a final state whatever happened; the log has the traceback
+            log.exception("ingestion job %s failed", job_id)
+            store.update(job_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=time.time())
+        finally:
+            shutil.rmtree(upload.folder, ignore_errors=True)
