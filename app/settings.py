@@ -123,6 +123,19 @@ class Settings(BaseSettings):
     rerank_max_length: int = Field(256, ge=16, le=512, description="Cross-encoder input tokens (query + passage).")
     rerank_batch_size: int = Field(32, ge=1, description="Pairs scored per cross-encoder forward pass.")
 
+    # Conversation memory (active turns, session summary, persistent per-user memory)
+    memory: bool = Field(True, description="Sessions remember: summary, recent turns and recalled facts in the prompt.")
+    memory_active_turns: int = Field(3, ge=1, le=20, description="Recent exchanges kept verbatim (the active tier).")
+    memory_summary_tokens: int = Field(
+        512, ge=64, description="Longest session summary, in generator tokens; longer ones are archived and compressed."
+    )
+    memory_budget_tokens: int = Field(
+        1024, ge=128, description="Generator tokens for the whole memory context (the H term of the prompt budget)."
+    )
+    memory_pressure: float = Field(
+        0.7, gt=0, le=1, description="Share of a memory budget at which content is evicted to the next tier."
+    )
+
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, overlap: int, info: Any) -> int:

@@ -1,4 +1,13 @@
-"""Conversation memory tiers (active turns, session summary, persistent vector memory).
+"""Conversation memory in three tiers, MemGPT-style.
 
-Not built yet: the query path answers single questions. See the project's memory issue for the plan.
+* Active: the last few exchanges, verbatim.
+* Session: a running summary written by the generator (entities, constraints, commitments, open questions).
+* Persistent: a per-user vector collection of facts and archived summaries, recalled by relevance.
+
+When the memory context reaches ``memory_pressure`` of its token budget, the oldest active exchanges move into the
+session summary (and their user statements into persistent memory), and an oversized summary is archived to
+persistent memory and compressed. Everything is durable in SQLite (``<data_dir>/memory.sqlite3``) and Chroma.
+
+This package never imports ``app``: the generator, the pipeline and the token counter come in through the small
+protocols in ``memory.protocols``.
 """

@@ -1,0 +1,306 @@
+"""Durable memory state in SQLite: sessions, turns, summaries, memory items, and a per-session lease.
+
+SQLite is the source of truth; Chroma holds only the vectors of memory items, keyed by the ids stored here, so a
+session can always be deleted completely (ids first from Chroma, then the rows). The lease column makes turns of
+one session serial across threads *and* processes: a request takes it with one conditional UPDATE, and a lease
+left by a crashed process expires.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from memory.errors import InvalidNameError, SessionNotFoundError
+
+Tier = Literal["active", "evicted", "summarized"]
+"""Where a turn lives: verbatim in the prompt, evicted but not yet in the summary (retried), or summarized."""
+
+ItemKind = Literal["fact", "summary"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT NOT NULL PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    user TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    summary_error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    lock_owner TEXT,
+    lock_expires REAL
+);
+CREATE TABLE IF NOT EXISTS turns (
+    session_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    question TEXT NOT NULL,
+    search_query TEXT,
+    answer TEXT NOT NULL,
+    tier TEXT NOT NULL CHECK (tier IN ('active', 'evicted', 'summarized')),
+    prompt_tokens INTEGER,
+    memory_tokens INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (session_id, position)
+);
+CREATE TABLE IF NOT EXISTS summaries (
+    session_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (session_id, version)
+);
+CREATE TABLE IF NOT EXISTS memory_items (
+    id TEXT NOT NULL PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    user TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('fact', 'summary')),
+    text TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_session ON memory_items (session_id);
+CREATE INDEX IF NOT EXISTS items_by_user ON memory_items (tenant, user);
+"""
+
+
+def check_name(value: str, what: str) -> str:
+    """Session ids and user names go into SQL rows and Chroma collection names: keep them plain."""
+    if not _NAME.fullmatch(value):
+        raise InvalidNameError(f"{what} {value!r} must be 1-128 letters, digits, '.', '-' or '_' (not first)")
+    return value
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    tenant: str
+    user: str
+    collection: str
+    summary: str
+    summary_error: str | None
+    created_at: float
+    updated_at: float
+    turns: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Turn:
+    position: int
+    question: str
+    search_query: str | None
+    answer: str
+    tier: Tier
+    prompt_tokens: int | None
+    memory_tokens: int
+    created_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MemoryItem:
+    id: str
+    session_id: str
+    kind: ItemKind
+    text: str
+    created_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class MemoryStore:
+    """All memory rows of a data directory. Every method scopes by tenant ('' when there are no tenants)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ---- sessions ---------------------------------------------------------------------------------------
+    def create_session(self, session_id: str | None, *, tenant: str, user: str, collection: str) -> SessionRecord:
+        """A new session; an id that exists (for any tenant) is an error, so ids never leak across tenants."""
+        session_id = check_name(uuid.uuid4().hex if session_id is None else session_id, "session id")
+        check_name(user, "user")
+        now = time.time()
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                raise InvalidNameError(f"session {session_id!r} already exists")
+            db.execute(
+                "INSERT INTO sessions (id, tenant, user, collection, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (session_id, tenant, user, collection, now, now),
+            )
+        return self.session(session_id, tenant=tenant)
+
+    def session(self, session_id: str, *, tenant: str) -> SessionRecord:
+        row = self._db.execute(
+            "SELECT s.id, s.tenant, s.user, s.collection, s.summary, s.summary_error, s.created_at, s.updated_at, "
+            "(SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) FROM sessions s WHERE s.id = ? AND s.tenant = ?",
+            (session_id, tenant),
+        ).fetchone()
+        if row is None:
+            raise SessionNotFoundError(session_id)
+        return SessionRecord(*row)
+
+    def exists(self, session_id: str, *, tenant: str) -> bool:
+        query = "SELECT 1 FROM sessions WHERE id = ? AND tenant = ?"
+        return self._db.execute(query, (session_id, tenant)).fetchone() is not None
+
+    def sessions(self, *, tenant: str, user: str | None = None) -> list[SessionRecord]:
+        query = (
+            "SELECT s.id, s.tenant, s.user, s.collection, s.summary, s.summary_error, s.created_at, s.updated_at, "
+            "(SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) FROM sessions s WHERE s.tenant = ?"
+        )
+        params: tuple[str, ...] = (tenant,)
+        if user is not None:
+            query += " AND s.user = ?"
+            params += (user,)
+        return [SessionRecord(*row) for row in self._db.execute(query + " ORDER BY s.updated_at DESC", params)]
+
+    def delete_session(self, session_id: str, *, tenant: str) -> None:
+        self.session(session_id, tenant=tenant)
+        with self._transaction() as db:
+            for table in ("turns", "summaries", "memory_items"):
+                db.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    # ---- the per-session lease --------------------------------------------------------------------------
+    def try_lock(self, session_id: str, owner: str, lease_s: float) -> bool:
+        now = time.time()
+        cursor = self._db.execute(
+            "UPDATE sessions SET lock_owner = ?, lock_expires = ? "
+            "WHERE id = ? AND (lock_owner IS NULL OR lock_expires < ?)",
+            (owner, now + lease_s, session_id, now),
+        )
+        return cursor.rowcount == 1
+
+    def unlock(self, session_id: str, owner: str) -> None:
+        self._db.execute(
+            "UPDATE sessions SET lock_owner = NULL, lock_expires = NULL WHERE id = ? AND lock_owner = ?",
+            (session_id, owner),
+        )
+
+    # ---- turns and summaries ----------------------------------------------------------------------------
+    def turns(self, session_id: str, tier: Tier | None = None) -> list[Turn]:
+        query = (
+            "SELECT position, question, search_query, answer, tier, prompt_tokens, memory_tokens, created_at "
+            "FROM turns WHERE session_id = ?"
+        )
+        params: tuple[Any, ...] = (session_id,)
+        if tier is not None:
+            query += " AND tier = ?"
+            params += (tier,)
+        return [Turn(*row) for row in self._db.execute(query + " ORDER BY position", params)]
+
+    def add_turn(
+        self,
+        session_id: str,
+        *,
+        question: str,
+        search_query: str | None,
+        answer: str,
+        prompt_tokens: int | None,
+        memory_tokens: int,
+    ) -> Turn:
+        now = time.time()
+        with self._transaction() as db:
+            (position,) = db.execute(
+                "SELECT COALESCE(MAX(position) + 1, 0) FROM turns WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            db.execute(
+                "INSERT INTO turns (session_id, position, question, search_query, answer, tier, prompt_tokens, "
+                "memory_tokens, created_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+                (session_id, position, question, search_query, answer, prompt_tokens, memory_tokens, now),
+            )
+            db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+        return Turn(position, question, search_query, answer, "active", prompt_tokens, memory_tokens, now)
+
+    def set_tier(self, session_id: str, positions: list[int], tier: Tier) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE turns SET tier = ? WHERE session_id = ? AND position = ?",
+                [(tier, session_id, p) for p in positions],
+            )
+
+    def set_summary(self, session_id: str, text: str, reason: str, summarized: list[int]) -> None:
+        """Replace the session summary and mark the turns it now covers, in one transaction."""
+        now = time.time()
+        with self._transaction() as db:
+            (version,) = db.execute(
+                "SELECT COALESCE(MAX(version) + 1, 0) FROM summaries WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            db.execute(
+                "INSERT INTO summaries (session_id, version, text, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+                (session_id, version, text, reason, now),
+            )
+            db.execute("UPDATE sessions SET summary = ?, summary_error = NULL WHERE id = ?", (text, session_id))
+            db.executemany(
+                "UPDATE turns SET tier = 'summarized' WHERE session_id = ? AND position = ?",
+                [(session_id, p) for p in summarized],
+            )
+
+    def set_summary_error(self, session_id: str, error: str) -> None:
+        self._db.execute("UPDATE sessions SET summary_error = ? WHERE id = ?", (error, session_id))
+
+    def summaries(self, session_id: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT version, text, reason, created_at FROM summaries WHERE session_id = ? ORDER BY version",
+            (session_id,),
+        )
+        return [{"version": v, "text": t, "reason": r, "created_at": c} for v, t, r, c in rows]
+
+    # ---- memory items (their vectors live in Chroma) ----------------------------------------------------
+    def add_item(self, session_id: str, *, tenant: str, user: str, kind: ItemKind, text: str) -> MemoryItem:
+        item = MemoryItem(uuid.uuid4().hex, session_id, kind, text, time.time())
+        self._db.execute(
+            "INSERT INTO memory_items (id, session_id, tenant, user, kind, text, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (item.id, session_id, tenant, user, kind, text, item.created_at),
+        )
+        return item
+
+    def items(
+        self, *, session_id: str | None = None, tenant: str | None = None, user: str | None = None
+    ) -> list[MemoryItem]:
+        query = "SELECT id, session_id, kind, text, created_at FROM memory_items WHERE 1 = 1"
+        params: tuple[str, ...] = ()
+        for column, value in (("session_id", session_id), ("tenant", tenant), ("user", user)):
+            if value is not None:
+                query += f" AND {column} = ?"
+                params += (value,)
+        return [MemoryItem(*row) for row in self._db.execute(query + " ORDER BY created_at", params)]
+
+    def delete_items(self, ids: list[str]) -> None:
+        with self._transaction() as db:
+            db.executemany("DELETE FROM memory_items WHERE id = ?", [(i,) for i in ids])
