@@ -246,6 +246,14 @@ class RunStore:
                 continue
         return records
 
+    def repair(self) -> None:
+        """Drop a torn last line (no newline: the process died mid-write) so appends start on a fresh line."""
+        if not self.results_path.is_file():
+            return
+        data = self.results_path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            self.results_path.write_bytes(data[: data.rfind(b"\n") + 1])
+
     def done(self) -> set[tuple[str, str]]:
         return {(r["config"], r["id"]) for r in self.records()}
 
@@ -268,13 +276,17 @@ def _number(value: Any) -> float | None:
 
 
 def _compression_ratio(stage: Mapping[str, Any]) -> float | None:
-    for key in ("compression_ratio", "ratio"):
-        if key in stage and _number(stage[key]) is not None:
-            return _number(stage[key])
+    """Evidence tokens before / after compression (2.0: half the tokens kept); 1.0 when the stage ran but chose
+    not to compress (``auto`` under budget)."""
     for before, after in (("tokens_before", "tokens_after"), ("original_tokens", "compressed_tokens")):
         b, a = _number(stage.get(before)), _number(stage.get(after))
-        if b and a is not None:
-            return a / b
+        if b is not None and a:
+            return b / a
+    if stage.get("compressed") is False:
+        return 1.0
+    for key in ("compression_ratio", "ratio"):
+        if _number(stage.get(key)) is not None:
+            return _number(stage[key])
     return None
 
 
@@ -435,6 +447,7 @@ def run_config(
     ``judge_limit`` keeps the (slow) RAGAS judge to the first N items of the set, the same N for every config,
     so configs stay comparable.
     """
+    store.repair()
     done = store.done()
     judged = {item.id for item in items[:judge_limit]} if judge_limit is not None else {item.id for item in items}
     todo = [item for item in items if (config, item.id) not in done]

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from ragas.embeddings.base import BaseRagasEmbedding
+from ragas.llms.base import InstructorBaseRagasLLM, InstructorTypeVar
 
 from retrieval.types import Embedder
 
-__all__ = ["METRICS", "JudgeConfig", "JudgeUnavailableError", "RagasJudge"]
+__all__ = ["METRICS", "CheckedLLM", "JudgeConfig", "JudgeOutputError", "JudgeUnavailableError", "RagasJudge"]
 
 METRICS = ("faithfulness", "answer_relevancy", "context_precision", "context_recall")
 
@@ -63,6 +64,46 @@ class LocalEmbeddings(BaseRagasEmbedding):
         return self.embed_texts(texts)
 
 
+BINARY_FIELDS = ("verdict", "noncommittal", "attributed")
+"""Fields of the RAGAS response models that must be 0 or 1; a small judge fills them with other numbers (seen:
+``noncommittal=30`` copied from the answer), which the metric would silently turn into a score of 0."""
+
+
+class JudgeOutputError(ValueError):
+    """The judge's reply parsed as JSON but breaks the metric's contract (a binary field that is not 0 or 1)."""
+
+
+def _check_binary(value: t.Any, path: str = "") -> None:
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            field_value = getattr(value, name)
+            if name in BINARY_FIELDS and field_value not in (0, 1):
+                raise JudgeOutputError(f"{path}{name}={field_value!r} is not 0 or 1")
+            _check_binary(field_value, f"{path}{name}.")
+    elif isinstance(value, list):
+        for item in value:
+            _check_binary(item, path)
+
+
+class CheckedLLM(InstructorBaseRagasLLM):
+    """The judge LLM with every structured reply checked against the metric's contract before RAGAS scores it."""
+
+    def __init__(self, llm: InstructorBaseRagasLLM) -> None:
+        self.llm = llm
+
+    def generate(self, prompt: str, response_model: type[InstructorTypeVar]) -> InstructorTypeVar:
+        result = self.llm.generate(prompt, response_model)
+        _check_binary(result)
+        return result
+
+    async def agenerate(self, prompt: str, response_model: type[InstructorTypeVar]) -> InstructorTypeVar:
+        result = await self.llm.agenerate(prompt, response_model)
+        _check_binary(result)
+        return result
+
+
 def _reason(exc: BaseException) -> str:
     """A short, specific reason for a failed judgement, naming unparsable output as such."""
     from instructor.retry import InstructorRetryException
@@ -70,7 +111,7 @@ def _reason(exc: BaseException) -> str:
     from pydantic import ValidationError
 
     text = " ".join(str(exc).split())[:300]
-    if isinstance(exc, InstructorRetryException | ValidationError):
+    if isinstance(exc, InstructorRetryException | ValidationError | JudgeOutputError):
         return f"unparsable judge output: {text}"
     if isinstance(exc, APITimeoutError):
         return "judge timed out"
@@ -118,12 +159,14 @@ class RagasJudge:
         client = AsyncOpenAI(
             base_url=self.config.base_url, api_key=self.config.api_key, timeout=self.config.timeout_s, max_retries=0
         )
-        llm = llm_factory(
-            self.config.model,
-            client=client,
-            temperature=0.0,
-            max_tokens=self.config.max_tokens,
-            max_retries=self.config.max_retries,
+        llm = CheckedLLM(
+            llm_factory(
+                self.config.model,
+                client=client,
+                temperature=0.0,
+                max_tokens=self.config.max_tokens,
+                max_retries=self.config.max_retries,
+            )
         )
         return {
             "faithfulness": Faithfulness(llm=llm),

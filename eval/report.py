@@ -161,27 +161,43 @@ def _plot_latency(summaries: Mapping[str, Mapping[str, Any]], path: Path) -> Pat
     return path
 
 
+BUDGET_TERMS = {"S": "system", "T": "tools", "H": "history", "R": "evidence", "U": "question"}
+"""Additive prompt terms of the budget trace (B ≈ S + T + H + R + U); B, reserve and used are totals, not terms."""
+
+
+def stacked_terms(tokens: Mapping[str, float | None]) -> dict[str, float]:
+    """The parts of one config's mean token use that add up: the budget terms plus the answer, or, for a pipeline
+    without a budget stage, the prompt and the answer."""
+    terms = {label: tokens[f"budget.{key}"] for key, label in BUDGET_TERMS.items() if f"budget.{key}" in tokens}
+    if not terms and "generate.prompt_tokens" in tokens:
+        terms["prompt"] = tokens["generate.prompt_tokens"]
+    if "generate.completion_tokens" in tokens:
+        terms["answer"] = tokens["generate.completion_tokens"]
+    return {label: float(value or 0.0) for label, value in terms.items()}
+
+
 def _plot_tokens(summaries: Mapping[str, Mapping[str, Any]], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
+    stacks = {config: stacked_terms(summary["tokens"]) for config, summary in summaries.items()}
     terms: list[str] = []
-    for summary in summaries.values():
-        terms += [t for t in summary["tokens"] if t not in terms]
+    for stack in stacks.values():
+        terms += [t for t in stack if t not in terms]
     if not terms:
         return None
     configs = list(summaries)
     fig, ax = plt.subplots(figsize=(9, 0.6 * len(configs) + 1.8))
-    colors = plt.get_cmap("tab20")
+    colors = plt.get_cmap("tab10")
     for row, config in enumerate(configs):
         start = 0.0
         for i, term in enumerate(terms):
-            count = summaries[config]["tokens"].get(term) or 0.0
-            ax.barh(row, count, left=start, color=colors(i % 20), label=term if row == 0 else None)
+            count = stacks[config].get(term, 0.0)
+            ax.barh(row, count, left=start, color=colors(i % 10), label=term if row == 0 else None)
             start += count
     ax.set_yticks(range(len(configs)), configs)
     ax.invert_yaxis()
     ax.set_xlabel("mean tokens per question")
-    ax.set_title("Token budget breakdown (terms the trace reports)")
+    ax.set_title("Token budget breakdown (prompt terms the trace reports, and the answer)")
     ax.legend(fontsize="small", ncols=3, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

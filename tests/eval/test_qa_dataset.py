@@ -73,12 +73,15 @@ def test_unusable_sets_are_typed_errors(tmp_path: Path) -> None:
         load_dataset(tmp_path / "bad.csv")
 
 
-def test_store_ignores_a_torn_last_line(tmp_path: Path) -> None:
+def test_store_ignores_then_repairs_a_torn_last_line(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run")
     store.append({"config": "c", "id": "1"})
     with store.results_path.open("a") as handle:
         handle.write('{"config": "c", "id": "2", "answ')  # the process died mid-write
     assert store.done() == {("c", "1")}
+    store.repair()
+    store.append({"config": "c", "id": "2"})
+    assert store.done() == {("c", "1"), ("c", "2")}
 
 
 def test_config_files_are_flat_tables_of_known_settings(tmp_path: Path) -> None:

@@ -34,7 +34,8 @@ def test_abstention_from_text_and_from_trace() -> None:
     assert abstained("I don\u2019t know based on the sources")
     assert abstained("The sources do not contain the answer.")
     assert not abstained("Refunds take 30 days [1].")
-    assert abstained("Refunds take 30 days.", {"stages": [{"stage": "abstain", "abstained": True}]})
+    assert abstained("Refunds take 30 days.", {"stages": [{"stage": "abstain", "abstain": True}]})
+    assert not abstained("Refunds take 30 days.", {"stages": [{"stage": "abstain", "abstain": False}]})
 
 
 def test_answer_scores_max_over_answers_and_abstention() -> None:
@@ -55,7 +56,9 @@ def test_read_trace_takes_the_last_ranking_and_leaves_absent_values_missing() ->
     assert read["compression_ratio"] is None
     assert read["stages_ms"]["generate"] == 900.0
     compressed = {"stages": [{"stage": "compress", "ms": 3, "tokens_before": 800, "tokens_after": 200}]}
-    assert read_trace(compressed)["compression_ratio"] == 0.25
+    assert read_trace(compressed)["compression_ratio"] == 4.0
+    skipped = {"stages": [{"stage": "compress", "ms": 1, "mode": "auto", "compressed": False}]}
+    assert read_trace(skipped)["compression_ratio"] == 1.0
     assert read_trace({"stages": [{"stage": "budget", "budget": {"system": 60, "context": 900}}]})["tokens"] == {
         "budget.system": 60,
         "budget.context": 900,
@@ -121,3 +124,17 @@ def test_ablation_uses_only_existing_settings_and_says_what_it_skipped() -> None
     assert "no 'compression' setting" in reasons["+compression"] and "no 'memory' setting" in reasons["+memory"]
     assert "neither a registered model nor a folder" in reasons["+rerank"]
     assert all("compression" not in c.options for c in reduced.configs)
+
+
+def test_judge_replies_breaking_a_binary_field_are_rejected_not_scored() -> None:
+    from ragas.metrics.collections.answer_relevancy.util import AnswerRelevanceOutput
+    from ragas.metrics.collections.faithfulness.util import NLIStatementOutput
+
+    from eval.ragas_judge import JudgeOutputError, _check_binary
+
+    _check_binary(AnswerRelevanceOutput(question="How long?", noncommittal=0))
+    with pytest.raises(JudgeOutputError, match="noncommittal=30 is not 0 or 1"):
+        _check_binary(AnswerRelevanceOutput(question="How long?", noncommittal=30))  # seen from a 0.5B judge
+    nli = NLIStatementOutput.model_validate({"statements": [{"statement": "s", "reason": "r", "verdict": 2}]})
+    with pytest.raises(JudgeOutputError, match=r"statements\.verdict=2"):
+        _check_binary(nli)
