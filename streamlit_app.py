@@ -20,8 +20,6 @@ from app.ui import views
 from app.ui.state import load_memory, load_pipeline, memory_available, memory_session
 from app.ui.switches import Switch, available_switches, options_from
 
-QUESTION_PLACEHOLDER = "Ask a question about your documents"
-
 
 @st.cache_data(ttl=60, show_spinner=False)
 def collection_facets(data_dir: str, collection: str) -> dict[str, list[Any]]:
@@ -47,14 +45,15 @@ def sidebar(pipeline: Pipeline, collections: list[str]) -> tuple[str, dict[str, 
     with st.sidebar:
         default = collections.index("sample") if "sample" in collections else 0
         collection = st.selectbox("Collection", collections, index=default, key="collection")
-        st.subheader("Filters")
         chosen: dict[str, list[Any]] = {}
-        for field, values in collection_facets(str(settings.data_dir), collection).items():
-            picked = st.multiselect(field, values, key=f"facet-{collection}-{field}")
-            if picked:
-                chosen[field] = picked
-        example = '{"effective_date": {"$gte": "2024-01-01"}}'
-        raw = st.text_input("Filter (JSON)", "", key="filter-json", placeholder=example)
+        facets = collection_facets(str(settings.data_dir), collection)
+        with st.expander("Filters", expanded=False):
+            for field, values in facets.items():
+                picked = st.multiselect(field, values, key=f"facet-{collection}-{field}")
+                if picked:
+                    chosen[field] = picked
+            example = '{"effective_date": {"$gte": "2024-01-01"}}'
+            raw = st.text_input("Filter (JSON)", "", key="filter-json", placeholder=example)
         try:
             where = ui_filters.build_filter(chosen, raw)
         except ValueError as exc:
@@ -134,7 +133,7 @@ def chat_page() -> None:
             st.markdown(message["content"])
             if message.get("answer") is not None:
                 views.render_answer(message["answer"], index, key=f"answer-{number}")
-    question = st.chat_input(QUESTION_PLACEHOLDER)
+    question = st.chat_input(views.QUESTION_PLACEHOLDER)
     if not question or chosen is None:
         return
     collection, where, options = chosen
@@ -154,9 +153,9 @@ def main() -> None:
     st.set_page_config(page_title="ragline", page_icon="📚", layout="wide")
     navigation = st.navigation(
         [
-            st.Page(chat_page, title="Chat", icon="💬", default=True),
-            st.Page("pages/1_Documents.py", title="Documents", icon="📄", url_path="documents"),
-            st.Page("pages/2_Evaluation.py", title="Evaluation", icon="📊", url_path="evaluation"),
+            st.Page(chat_page, title="Chat", icon=":material/chat:", default=True),
+            st.Page("pages/1_Documents.py", title="Documents", icon=":material/description:", url_path="documents"),
+            st.Page("pages/2_Evaluation.py", title="Evaluation", icon=":material/analytics:", url_path="evaluation"),
         ]
     )
     navigation.run()

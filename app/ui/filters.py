@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-HIDDEN_FIELDS = frozenset({"doc_id", "level", "source", "title", "modified_at", "parent_id", "chunk_index"})
+HIDDEN_FIELDS = frozenset({"doc_id", "level", "source", "title", "modified_at", "parent_id", "chunk_index", "pages"})
 """Per-document or internal fields: filtering on them is rarely what a user wants from a facet."""
 MAX_FACET_VALUES = 30
 

@@ -17,6 +17,7 @@ from app.ui import inspector
 from retrieval.index import Index
 
 NOT_RECORDED = inspector.NOT_RECORDED
+QUESTION_PLACEHOLDER = "Ask a question about your documents"
 
 
 def _not_recorded(what: str) -> None:

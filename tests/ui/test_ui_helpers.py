@@ -57,8 +57,8 @@ def test_options_hold_only_what_differs_from_settings() -> None:
 
 
 def test_filters_from_facets_and_json() -> None:
-    metadata = [{"region": "EU", "status": "current", "title": "x"}, {"region": "US", "pages": 3}]
-    assert filters.facets(metadata) == {"pages": [3], "region": ["EU", "US"], "status": ["current"]}
+    metadata = [{"region": "EU", "status": "current", "title": "x"}, {"region": "US", "version": 3}]
+    assert filters.facets(metadata) == {"region": ["EU", "US"], "status": ["current"], "version": [3]}
     assert filters.build_filter({}) is None
     assert filters.build_filter({"region": ["EU"]}) == {"region": "EU"}
     assert filters.build_filter({"region": ["EU", "US"], "status": []}) == {"region": {"$in": ["EU", "US"]}}
