@@ -32,6 +32,7 @@ ERROR_TYPES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
+    500: "internal_error",
     503: "service_unavailable",
 }
 

@@ -65,9 +65,9 @@ def _route_template(app: Any, scope: Scope) -> str:
     if route is not None and hasattr(route, "path"):
         return str(route.path)
     for candidate in getattr(getattr(app, "router", None), "routes", []):
-        match, _ = candidate.matches(scope)
-        if match == Match.FULL:
-            return str(candidate.path)
+        path = getattr(candidate, "path", None)
+        if path is not None and candidate.matches(scope)[0] == Match.FULL:
+            return str(path)
     return "unmatched"
 
 
