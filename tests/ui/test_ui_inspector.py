@@ -114,3 +114,33 @@ def test_real_trace_gives_scores_selection_and_timings(retrieval_trace: dict) ->
     spans = inspector.waterfall(retrieval_trace)
     assert [s["stage"] for s in spans] == [s["stage"] for s in retrieval_trace["stages"]]
     assert all(s["end_ms"] >= s["start_ms"] for s in spans)
+
+
+def _inspector_page(trace: dict) -> None:
+    from app.ui.views import render_inspector
+
+    render_inspector(trace, key="t")
+
+
+def test_inspector_view_renders_the_contract_trace() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_inspector_page, args=(CONTRACT_TRACE,), default_timeout=60).run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert "B=2,000 prompt tokens, used 315: S=90 · T=10 · H=0 · R=200 · U=15; answer reserve 384" in captions
+    assert not any(inspector.NOT_RECORDED in c for c in captions)
+    markdown = [m.value for m in at.markdown]
+    assert "llmlingua2: 800 → 200 tokens, kept 25% (4.0× smaller)" in markdown
+    assert any(m.startswith("From stage `positioning` (edge):") and "1. `a`\n2. `d`\n3. `b`" in m for m in markdown)
+    assert [t.label for t in at.tabs] == ["BM25 (bm25)", "dense (dense)", "fused (fusion)", "reranked (rerank)"]
+
+
+def test_inspector_view_says_not_recorded_for_an_empty_trace() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_inspector_page, args=({"stages": []},), default_timeout=60).run()
+    assert not at.exception, at.exception
+    captions = {c.value for c in at.caption}
+    for part in ("Token budget", "Candidates", "Evidence order", "Compression", "Stage timings"):
+        assert f"{part}: {inspector.NOT_RECORDED}" in captions
