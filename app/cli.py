@@ -17,6 +17,7 @@ import typer
 from app.bench_commands import bench_app
 from app.eval_commands import eval_app
 from app.eval_qa_commands import register as register_eval_qa
+from app.reranker.commands import reranker_app
 from app.settings import Settings, get_settings
 
 app = typer.Typer(help="ragline: grounded, cited answers from your documents, offline.", no_args_is_help=True)
@@ -29,6 +30,7 @@ app.add_typer(config_app, name="config")
 register_eval_qa(eval_app)
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
+app.add_typer(reranker_app, name="reranker")
 
 SAMPLE_COLLECTION = "sample"
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 eval_app = typer.Typer(help="Evaluate retrieval and answers on your data or public benchmarks.", no_args_is_help=True)
 
-PIPELINES = ("bm25", "dense", "hybrid", "all")
+PIPELINES = ("bm25", "dense", "hybrid", "hybrid+rerank", "all")
 DEFAULT_ALPHAS = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"
 
 
@@ -70,7 +70,9 @@ def eval_retrieval(
     qrels: Annotated[Path | None, typer.Option(help="TSV with header query-id corpus-id score.")] = None,
     beir: Annotated[Path | None, typer.Option(help="A BEIR folder (instead of the three files).")] = None,
     split: Annotated[str, typer.Option(help="With --beir: which qrels/<split>.tsv.")] = "test",
-    pipeline: Annotated[str, typer.Option(help="bm25 | dense | hybrid | all (every variant + α sweep).")] = "all",
+    pipeline: Annotated[
+        str, typer.Option(help="bm25 | dense | hybrid | hybrid+rerank (RAGLINE_RERANKER) | all (variants + α sweep).")
+    ] = "all",
     k: Annotated[int, typer.Option(min=1, help="Cut-off of the headline metrics.")] = 10,
     depth: Annotated[int, typer.Option(min=10, help="Candidates fetched from each search.")] = 100,
     alphas: Annotated[str, typer.Option(help="Convex-fusion weights to sweep (pipeline all).")] = DEFAULT_ALPHAS,
@@ -127,10 +129,20 @@ def eval_retrieval(
     variants = standard_variants(settings.rrf_k, sweep)
     hybrid = f"rrf(k={settings.rrf_k})" if settings.fusion == "rrf" else f"convex(α={settings.fusion_alpha:.2f})"
     if pipeline != "all":
-        chosen = {"bm25": "bm25", "dense": "dense", "hybrid": hybrid}[pipeline]
+        chosen = {"bm25": "bm25", "dense": "dense"}.get(pipeline, hybrid)
         if chosen not in variants:
             variants = standard_variants(settings.rrf_k, [settings.fusion_alpha])
         variants = {chosen: variants[chosen]}
+        if pipeline == "hybrid+rerank":
+            from app.reranker.evaluate import rerank_variant
+
+            try:
+                reranker = resources.reranker
+            except ValueError as exc:
+                raise _fail(str(exc)) from None
+            if reranker is None:
+                raise _fail("--pipeline hybrid+rerank needs RAGLINE_RERANKER (train one: `ragline reranker train`)")
+            variants.update(rerank_variant(reranker, candidates, selected, variants[chosen], settings.rerank_top_n))
     ks = sorted({1, k, 10, 100})
     results = evaluate_variants(candidates, judged, variants, ks)
     columns = [f"ndcg@{k}", f"recall@{k}", "recall@100", f"mrr@{k}", f"p@{k}"]

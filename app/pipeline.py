@@ -17,6 +17,7 @@ from app.resources import Resources
 from app.settings import Settings
 from retrieval import filters as filter_lang
 from retrieval.fusion import make_fusion
+from retrieval.rerank import Rerank
 from retrieval.stages import Deduplicate, Fuse, Search
 from retrieval.types import QueryState, Stage
 
@@ -74,10 +75,16 @@ class Pipeline:
             Search(index, "dense", settings.dense_top_k),
             Fuse(make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)),
             Deduplicate(index, settings.dedup_threshold),
-            *context_stages(self.resources, settings),
+            *self.rerank_stages(settings),
+            *context_stages(self.resources, settings, source="reranked" if settings.reranker else "deduplicated"),
         ]
         generate = Generate(self.resources.generator, settings.max_answer_tokens, settings.temperature)
         return retrieval, generate, CheckCitations()
+
+    def rerank_stages(self, settings: Settings) -> list[Stage]:
+        """``Rerank`` when a reranker is configured; the model loads (and is checked) here, at build time."""
+        reranker = self.resources.reranker_for(settings)
+        return [] if reranker is None else [Rerank(reranker, settings.rerank_top_n)]
 
     def settings_for(self, options: Mapping[str, Any] | None) -> Settings:
         """Settings with per-request ``options`` applied; unknown names and invalid values raise ``ValueError``."""

@@ -15,6 +15,7 @@ from app.settings import Settings
 from retrieval.bm25 import BM25Config
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.index import Index
+from retrieval.rerank import CrossEncoderReranker
 from retrieval.tokenize import TokenizerConfig
 
 
@@ -39,9 +40,38 @@ def resolve_model_dir(settings: Settings, name: str, role: ModelRole) -> Path:
     return spec.folder(settings.resolved_models_dir)
 
 
+def resolve_reranker(settings: Settings, name: str) -> str | Path:
+    """A registry name, a model trained into the models dir (``ragline reranker train``), a folder or a hub id."""
+    if name in MODELS:
+        return resolve_model_dir(settings, name, MODELS[name].role)
+    trained = settings.resolved_models_dir / name
+    if not Path(name).exists() and trained.is_dir():
+        return trained
+    return name
+
+
 class Resources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._rerankers: dict[tuple[str, int, int], CrossEncoderReranker] = {}
+
+    @cached_property
+    def reranker(self) -> CrossEncoderReranker | None:
+        """The configured cross-encoder, loaded and checked now (a bad folder fails at start-up), or None."""
+        return self.reranker_for(self.settings)
+
+    def reranker_for(self, settings: Settings) -> CrossEncoderReranker | None:
+        """The reranker ``settings`` name (per-request options may name another); each one loads once."""
+        if settings.reranker is None:
+            return None
+        key = (settings.reranker, settings.rerank_max_length, settings.rerank_batch_size)
+        if key not in self._rerankers:
+            self._rerankers[key] = CrossEncoderReranker(
+                resolve_reranker(self.settings, settings.reranker),
+                max_length=settings.rerank_max_length,
+                batch_size=settings.rerank_batch_size,
+            )
+        return self._rerankers[key]
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:

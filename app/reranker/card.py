@@ -1,0 +1,92 @@
+"""The model card (README.md) and machine-readable record (ragline-reranker.json) of a trained reranker.
+
+A reranker trained on the user's own machine has no hub page; the card is where anyone later finds out what it
+was trained on, for how long, and how much it helped on queries it never saw.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RECORD = "ragline-reranker.json"
+CARD = "README.md"
+
+
+def read_record(folder: Path) -> dict[str, Any]:
+    path = folder / RECORD
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} has no {RECORD}: it was not trained by `ragline reranker train`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_record(folder: Path, record: dict[str, Any]) -> None:
+    """Write the JSON record and render the card from it (the card never says what the record does not)."""
+    (folder / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+    (folder / CARD).write_text(render_card(record), encoding="utf-8")
+
+
+def _table(results: dict[str, dict[str, float]], columns: list[str]) -> list[str]:
+    lines = ["| variant | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for name, scores in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{scores.get(c, float('nan')):.4f}" for c in columns) + " |")
+    return lines
+
+
+def render_card(record: dict[str, Any]) -> str:
+    data, training = record["data"], record["training"]
+    lines = [
+        "---",
+        "library_name: sentence-transformers",
+        "pipeline_tag: text-ranking",
+        "tags: [cross-encoder, reranker, ragline]",
+        "---",
+        "",
+        f"# {record['name']}",
+        "",
+        f"A cross-encoder reranker trained by `ragline reranker train` ({record['mode']} mode)",
+        f"from `{record['base']}`.",
+        "It outputs one relevance score (sigmoid, 0..1) per (query, passage) pair; load it with",
+        "`sentence_transformers.CrossEncoder(folder)` or set `RAGLINE_RERANKER` to this folder.",
+        "",
+        "## Training data",
+        "",
+        f"- source: {data['source']}",
+        f"- collection searched for hard negatives: `{data['collection']}` (ragline hybrid retrieval, "
+        f"{data['negatives_per_query']} negatives per query from the top {data['depth']})",
+        f"- training queries: {data['queries']} ({data.get('skipped', 0)} skipped without a positive passage)",
+        f"- pairs: {data['pairs']} ({data['positives']} positive, {data['negatives']} negative)",
+    ]
+    if data.get("held_out_queries"):
+        lines.append(f"- held-out queries (never trained on): {data['held_out_queries']} (split seed {data['seed']})")
+    for note in data.get("notes", []):
+        lines.append(f"- {note}")
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- loss: {training['loss']}",
+        f"- steps: {training['steps']}, epochs: {training['epochs']}, batch size: {training['batch_size']}, "
+        f"learning rate: {training['learning_rate']}, max length: {training['max_length']} tokens",
+        f"- wall time: {training['seconds'] / 60:.1f} min on CPU"
+        + (f" (resumed from {training['resumed_from']})" if training.get("resumed_from") else ""),
+        f"- final training loss: {training['training_loss']:.4f}",
+    ]
+    held_out = record.get("held_out")
+    lines += ["", "## Held-out evaluation", ""]
+    if not held_out:
+        lines.append("Not evaluated (no held-out queries).")
+    else:
+        k = held_out.get("k", 10)
+        lines.append(
+            f"{held_out['queries']} held-out queries; the reranker rescores the top {held_out['top_n']} "
+            "hybrid candidates of the same lists."
+        )
+        lines.append("")
+        lines += _table(held_out["results"], [f"ndcg@{k}", f"recall@{k}", f"mrr@{k}", "ndcg@1"])
+        for name, latency in held_out.get("latency", {}).items():
+            lines.append("")
+            lines.append(f"- rerank latency {name}: median {latency['median_ms']} ms, p90 {latency['p90_ms']} ms")
+    lines.append("")
+    return "\n".join(lines)

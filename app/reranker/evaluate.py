@@ -1,0 +1,103 @@
+"""Held-out evaluation of a reranker: hybrid vs hybrid+rerank on the same candidates, and rerank latency.
+
+Every variant reorders the *same* hybrid lists (fetched once per query), so the difference in nDCG is the
+reranker's alone; latency is timed in one process, fp32 and int8 side by side, so their ratio holds even on a
+busy machine where the absolute milliseconds do not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from statistics import median
+
+from tqdm import tqdm
+
+from app.reranker.data import hybrid_search
+from app.settings import Settings
+from eval.metrics import evaluate_retrieval
+from eval.retrieval_bench import Candidates, Variant, doc_ranking
+from retrieval.index import Index
+from retrieval.rerank import CrossEncoderReranker
+from retrieval.types import Hit
+
+HYBRID = "hybrid"
+
+
+def rerank_head(reranker: CrossEncoderReranker, query: str, hits: Sequence[Hit], top_n: int) -> list[Hit]:
+    """The first ``top_n`` hits reranked, the rest after them in their original order (for recall at depth)."""
+    return reranker.rerank(query, hits[:top_n]) + list(hits[top_n:])
+
+
+def hybrid_lists(
+    index: Index, settings: Settings, collection: str, queries: Mapping[str, str], depth: int, progress: bool = True
+) -> dict[str, list[Hit]]:
+    return {
+        qid: hybrid_search(index, settings, collection, text, depth)
+        for qid, text in tqdm(queries.items(), desc="hybrid search", unit="query", disable=not progress)
+    }
+
+
+def compare(
+    lists: Mapping[str, list[Hit]],
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    rerankers: Mapping[str, CrossEncoderReranker],
+    top_n: int,
+    ks: Sequence[int] = (1, 10, 100),
+    progress: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Metrics of plain hybrid and of hybrid reranked by each of ``rerankers`` (keyed by variant name)."""
+    judged = {qid: qrels[qid] for qid in lists if qid in qrels}
+    results = {HYBRID: evaluate_retrieval({q: doc_ranking(h) for q, h in lists.items()}, judged, ks)}
+    for name, reranker in rerankers.items():
+        run = {
+            qid: doc_ranking(rerank_head(reranker, queries[qid], hits, top_n))
+            for qid, hits in tqdm(lists.items(), desc=f"rerank ({name})", unit="query", disable=not progress)
+        }
+        results[name] = evaluate_retrieval(run, judged, ks)
+    return results
+
+
+def rerank_latency(
+    reranker: CrossEncoderReranker,
+    lists: Mapping[str, list[Hit]],
+    queries: Mapping[str, str],
+    top_n: int,
+    limit: int = 30,
+) -> dict[str, float]:
+    """Median and p90 milliseconds to rerank the top ``top_n`` hits, over the first ``limit`` queries (one warm-up)."""
+    chosen = list(lists.items())[:limit]
+    if not chosen:
+        raise ValueError("no queries to time")
+    reranker.rerank(queries[chosen[0][0]], chosen[0][1][:top_n])
+    timings = []
+    for qid, hits in chosen:
+        started = time.perf_counter()
+        reranker.rerank(queries[qid], hits[:top_n])
+        timings.append((time.perf_counter() - started) * 1000)
+    ordered = sorted(timings)
+    return {
+        "median_ms": round(median(ordered), 1),
+        "p90_ms": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1),
+        "queries": len(ordered),
+    }
+
+
+def rerank_variant(
+    reranker: CrossEncoderReranker,
+    candidates: Candidates,
+    queries: Mapping[str, str],
+    fuse: Variant,
+    top_n: int,
+    progress: bool = True,
+) -> dict[str, Variant]:
+    """A ``hybrid+rerank`` variant for ``ragline eval retrieval``: each query's fused list is reranked once here
+    (timed into ``candidates.ms["rerank"]``), so the variant itself only picks the stored list."""
+    candidates.ms["rerank"] = []
+    for qid, lists in tqdm(candidates.lists.items(), desc="rerank", unit="query", disable=not progress):
+        fused = fuse(lists)
+        started = time.perf_counter()
+        lists["reranked"] = rerank_head(reranker, queries[qid], fused, top_n)
+        candidates.ms["rerank"].append((time.perf_counter() - started) * 1000)
+    return {"hybrid+rerank": lambda lists: lists["reranked"]}

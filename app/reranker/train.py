@@ -1,0 +1,118 @@
+"""Fine-tune a CrossEncoder from the shipped MiniLM encoder with the sentence-transformers trainer.
+
+The MiniLM bi-encoder's BERT weights start the cross-encoder (a fresh one-logit head on top); binary
+cross-entropy on (query, passage, 0/1) pairs with hard negatives is the standard reranker recipe, and it needs
+no in-batch tricks, so it trains in small CPU batches. Checkpoints go to ``<out>/checkpoints`` every
+``save_steps``; a rerun with ``resume`` continues from the last one instead of starting over.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from app.reranker.data import Pair
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 1.0
+    batch_size: int = 16
+    learning_rate: float = 3e-5
+    max_length: int = 256
+    max_steps: int = -1
+    """Stop after this many optimiser steps (-1: run the epochs)."""
+    save_steps: int = 50
+    warmup: float = 0.1
+    seed: int = 13
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    seconds: float
+    training_loss: float
+    resumed_from: str | None
+
+
+def last_checkpoint(out: Path) -> Path | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = out / CHECKPOINTS
+    found = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    return Path(found) if found else None
+
+
+def train_cross_encoder(
+    base: Path,
+    pairs: Sequence[Pair],
+    out: Path,
+    config: TrainConfig,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    keep_checkpoints: bool = False,
+) -> TrainResult:
+    """Train on ``pairs`` from ``base`` (a sentence-transformers encoder or CrossEncoder folder) and save to ``out``."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+
+    positives = sum(1 for p in pairs if p.label > 0)
+    if positives == 0 or positives == len(pairs):
+        raise ValueError(f"training needs positive and negative pairs; got {positives} of {len(pairs)} positive")
+    model = CrossEncoder(str(base), num_labels=1, max_length=config.max_length, device="cpu", local_files_only=True)
+    dataset = Dataset.from_dict(
+        {"query": [p.query for p in pairs], "passage": [p.passage for p in pairs], "label": [p.label for p in pairs]}
+    )
+    # Weighting positives by the negative ratio keeps the loss from being won by always saying "irrelevant".
+    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor((len(pairs) - positives) / positives))
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(out / CHECKPOINTS),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        logging_steps=10,
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=True,
+        report_to="none",
+        disable_tqdm=not progress,
+    )
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+    checkpoint = last_checkpoint(out) if resume else None
+    if checkpoint is not None:
+        log.info("resuming from %s", checkpoint)
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    seconds = time.perf_counter() - started
+    model.save_pretrained(str(out))
+    if not keep_checkpoints:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    return TrainResult(
+        steps=int(output.global_step),
+        seconds=seconds,
+        training_loss=float(output.training_loss),
+        resumed_from=checkpoint.name if checkpoint else None,
+    )

@@ -1,0 +1,119 @@
+"""Training a reranker for real, kept tiny: hard negatives from the sample index, a few optimiser steps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.reranker.card import read_record
+from app.reranker.data import LabelledQuery, mine_pairs, split_queries
+from app.reranker.synthetic import clean_question
+from app.reranker.train import TrainConfig, last_checkpoint, train_cross_encoder
+from app.resources import Resources
+from retrieval.rerank import CrossEncoderReranker
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = {"batch_size": 4, "max_length": 64, "save_steps": 1}
+
+
+def _sample_queries() -> list[LabelledQuery]:
+    records = [json.loads(line) for line in (REPO / "eval/datasets/sample_qa.jsonl").read_text().splitlines()]
+    return [LabelledQuery(r["id"], r["question"], frozenset(r["doc_ids"])) for r in records if r["doc_ids"]][:6]
+
+
+def test_hard_negatives_come_from_other_documents(sample_resources: Resources) -> None:
+    queries = _sample_queries()
+    mined = mine_pairs(
+        sample_resources.index, sample_resources.settings, "sample", queries, negatives=2, progress=False
+    )
+    assert mined.queries == len(queries) and mined.skipped == 0
+    assert mined.negatives == 2 * len(queries)
+    chunks = {c.text: c.doc_id for c in sample_resources.index.manifest.chunks("sample")}
+    by_question = {q.text: q for q in queries}
+    for pair in mined.pairs:
+        relevant = chunks[pair.passage] in by_question[pair.query].relevant_docs
+        assert relevant == (pair.label == 1.0)
+
+
+def test_tiny_training_saves_a_loadable_reranker_and_resumes(
+    sample_resources: Resources, embedder_dir: Path, tmp_path: Path
+) -> None:
+    mined = mine_pairs(
+        sample_resources.index, sample_resources.settings, "sample", _sample_queries(), negatives=2, progress=False
+    )
+    out = tmp_path / "reranker"
+
+    first = train_cross_encoder(
+        embedder_dir, mined.pairs, out, TrainConfig(max_steps=2, **TINY), progress=False, keep_checkpoints=True
+    )
+    assert (first.steps, first.resumed_from) == (2, None)
+    assert last_checkpoint(out) == out / "checkpoints" / "checkpoint-2"
+
+    resumed = train_cross_encoder(embedder_dir, mined.pairs, out, TrainConfig(max_steps=3, **TINY), progress=False)
+    assert (resumed.steps, resumed.resumed_from) == (3, "checkpoint-2")
+    assert not (out / "checkpoints").exists()
+
+    reranker = CrossEncoderReranker(out, max_length=64)
+    assert reranker.score("refund window", ["EU customers have 30 days.", "Rotate the token."]).shape == (2,)
+
+
+def test_train_command_writes_a_model_card_with_held_out_metrics(tmp_path: Path, models_env) -> None:
+    beir = tmp_path / "tiny"
+    (beir / "qrels").mkdir(parents=True)
+    docs = {
+        "d1": "Refunds: EU customers may request a refund within 30 days of the charge.",
+        "d2": "To rotate a gateway token, run nwctl gateway rotate-token for the merchant.",
+        "d3": "Meeting notes: the team agreed to move the release to Thursday.",
+        "d4": "On-call engineers acknowledge pages within 5 minutes during business hours.",
+        "d5": "Invoices are issued on the first day of each month in the customer's currency.",
+    }
+    questions = {
+        "q1": ("How long do EU customers have to ask for a refund?", "d1"),
+        "q2": ("Which command rotates a gateway token?", "d2"),
+        "q3": ("When was the release moved to?", "d3"),
+        "q4": ("How fast must on-call acknowledge a page?", "d4"),
+        "q5": ("When are invoices issued?", "d5"),
+    }
+    (beir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in docs.items())
+    )
+    (beir / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, (t, _) in questions.items())
+    )
+    (beir / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d) in questions.items())
+    )
+    out = tmp_path / "model"
+    options = ["--held-out", "2", "--negatives", "2", "--max-steps", "2", "--batch-size", "4", "--max-length", "64"]
+    command = [sys.executable, "-m", "app.cli", "reranker", "train", "--beir", str(beir), *options, "--out", str(out)]
+    result = subprocess.run(
+        command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    record = read_record(out)
+    assert record["training"]["steps"] == 2
+    assert record["data"]["queries"] == 3 and record["data"]["held_out_queries"] == 2
+    assert set(record["held_out"]["results"]) == {"hybrid", "hybrid+rerank"}
+    card = (out / "README.md").read_text()
+    assert "## Held-out evaluation" in card and "hybrid+rerank" in card and "steps: 2" in card
+    CrossEncoderReranker(out, max_length=64)
+
+
+def test_split_is_fixed_by_seed() -> None:
+    qids = [f"q{i}" for i in range(20)]
+    train, held = split_queries(qids, 5, seed=7)
+    assert (train, held) == split_queries(list(reversed(qids)), 5, seed=7)
+    assert len(held) == 5 and not set(train) & set(held) and set(train) | set(held) == set(qids)
+    with pytest.raises(ValueError, match="held_out"):
+        split_queries(qids, 20, seed=7)
+
+
+def test_generated_questions_are_cleaned_or_dropped() -> None:
+    assert clean_question('Question: "What is the EU refund window?"\nExtra') == "What is the EU refund window?"
+    assert clean_question("Refund window.") is None
+    assert clean_question("") is None
