@@ -143,8 +143,18 @@ class EvidenceCompressor:
         kind = structured_kind(text)
         if kind is not None:
             return Compressed(text, before, before, kind)
-        with _lock:  # one model, many request threads: torch modules are not re-entrant for llmlingua's caches
-            parts = [self._compress_prose(t, question) if c else t for t, c in _segments(text)]
+        import torch
+
+        # One model, many request threads: llmlingua keeps state on the compressor, so calls are serialised. One
+        # torch thread: llmlingua makes many small forward passes, and on a busy 2-core host a 40-token text took
+        # 36 s on two threads (spinning OpenMP workers) against 1.7 s on one.
+        with _lock:
+            previous = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                parts = [self._compress_prose(t, question) if c else t for t, c in _segments(text)]
+            finally:
+                torch.set_num_threads(previous)
         out = " ".join(p for p in parts if p)
         return Compressed(out, before, count(out), None)
 
