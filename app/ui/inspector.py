@@ -21,7 +21,7 @@ SCORE_LABELS = {"bm25": "BM25", "dense": "dense", "fusion": "fused", "rerank": "
 """Column names of the scoring stages; any other stage that records ``hits`` gets its own name as the label."""
 BUDGET_PARTS = (
     ("S", "system prompt"),
-    ("T", "instructions/template"),
+    ("T", "tool schemas"),
     ("H", "history"),
     ("R", "retrieved evidence"),
     ("U", "question"),
@@ -201,6 +201,10 @@ class Compression:
     after: int | None
     recorded_ratio: float | None
     details: dict[str, Any]
+    applied: bool | None = None
+    """False when ``auto`` found the evidence within its allowance and left it as it was."""
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    """Per-source before/after, when recorded."""
 
     @property
     def kept(self) -> float | None:
@@ -218,14 +222,18 @@ def compression(trace: Trace) -> Compression | None:
     if entry is None:
         return None
     ratio = _first(entry, _RATIO_KEYS)
-    details = {k: v for k, v in entry.items() if k not in ("stage", "items_in", "items_out", "ms")}
-    method = _first(entry, ("method", "compressor", "compression", "model"))
+    details = {k: v for k, v in entry.items() if k not in ("stage", "items_in", "items_out", "ms", "sources")}
+    method = _first(entry, ("method", "compressor", "model", "mode"))
+    applied = entry.get("compressed")
+    sources = [dict(s) for s in entry.get("sources") or [] if isinstance(s, Mapping)]
     return Compression(
         method=str(method) if method is not None else None,
         before=_number(_first(entry, _BEFORE_KEYS)),
         after=_number(_first(entry, _AFTER_KEYS)),
         recorded_ratio=float(ratio) if isinstance(ratio, int | float) and not isinstance(ratio, bool) else None,
         details=details,
+        applied=applied if isinstance(applied, bool) else None,
+        sources=sources,
     )
 
 

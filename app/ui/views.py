@@ -96,11 +96,17 @@ def _render_order(trace: Mapping[str, Any]) -> None:
         st.caption(order.note)
 
 
-def _render_compression(trace: Mapping[str, Any]) -> None:
+def _render_compression(trace: Mapping[str, Any], key: str) -> None:
     st.markdown("**Compression**")
     value = inspector.compression(trace)
     if value is None:
         _not_recorded("Compression")
+        return
+    if value.applied is False:
+        evidence, allowance = value.details.get("evidence_tokens"), value.details.get("allowance")
+        st.markdown(
+            f"{value.method or 'auto'}: not needed, the evidence ({evidence} tokens) fits its allowance ({allowance})"
+        )
         return
     before = f"{value.before:,}" if value.before is not None else NOT_RECORDED
     after = f"{value.after:,}" if value.after is not None else NOT_RECORDED
@@ -112,6 +118,8 @@ def _render_compression(trace: Mapping[str, Any]) -> None:
         ratio = f"ratio {NOT_RECORDED}"
     method = f"{value.method}: " if value.method else ""
     st.markdown(f"{method}{before} → {after} tokens, {ratio}")
+    if value.sources:
+        st.dataframe(value.sources, hide_index=True, width="stretch", key=f"{key}-compression")
     st.json(value.details, expanded=False)
 
 
@@ -133,7 +141,7 @@ def render_inspector(trace: Mapping[str, Any], key: str) -> None:
         _render_budget(trace)
         _render_candidates(trace, key)
         _render_order(trace)
-        _render_compression(trace)
+        _render_compression(trace, key)
         _render_latency(trace)
         st.markdown("**Stages**")
         st.dataframe(inspector.stage_summary(trace), hide_index=True, width="stretch", key=f"{key}-stages")

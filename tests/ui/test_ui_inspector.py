@@ -31,10 +31,11 @@ CONTRACT_TRACE = {
          "hits": [{"chunk_id": "a", "doc_id": "A", "score": 0.97}, {"chunk_id": "b", "doc_id": "B", "score": 0.6},
                   {"chunk_id": "d", "doc_id": "D", "score": 0.1}]},
         {"stage": "select", "items_in": 3, "items_out": 3, "ms": 0.5, "chunk_ids": ["a", "b", "d"]},
-        {"stage": "positioning", "items_in": 3, "items_out": 3, "ms": 0.1, "strategy": "edge",
-         "order": ["a", "d", "b"]},
-        {"stage": "compression", "items_in": 3, "items_out": 3, "ms": 900.0, "method": "llmlingua2",
-         "tokens_before": 800, "tokens_after": 200},
+        {"stage": "position", "items_in": 3, "items_out": 3, "ms": 0.1, "positioning": "edge",
+         "order": ["a", "d", "b"], "relevance_ranks": [1, 3, 2]},
+        {"stage": "compress", "items_in": 3, "items_out": 3, "ms": 900.0, "mode": "always", "method": "llmlingua2",
+         "compressed": True, "tokens_before": 800, "tokens_after": 200, "ratio": 4.0,
+         "sources": [{"chunk_id": "a", "before": 500, "after": 100, "verbatim": False}]},
         {"stage": "assemble", "items_in": 3, "items_out": 3, "ms": 3.0,
          "budget": {"B": 2000, "S": 90, "T": 10, "H": 0, "R": 200, "U": 15, "reserve": 384, "used": 315}},
         {"stage": "generate", "items_in": 3, "items_out": 1, "ms": 5000.0},
@@ -60,7 +61,7 @@ def test_budget_bar_has_every_term_the_unused_budget_and_the_reserve() -> None:
     assert value.total == 2000 and value.used == 315 and value.free == 1685 and value.reserve == 384
     bar = {segment["part"]: segment["tokens"] for segment in value.bar()}
     assert bar == {
-        "S system prompt": 90, "T instructions/template": 10, "H history": 0, "R retrieved evidence": 200,
+        "S system prompt": 90, "T tool schemas": 10, "H history": 0, "R retrieved evidence": 200,
         "U question": 15, "unused budget": 1685, "answer reserve": 384,
     }  # fmt: skip
     assert inspector.budget_chart(value).to_dict()["mark"]["type"] == "bar"
@@ -68,10 +69,15 @@ def test_budget_bar_has_every_term_the_unused_budget_and_the_reserve() -> None:
 
 def test_positioning_compression_and_waterfall() -> None:
     order = inspector.final_order(CONTRACT_TRACE)
-    assert order == inspector.Order(["a", "d", "b"], "positioning", "edge")
+    assert order == inspector.Order(["a", "d", "b"], "position", "edge")
     squeeze = inspector.compression(CONTRACT_TRACE)
     assert squeeze is not None and squeeze.method == "llmlingua2"
-    assert (squeeze.before, squeeze.after, squeeze.kept) == (800, 200, 0.25)
+    assert (squeeze.before, squeeze.after, squeeze.kept, squeeze.applied) == (800, 200, 0.25, True)
+    assert squeeze.sources[0]["chunk_id"] == "a"
+    skipped = {"stages": [{"stage": "compress", "mode": "auto", "evidence_tokens": 900, "allowance": 2000,
+                           "compressed": False}]}  # fmt: skip
+    left = inspector.compression(skipped)
+    assert left is not None and left.applied is False and left.kept is None
     spans = inspector.waterfall(CONTRACT_TRACE)
     assert [s["stage"] for s in spans] == [s["stage"] for s in CONTRACT_TRACE["stages"]]
     assert spans[0]["start_ms"] == 0 and spans[1]["start_ms"] == spans[0]["end_ms"] == 2.0
@@ -132,7 +138,7 @@ def test_inspector_view_renders_the_contract_trace() -> None:
     assert not any(inspector.NOT_RECORDED in c for c in captions)
     markdown = [m.value for m in at.markdown]
     assert "llmlingua2: 800 → 200 tokens, kept 25% (4.0× smaller)" in markdown
-    assert any(m.startswith("From stage `positioning` (edge):") and "1. `a`\n2. `d`\n3. `b`" in m for m in markdown)
+    assert any(m.startswith("From stage `position` (edge):") and "1. `a`\n2. `d`\n3. `b`" in m for m in markdown)
     assert [t.label for t in at.tabs] == ["BM25 (bm25)", "dense (dense)", "fused (fusion)", "reranked (rerank)"]
 
 
