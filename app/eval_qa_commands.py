@@ -41,14 +41,17 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 
 def _configs(
-    config_files: list[Path], preset: str | None, reranker: str | None
+    settings: Settings, config_files: list[Path], preset: str | None, reranker: str | None
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]]:
     from eval.presets import build_preset
 
     configs: dict[str, dict[str, Any]] = {}
     skipped: list[dict[str, str]] = []
     if preset:
-        built = build_preset(preset, Settings.model_fields, reranker)
+        fields = type(settings).model_fields
+        built = build_preset(
+            preset, fields, reranker or getattr(settings, "reranker", None), settings.resolved_models_dir
+        )
         configs.update({c.name: {"options": c.options, "note": c.note} for c in built.configs})
         skipped = [{"name": s.name, "reason": s.reason} for s in built.skipped]
     for path in config_files:
@@ -201,7 +204,7 @@ def eval_qa(
 
     if not resume:
         try:
-            configs, skipped = _configs(config or [], preset, reranker)
+            configs, skipped = _configs(settings, config or [], preset, reranker)
             for options in configs.values():
                 pipeline.settings_for(options["options"])
         except ValueError as exc:

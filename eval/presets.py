@@ -42,16 +42,24 @@ class Preset:
     skipped: list[SkippedConfig] = field(default_factory=list)
 
 
-def _reranker_available(name: str) -> str | None:
-    """``None`` when ``name`` is a known model or an existing folder, else why not."""
+def _reranker_available(name: str, models_dir: Path | None) -> str | None:
+    """``None`` when ``name`` is a registered model, a folder, or a model trained into ``models_dir``; else why not.
+
+    A CrossEncoder folder holds a ``config.json``; a folder without one is a training run still in progress.
+    """
     from app.model_registry import MODELS
 
-    if name in MODELS or Path(name).is_dir():
+    if name in MODELS:
         return None
+    for folder in (Path(name), *([models_dir / name] if models_dir else [])):
+        if folder.is_dir():
+            if (folder / "config.json").is_file():
+                return None
+            return f"reranker folder {folder} has no config.json (is its training finished?)"
     return f"reranker {name!r} is neither a registered model nor a folder (train one: `ragline reranker train`)"
 
 
-def ablation(fields: Mapping[str, Any], reranker: str | None) -> Preset:
+def ablation(fields: Mapping[str, Any], reranker: str | None, models_dir: Path | None = None) -> Preset:
     """The cumulative ablation for a ``Settings`` class whose ``model_fields`` are ``fields``.
 
     bm25-only and dense-only are convex fusion at α = 0 and α = 1: with min-max normalised scores a list weighted
@@ -77,7 +85,7 @@ def ablation(fields: Mapping[str, Any], reranker: str | None) -> Preset:
             continue
         if setting == "reranker":
             reason = "no reranker configured: set RAGLINE_RERANKER or pass --reranker" if not value else None
-            reason = reason or _reranker_available(str(value))
+            reason = reason or _reranker_available(str(value), models_dir)
             if reason:
                 preset.skipped.append(SkippedConfig(name, reason))
                 continue
@@ -87,7 +95,9 @@ def ablation(fields: Mapping[str, Any], reranker: str | None) -> Preset:
     return preset
 
 
-def build_preset(name: str, fields: Mapping[str, Any], reranker: str | None = None) -> Preset:
+def build_preset(
+    name: str, fields: Mapping[str, Any], reranker: str | None = None, models_dir: Path | None = None
+) -> Preset:
     if name == "ablation":
-        return ablation(fields, reranker)
+        return ablation(fields, reranker, models_dir)
     raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")

@@ -113,11 +113,11 @@ def _plot_metrics(summaries: Mapping[str, Mapping[str, Any]], path: Path) -> Pat
     width = 0.8 / len(configs)
     for i, config in enumerate(configs):
         flat = flat_metrics(summaries[config])
-        values = [flat.get(k) if flat.get(k) is not None else 0.0 for k in keys]
-        ax.bar([x + i * width for x in range(len(keys))], values, width, label=config)
+        present = [(x, flat[k]) for x, k in enumerate(keys) if flat.get(k) is not None]
+        ax.bar([x + i * width for x, _ in present], [v for _, v in present], width, label=config)
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(keys))], keys, rotation=30, ha="right")
     ax.set_ylim(0, 1)
-    ax.set_title("Metrics per config (missing values drawn as 0; see the table)")
+    ax.set_title("Metrics per config (a missing value has no bar; see the tables)")
     ax.legend(fontsize="small", ncols=min(4, len(configs)))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -135,27 +135,32 @@ def _stage_order(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def _plot_latency(summaries: Mapping[str, Mapping[str, Any]], path: Path) -> Path | None:
-    """A waterfall per config: each stage's p50 starts where the previous stage's ended."""
+    """A waterfall per config: each stage's p50 starts where the previous stage's ended. Generation dwarfs the
+    rest on a CPU, so the right panel repeats the waterfall without it."""
     import matplotlib.pyplot as plt
 
     stages = _stage_order(summaries)
     if not stages:
         return None
     configs = list(summaries)
-    fig, ax = plt.subplots(figsize=(9, 0.6 * len(configs) + 1.8))
-    colors = plt.get_cmap("tab10")
-    for row, config in enumerate(configs):
-        start = 0.0
-        for i, stage in enumerate(stages):
-            ms = summaries[config]["latency_ms"].get(stage, {}).get("p50", 0.0)
-            ax.barh(row, ms, left=start, color=colors(i % 10), label=stage if row == 0 else None)
-            start += ms
-    ax.set_yticks(range(len(configs)), configs)
-    ax.invert_yaxis()
-    ax.set_xlabel("ms (p50 per stage, stacked in pipeline order)")
-    ax.set_title("Latency waterfall")
-    ax.legend(fontsize="small", ncols=4, loc="lower right")
-    fig.tight_layout()
+    colors = plt.get_cmap("tab20")
+    color = {stage: colors(i % 20) for i, stage in enumerate(stages)}
+    panels = [("all stages", stages), ("without generation", [s for s in stages if s != "generate"])]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.5 * len(configs) + 2.2))
+    for ax, (title, shown) in zip(axes, panels, strict=True):
+        for row, config in enumerate(configs):
+            start = 0.0
+            for stage in shown:
+                ms = summaries[config]["latency_ms"].get(stage, {}).get("p50", 0.0)
+                ax.barh(row, ms, left=start, color=color[stage], label=stage if row == 0 else None)
+                start += ms
+        ax.set_yticks(range(len(configs)), configs)
+        ax.invert_yaxis()
+        ax.set_xlabel("ms (p50 per stage, stacked in pipeline order)")
+        ax.set_title(f"Latency waterfall: {title}")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="small", ncols=min(8, len(labels)), loc="lower center")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -126,6 +126,18 @@ def test_ablation_uses_only_existing_settings_and_says_what_it_skipped() -> None
     assert all("compression" not in c.options for c in reduced.configs)
 
 
+def test_ablation_finds_a_trained_reranker_in_the_models_dir(tmp_path) -> None:
+    (tmp_path / "my-reranker").mkdir()
+    training = build_preset("ablation", Settings.model_fields, reranker="my-reranker", models_dir=tmp_path)
+    assert "no config.json" in training.skipped[0].reason
+    (tmp_path / "my-reranker" / "config.json").write_text("{}")
+    ready = build_preset("ablation", Settings.model_fields, reranker="my-reranker", models_dir=tmp_path)
+    assert not ready.skipped
+    names = [c.name for c in ready.configs]
+    assert names == ["bm25", "dense", "hybrid", "+rerank", "+positioning", "+compression", "+memory"]
+    assert ready.configs[-1].options["reranker"] == "my-reranker" and ready.configs[2].options["reranker"] is None
+
+
 def test_judge_replies_breaking_a_binary_field_are_rejected_not_scored() -> None:
     from ragas.metrics.collections.answer_relevancy.util import AnswerRelevanceOutput
     from ragas.metrics.collections.faithfulness.util import NLIStatementOutput
