@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from app.bench_commands import bench_app
+from app.context_commands import register as register_context_commands
 from app.eval_commands import eval_app
 from app.eval_qa_commands import register as register_eval_qa
 from app.reranker.commands import reranker_app
@@ -28,6 +29,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(llm_app, name="llm")
 app.add_typer(config_app, name="config")
 register_eval_qa(eval_app)
+register_context_commands(eval_app)
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
 app.add_typer(reranker_app, name="reranker")

@@ -1,0 +1,398 @@
+"""``ragline eval position | compression | abstention | prefix-cache``: context experiments on NQ-Open.
+
+Each command talks to a running vLLM (``ragline llm serve``; ``--llm-url`` to point elsewhere), reads the
+``nq-open-oracle`` folder, prints a table and writes a JSON report under ``<data_dir>/reports/``. The passages are
+ingested once into a collection (incremental: a second run embeds nothing) with their id as ``passage`` metadata,
+which is what lets the abstention experiment withhold a question's gold passage with a filter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from app.pipeline import Answer, Pipeline
+    from app.resources import Resources
+    from eval.context_experiments import NQQuestion, Passage
+
+DEFAULT_DATA = Path("../shared/data/nq-open-oracle")
+COLLECTION = "nq-open-oracle"
+DataOption = Annotated[Path, typer.Option("--data", help="The nq-open-oracle folder.")]
+LimitOption = Annotated[int, typer.Option(min=1, help="Questions to evaluate (the first N).")]
+UrlOption = Annotated[str | None, typer.Option(help="vLLM base URL; default RAGLINE_LLM_BASE_URL.")]
+WorkersOption = Annotated[int, typer.Option(min=1, help="Requests in flight (vLLM batches them).")]
+ANSWER_TOKENS = 48
+
+
+def _resources(llm_url: str | None) -> Resources:
+    from app.cli import _fail
+    from app.resources import Resources
+    from app.settings import get_settings
+    from app.vllm_server import is_ready
+
+    settings = get_settings()
+    if llm_url:
+        settings = settings.model_copy(update={"llm_base_url": llm_url})
+    if not is_ready(settings.llm_base_url):
+        raise _fail(f"no vLLM answers at {settings.llm_base_url}: start one with `ragline llm serve` or give --llm-url")
+    return Resources(settings)
+
+
+def _load(data: Path, limit: int | None) -> tuple[list[NQQuestion], dict[str, Passage]]:
+    from app.cli import _fail
+    from eval.context_experiments import load_nq
+
+    try:
+        return load_nq(data, limit)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def ensure_nq_collection(resources: Resources, passages: dict[str, Passage]) -> None:
+    from app.chunking import make_chunker
+    from ingest.document import Document
+    from ingest.job import ingest_documents
+
+    documents = (Document(p.id, f"{p.title}\n{p.text}", {"title": p.title, "passage": p.id}) for p in passages.values())
+    summary = ingest_documents(
+        resources.index, make_chunker(resources, "fixed"), documents, COLLECTION, total=len(passages)
+    )
+    typer.echo(f"{COLLECTION}: {len(summary.added) + len(summary.updated)} indexed, {len(summary.skipped)} unchanged")
+
+
+def _write(resources: Resources, name: str, payload: dict[str, Any]) -> Path:
+    reports = resources.settings.reports_dir
+    reports.mkdir(parents=True, exist_ok=True)
+    path = reports / f"context-{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    typer.echo(f"report: {path}")
+    return path
+
+
+def _answer(
+    pipeline: Pipeline, question: str, options: dict[str, Any], filters: dict[str, Any] | None = None
+) -> tuple[Answer, float]:
+    started = time.perf_counter()
+    answer = pipeline.run(question, COLLECTION, filters, options=options)
+    return answer, (time.perf_counter() - started) * 1000
+
+
+def _stage(answer: Any, name: str) -> dict[str, Any]:
+    return next((s for s in answer.trace["stages"] if s["stage"] == name), {})
+
+
+def eval_position(
+    data: DataOption = DEFAULT_DATA,
+    limit: LimitOption = 40,
+    k: Annotated[int, typer.Option(min=3, help="Passages in each prompt.")] = 10,
+    workers: WorkersOption = 8,
+    llm_url: UrlOption = None,
+) -> None:
+    """Exact match with the gold passage first / in the middle / last among k (hard distractors from dense
+    retrieval), then the real pipeline (k passages) with edge positioning against plain relevance order."""
+    from app.pipeline import Pipeline
+    from app.prompting import build_messages
+    from eval.context_experiments import em_rate, exact_match, format_table, place, positions, run_concurrently
+    from retrieval.types import Chunk, Hit
+
+    resources = _resources(llm_url)
+    questions, passages = _load(data, limit)
+    ensure_nq_collection(resources, passages)
+
+    def hit(passage: Passage) -> Hit:
+        chunk = Chunk(id=passage.id, doc_id=passage.id, text=f"{passage.title}\n{passage.text}")
+        return Hit(chunk, 1.0, "oracle")
+
+    def distractors(q: NQQuestion) -> list[Passage]:
+        hits = resources.index.search_dense(COLLECTION, q.question, k + 5)
+        ids = list(dict.fromkeys(h.chunk.doc_id for h in hits if h.chunk.doc_id != q.gold))
+        return [passages[i] for i in ids[: k - 1]]
+
+    jobs = []
+    for q in questions:
+        others = distractors(q)
+        for slot_name, slot in positions(k).items():
+            jobs.append((q, slot_name, [hit(p) for p in place(passages[q.gold], others, slot)]))
+
+    def ask(job: tuple[NQQuestion, str, list[Hit]]) -> bool:
+        q, _, hits = job
+        completion = resources.generator.chat(build_messages(q.question, hits), max_tokens=ANSWER_TOKENS)
+        return exact_match(completion.text, q.answers)
+
+    started = time.perf_counter()
+    flags = run_concurrently(ask, jobs, workers)
+    rows = [
+        {
+            "experiment": "gold slot",
+            "variant": name,
+            "em": em_rate([f for f, j in zip(flags, jobs, strict=True) if j[1] == name]),
+        }
+        for name in positions(k)
+    ]
+    pipeline = Pipeline(resources)
+    pipeline_runs: dict[str, list[dict[str, Any]]] = {}
+    for positioning in ("relevance", "edge"):
+        options = {"context_top_k": k, "positioning": positioning, "max_answer_tokens": ANSWER_TOKENS}
+
+        def run(q: NQQuestion, options: dict[str, Any] = options) -> dict[str, Any]:
+            answer, ms = _answer(pipeline, q.question, options)
+            doc_of = {h["chunk_id"]: h["doc_id"] for h in _stage(answer, "fusion").get("hits", [])}
+            order = [doc_of.get(cid) for cid in _stage(answer, "position").get("order", [])]
+            return {
+                "id": q.id,
+                "em": exact_match(answer.text, q.answers),
+                "ms": round(ms),
+                "gold_slot": order.index(q.gold) + 1 if q.gold in order else None,
+                "answer": answer.text,
+            }
+
+        pipeline_runs[positioning] = run_concurrently(run, questions, workers)
+        rows.append(
+            {
+                "experiment": "pipeline",
+                "variant": positioning,
+                "em": em_rate([r["em"] for r in pipeline_runs[positioning]]),
+            }
+        )
+    elapsed = time.perf_counter() - started
+    typer.echo(format_table(rows, ["experiment", "variant", "em"]))
+    _write(
+        resources,
+        "position",
+        {
+            "data": str(data),
+            "questions": len(questions),
+            "k": k,
+            "generator": resources.generator.model,
+            "answer_tokens": ANSWER_TOKENS,
+            "seconds": round(elapsed, 1),
+            "results": rows,
+            "per_question": {
+                "slots": [{"id": j[0].id, "slot": j[1], "em": f} for f, j in zip(flags, jobs, strict=True)],
+                "pipeline": pipeline_runs,
+            },
+        },
+    )
+
+
+def eval_compression(
+    data: DataOption = DEFAULT_DATA,
+    limit: LimitOption = 15,
+    k: Annotated[int, typer.Option(min=1, help="Passages in each prompt.")] = 5,
+    methods: Annotated[str, typer.Option(help="Comma-separated: llmlingua, longllmlingua.")] = "longllmlingua",
+    rate: Annotated[float, typer.Option(min=0.05, max=1.0, help="Target share of tokens kept.")] = 0.5,
+    llm_url: UrlOption = None,
+) -> None:
+    """Compression ratio against exact-match retention and net latency (compression time included).
+
+    Requests run one at a time, each variant right after the uncompressed baseline of the same question, so the
+    latencies compare like with like on a machine whose load changes; the ratio of medians is the number to read.
+    """
+    from app.pipeline import Pipeline
+    from eval.context_experiments import em_rate, exact_match, format_table, median_ms
+
+    resources = _resources(llm_url)
+    questions, passages = _load(data, limit)
+    ensure_nq_collection(resources, passages)
+    pipeline = Pipeline(resources)
+    variants = ["off", *[m.strip() for m in methods.split(",") if m.strip()]]
+    base = {"context_top_k": k, "max_answer_tokens": ANSWER_TOKENS, "compression_rate": rate}
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for q in questions:
+        for variant in variants:
+            answer, ms = _answer(pipeline, q.question, {**base, "compression": variant})
+            compress, generate = _stage(answer, "compress"), _stage(answer, "generate")
+            runs[variant].append(
+                {
+                    "id": q.id,
+                    "em": exact_match(answer.text, q.answers),
+                    "ms": round(ms),
+                    "compress_ms": compress.get("compress_ms", 0.0),
+                    "ratio": compress.get("ratio"),
+                    "prompt_tokens": generate.get("prompt_tokens"),
+                }
+            )
+    baseline_em = em_rate([r["em"] for r in runs["off"]]) or 0.0
+    baseline_ms = median_ms([r["ms"] for r in runs["off"]]) or 1.0
+    rows = []
+    for variant, results in runs.items():
+        em = em_rate([r["em"] for r in results])
+        ratios = [r["ratio"] for r in results if r["ratio"]]
+        rows.append(
+            {
+                "method": variant,
+                "em": em,
+                "em_retention": round(em / baseline_em, 3) if baseline_em and em is not None else None,
+                "ratio_median": round(sorted(ratios)[len(ratios) // 2], 2) if ratios else 1.0,
+                "prompt_tokens_median": median_ms([r["prompt_tokens"] for r in results if r["prompt_tokens"]]),
+                "compress_ms_median": median_ms([r["compress_ms"] for r in results]),
+                "latency_ms_median": median_ms([r["ms"] for r in results]),
+                "latency_vs_off": round((median_ms([r["ms"] for r in results]) or 0) / baseline_ms, 3),
+            }
+        )
+    typer.echo(format_table(rows, list(rows[0])))
+    _write(
+        resources,
+        "compression",
+        {
+            "data": str(data),
+            "questions": len(questions),
+            "k": k,
+            "rate": rate,
+            "generator": resources.generator.model,
+            "compression_model": resources.settings.compression_model,
+            "results": rows,
+            "per_question": runs,
+        },
+    )
+
+
+def eval_abstention(
+    data: DataOption = DEFAULT_DATA,
+    limit: LimitOption = 40,
+    calibrate: Annotated[int, typer.Option(min=10, help="Questions after the evaluated ones, to set the cut.")] = 120,
+    workers: WorkersOption = 8,
+    llm_url: UrlOption = None,
+) -> None:
+    """Calibrates ``abstain_threshold`` on the best dense score (gold present vs gold withheld by a filter) over
+    ``calibrate`` questions, then runs the pipeline with that threshold on ``limit`` other questions: abstention
+    share with the gold passage withheld, and answered share and exact match with it present."""
+    from app.pipeline import Pipeline
+    from eval.context_experiments import best_threshold, em_rate, exact_match, format_table, run_concurrently
+
+    resources = _resources(llm_url)
+    everything, passages = _load(data, None)
+    ensure_nq_collection(resources, passages)
+    evaluated, held_out = everything[:limit], everything[limit : limit + calibrate]
+
+    def best_score(q: NQQuestion, withheld: bool) -> float:
+        where = {"passage": {"$ne": q.gold}} if withheld else None
+        hits = resources.index.search_dense(COLLECTION, q.question, 1, where)
+        return hits[0].score if hits else -1.0
+
+    present = [best_score(q, False) for q in held_out]
+    withheld = [best_score(q, True) for q in held_out]
+    cut = best_threshold(present, withheld)
+    pipeline = Pipeline(resources)
+    options = {"abstain_threshold": cut["threshold"], "max_answer_tokens": ANSWER_TOKENS}
+
+    def run(job: tuple[NQQuestion, bool]) -> dict[str, Any]:
+        q, hide = job
+        answer, ms = _answer(pipeline, q.question, options, {"passage": {"$ne": q.gold}} if hide else None)
+        gate = _stage(answer, "abstain")
+        return {
+            "id": q.id,
+            "withheld": hide,
+            "abstained": bool(gate.get("abstain")),
+            "score": gate.get("score"),
+            "em": exact_match(answer.text, q.answers),
+            "citations": len(answer.citations),
+            "ms": round(ms),
+        }
+
+    results = run_concurrently(run, [(q, hide) for q in evaluated for hide in (False, True)], workers)
+    with_gold = [r for r in results if not r["withheld"]]
+    without = [r for r in results if r["withheld"]]
+    answered = [r for r in with_gold if not r["abstained"]]
+    rows = [
+        {
+            "condition": "gold present",
+            "abstained": em_rate([r["abstained"] for r in with_gold]),
+            "em_all": em_rate([r["em"] for r in with_gold]),
+            "em_answered": em_rate([r["em"] for r in answered]),
+        },
+        {
+            "condition": "gold withheld",
+            "abstained": em_rate([r["abstained"] for r in without]),
+            "em_all": em_rate([r["em"] for r in without]),
+            "em_answered": em_rate([r["em"] for r in without if not r["abstained"]]),
+        },
+    ]
+    typer.echo(f"calibrated on {len(held_out)} questions: {cut}")
+    typer.echo(format_table(rows, list(rows[0])))
+    _write(
+        resources,
+        "abstention",
+        {
+            "data": str(data),
+            "questions": len(evaluated),
+            "calibration_questions": len(held_out),
+            "score": "best dense cosine (all-MiniLM-L6-v2)",
+            "calibration": cut,
+            "calibration_scores": {"present": present, "withheld": withheld},
+            "results": rows,
+            "per_question": results,
+        },
+    )
+
+
+def eval_prefix_cache(
+    data: DataOption = DEFAULT_DATA,
+    repeats: Annotated[int, typer.Option(min=1, help="Cold and warm requests each.")] = 5,
+    passages_in_prefix: Annotated[int, typer.Option(min=1, help="Passages in the shared prefix.")] = 8,
+    llm_url: UrlOption = None,
+) -> None:
+    """Time to first token with and without a prefix-cache hit, in one process, one request at a time.
+
+    The prompt layout puts the stable part first; here that part is the system text and a history turn carrying
+    passages. Cold: the prefix starts with a fresh nonce, so vLLM has never seen it. Warm: the same prefix as the
+    previous request, with a different question at the end, as in a follow-up turn.
+    """
+    from app.prompting import SYSTEM_PROMPT
+    from eval.context_experiments import format_table, median_ms
+
+    resources = _resources(llm_url)
+    questions, passages = _load(data, repeats * 2)
+    documents = "\n\n".join(f"{p.title}\n{p.text}" for p in list(passages.values())[:passages_in_prefix])
+
+    def ttft(messages: list[dict[str, str]]) -> float:
+        started = time.perf_counter()
+        for _ in resources.generator.stream(messages, max_tokens=1):
+            break
+        return (time.perf_counter() - started) * 1000
+
+    cold, warm = [], []
+    for i in range(repeats):
+        prefix = [
+            {"role": "system", "content": f"[session {uuid.uuid4().hex}] {SYSTEM_PROMPT}"},
+            {"role": "user", "content": f"Here are documents for this conversation:\n{documents}"},
+            {"role": "assistant", "content": "Thank you, I have read them."},
+        ]
+        cold.append(ttft([*prefix, {"role": "user", "content": questions[2 * i].question}]))
+        warm.append(ttft([*prefix, {"role": "user", "content": questions[2 * i + 1].question}]))
+    prompt_tokens = resources.generator.chat(
+        [*prefix, {"role": "user", "content": questions[0].question}], max_tokens=1
+    ).prompt_tokens
+    rows = [
+        {"request": "cold (prefix unseen)", "ttft_ms_median": median_ms(cold)},
+        {"request": "warm (prefix cached)", "ttft_ms_median": median_ms(warm)},
+    ]
+    speedup = round((median_ms(cold) or 0) / (median_ms(warm) or 1), 2)
+    typer.echo(format_table(rows, list(rows[0])))
+    typer.echo(f"prompt tokens {prompt_tokens}; cold/warm TTFT ratio {speedup}")
+    _write(
+        resources,
+        "prefix-cache",
+        {
+            "prompt_tokens": prompt_tokens,
+            "repeats": repeats,
+            "cold_ms": [round(v, 1) for v in cold],
+            "warm_ms": [round(v, 1) for v in warm],
+            "results": rows,
+            "cold_over_warm": speedup,
+        },
+    )
+
+
+def register(eval_app: typer.Typer) -> None:
+    """Adds the context experiments to the ``ragline eval`` group."""
+    eval_app.command("position")(eval_position)
+    eval_app.command("compression")(eval_compression)
+    eval_app.command("abstention")(eval_abstention)
+    eval_app.command("prefix-cache")(eval_prefix_cache)

@@ -1,0 +1,121 @@
+"""Context experiments on NQ-Open (the lost-in-the-middle oracle set): position, edge positioning, compression,
+abstention and the prefix cache.
+
+This module holds the data handling, the metrics and the experiment loops; the language model and the pipeline
+come in as plain callables (``eval`` never imports ``app``), and ``ragline eval position|compression|abstention|
+prefix-cache`` wire them. Exact match follows the lost-in-the-middle study: an answer counts when any accepted
+answer, normalised (lowercase, no punctuation or articles), appears in the normalised output.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import statistics
+import string
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+@dataclass(frozen=True)
+class NQQuestion:
+    id: str
+    question: str
+    answers: list[str]
+    gold: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str
+    title: str
+    text: str
+
+
+def load_nq(folder: Path, limit: int | None = None) -> tuple[list[NQQuestion], dict[str, Passage]]:
+    """Questions (first ``limit``) and all passages of an ``nq-open-oracle`` folder."""
+    questions_path, passages_path = folder / "dev_questions.jsonl", folder / "passages.jsonl.gz"
+    for path in (questions_path, passages_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: point --data at the nq-open-oracle folder")
+    with questions_path.open(encoding="utf-8") as lines:
+        questions = [
+            NQQuestion(row["id"], row["question"], list(row["answers"]), row["gold_passage"])
+            for row in map(json.loads, lines)
+        ]
+    with gzip.open(passages_path, "rt", encoding="utf-8") as lines:
+        passages = {row["_id"]: Passage(row["_id"], row["title"], row["text"]) for row in map(json.loads, lines)}
+    missing = [q.id for q in questions if q.gold not in passages]
+    if missing:
+        raise ValueError(f"{len(missing)} questions name a gold passage that is not in {passages_path}: {missing[:3]}")
+    return questions[:limit] if limit else questions, passages
+
+
+def normalize(text: str) -> str:
+    text = _ARTICLES.sub(" ", text.lower().translate(_PUNCT))
+    return " ".join(text.split())
+
+
+def exact_match(output: str, answers: Sequence[str]) -> bool:
+    """Any accepted answer, normalised, occurs in the normalised output."""
+    normalised = normalize(output)
+    return any(normalize(answer) and normalize(answer) in normalised for answer in answers)
+
+
+def positions(k: int) -> dict[str, int]:
+    """0-based slots of the gold passage among ``k``: first, middle and last."""
+    return {"first": 0, "middle": (k - 1) // 2, "last": k - 1}
+
+
+def place(gold: Passage, distractors: Sequence[Passage], slot: int) -> list[Passage]:
+    ordered = list(distractors)
+    ordered.insert(slot, gold)
+    return ordered
+
+
+def run_concurrently(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> list[Any]:
+    """``fn`` over ``items`` with ``workers`` requests in flight, so vLLM batches them; results in input order."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def median_ms(values: Sequence[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
+
+
+def em_rate(flags: Sequence[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def best_threshold(present: Sequence[float], withheld: Sequence[float]) -> dict[str, float]:
+    """The cut on the best retrieval score that best separates gold-present from gold-withheld questions.
+
+    Balanced accuracy: the mean of the answered share with gold present and the abstained share without it.
+    """
+    best = {"threshold": 0.0, "balanced_accuracy": 0.5, "answered_present": 1.0, "abstained_withheld": 0.0}
+    for cut in sorted({round(s, 3) for s in (*present, *withheld)}):
+        answered = sum(s >= cut for s in present) / len(present)
+        abstained = sum(s < cut for s in withheld) / len(withheld)
+        balanced = (answered + abstained) / 2
+        if balanced > best["balanced_accuracy"]:
+            best = {
+                "threshold": cut,
+                "balanced_accuracy": round(balanced, 4),
+                "answered_present": round(answered, 4),
+                "abstained_withheld": round(abstained, 4),
+            }
+    return best
+
+
+def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
