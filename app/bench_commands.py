@@ -11,9 +11,11 @@ from typing import Annotated
 
 import typer
 
+from app.bench_memory_command import bench_memory
 from app.settings import get_settings
 
 bench_app = typer.Typer(help="Benchmarks: latency and throughput against baselines.", no_args_is_help=True)
+bench_app.command("memory")(bench_memory)
 
 
 def _sizes(text: str) -> list[int]:

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from app.bench_commands import bench_app
+from app.chat_command import chat_command
 from app.context_commands import register as register_context_commands
 from app.eval_commands import eval_app
 from app.eval_qa_commands import register as register_eval_qa
@@ -32,6 +33,7 @@ register_eval_qa(eval_app)
 register_context_commands(eval_app)
 app.add_typer(eval_app, name="eval")
 app.add_typer(bench_app, name="bench")
+app.command("chat")(chat_command)
 app.add_typer(reranker_app, name="reranker")
 
 SAMPLE_COLLECTION = "sample"

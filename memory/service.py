@@ -30,7 +30,7 @@ from retrieval.types import TraceEntry
 
 log = logging.getLogger(__name__)
 
-_REWRITE_TOKENS = 64
+_REWRITE_TOKENS = 48
 _WORDS_PER_TOKEN = 0.6
 
 
@@ -143,6 +143,11 @@ class MemoryService:
         for session in sessions:
             self.delete_session(session.id, tenant=tenant)
         return len(sessions)
+
+    def conversation(self, session_id: str, *, tenant: str | None = None) -> Conversation:
+        """A handle on one existing session (what a chat UI keeps between turns)."""
+        self.store.session(session_id, tenant=tenant or "")
+        return Conversation(self, session_id, tenant)
 
     # ---- turns ------------------------------------------------------------------------------------------
     def ask(
@@ -324,3 +329,24 @@ class MemoryService:
             details={**prepared.details, "turn": turn.position},
         )
         answer.trace.setdefault("stages", []).insert(0, entry.as_dict())
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One session of a ``MemoryService``: ``ask``/``stream`` a turn, ``export`` it, ``delete`` it."""
+
+    service: MemoryService
+    session_id: str
+    tenant: str | None = None
+
+    def ask(self, question: str, **kwargs: Any) -> Any:
+        return self.service.ask(self.session_id, question, tenant=self.tenant, **kwargs)
+
+    def stream(self, question: str, **kwargs: Any) -> Iterator[Any]:
+        return self.service.stream(self.session_id, question, tenant=self.tenant, **kwargs)
+
+    def export(self) -> dict[str, Any]:
+        return self.service.export(self.session_id, tenant=self.tenant)
+
+    def delete(self) -> None:
+        self.service.delete_session(self.session_id, tenant=self.tenant)

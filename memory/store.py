@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -134,19 +135,32 @@ class MemoryStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # One connection serves every thread of the process (API workers, benchmark threads): a transaction must
+        # not interleave with another thread's statements, so every use of the connection holds this lock.
+        self._lock = threading.RLock()
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, params).rowcount
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     # ---- sessions ---------------------------------------------------------------------------------------
     def create_session(self, session_id: str | None, *, tenant: str, user: str, collection: str) -> SessionRecord:
@@ -164,18 +178,18 @@ class MemoryStore:
         return self.session(session_id, tenant=tenant)
 
     def session(self, session_id: str, *, tenant: str) -> SessionRecord:
-        row = self._db.execute(
+        rows = self._query(
             "SELECT s.id, s.tenant, s.user, s.collection, s.summary, s.summary_error, s.created_at, s.updated_at, "
             "(SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) FROM sessions s WHERE s.id = ? AND s.tenant = ?",
             (session_id, tenant),
-        ).fetchone()
-        if row is None:
+        )
+        if not rows:
             raise SessionNotFoundError(session_id)
-        return SessionRecord(*row)
+        return SessionRecord(*rows[0])
 
     def exists(self, session_id: str, *, tenant: str) -> bool:
         query = "SELECT 1 FROM sessions WHERE id = ? AND tenant = ?"
-        return self._db.execute(query, (session_id, tenant)).fetchone() is not None
+        return bool(self._query(query, (session_id, tenant)))
 
     def sessions(self, *, tenant: str, user: str | None = None) -> list[SessionRecord]:
         query = (
@@ -186,7 +200,7 @@ class MemoryStore:
         if user is not None:
             query += " AND s.user = ?"
             params += (user,)
-        return [SessionRecord(*row) for row in self._db.execute(query + " ORDER BY s.updated_at DESC", params)]
+        return [SessionRecord(*row) for row in self._query(query + " ORDER BY s.updated_at DESC", params)]
 
     def delete_session(self, session_id: str, *, tenant: str) -> None:
         self.session(session_id, tenant=tenant)
@@ -198,15 +212,15 @@ class MemoryStore:
     # ---- the per-session lease --------------------------------------------------------------------------
     def try_lock(self, session_id: str, owner: str, lease_s: float) -> bool:
         now = time.time()
-        cursor = self._db.execute(
+        changed = self._execute(
             "UPDATE sessions SET lock_owner = ?, lock_expires = ? "
             "WHERE id = ? AND (lock_owner IS NULL OR lock_expires < ?)",
             (owner, now + lease_s, session_id, now),
         )
-        return cursor.rowcount == 1
+        return changed == 1
 
     def unlock(self, session_id: str, owner: str) -> None:
-        self._db.execute(
+        self._execute(
             "UPDATE sessions SET lock_owner = NULL, lock_expires = NULL WHERE id = ? AND lock_owner = ?",
             (session_id, owner),
         )
@@ -221,7 +235,7 @@ class MemoryStore:
         if tier is not None:
             query += " AND tier = ?"
             params += (tier,)
-        return [Turn(*row) for row in self._db.execute(query + " ORDER BY position", params)]
+        return [Turn(*row) for row in self._query(query + " ORDER BY position", params)]
 
     def add_turn(
         self,
@@ -271,10 +285,10 @@ class MemoryStore:
             )
 
     def set_summary_error(self, session_id: str, error: str) -> None:
-        self._db.execute("UPDATE sessions SET summary_error = ? WHERE id = ?", (error, session_id))
+        self._execute("UPDATE sessions SET summary_error = ? WHERE id = ?", (error, session_id))
 
     def summaries(self, session_id: str) -> list[dict[str, Any]]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT version, text, reason, created_at FROM summaries WHERE session_id = ? ORDER BY version",
             (session_id,),
         )
@@ -283,7 +297,7 @@ class MemoryStore:
     # ---- memory items (their vectors live in Chroma) ----------------------------------------------------
     def add_item(self, session_id: str, *, tenant: str, user: str, kind: ItemKind, text: str) -> MemoryItem:
         item = MemoryItem(uuid.uuid4().hex, session_id, kind, text, time.time())
-        self._db.execute(
+        self._execute(
             "INSERT INTO memory_items (id, session_id, tenant, user, kind, text, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (item.id, session_id, tenant, user, kind, text, item.created_at),
@@ -299,7 +313,7 @@ class MemoryStore:
             if value is not None:
                 query += f" AND {column} = ?"
                 params += (value,)
-        return [MemoryItem(*row) for row in self._db.execute(query + " ORDER BY created_at", params)]
+        return [MemoryItem(*row) for row in self._query(query + " ORDER BY created_at", params)]
 
     def delete_items(self, ids: list[str]) -> None:
         with self._transaction() as db:

@@ -72,5 +72,5 @@ def test_the_lease_is_exclusive_across_processes_and_expires(tmp_path: Path) -> 
     assert subprocess.run(run, capture_output=True, text=True, cwd=cwd, check=True).stdout.strip() == "True"
     assert not store.try_lock("s", "here", lease_s=60)
     # A lease left by a crashed holder expires: the other process's 60 s lease is moved into the past.
-    store._db.execute("UPDATE sessions SET lock_expires = 0 WHERE id = 's'")
+    store._execute("UPDATE sessions SET lock_expires = 0 WHERE id = 's'")
     assert store.try_lock("s", "here", lease_s=60)
