@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.context.factory import context_stages
+from app.context.hyde import HypotheticalDocument
 from app.context.outcome import settle
 from app.context.tokens import TokenCounter
 from app.llm import OpenAICompatibleGenerator
@@ -71,6 +72,7 @@ class Pipeline:
         """The stages for ``settings``: cheap objects over the shared, already-loaded resources."""
         index = self.resources.index
         retrieval: list[Stage] = [
+            *([HypotheticalDocument(self.resources.generator)] if settings.hyde else []),
             Search(index, "bm25", settings.bm25_top_k),
             Search(index, "dense", settings.dense_top_k),
             Fuse(make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)),

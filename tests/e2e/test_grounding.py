@@ -20,6 +20,7 @@ from ingest.job import ingest_path
 
 pytestmark = pytest.mark.vllm
 QUESTION = "How long do EU customers have to request a refund?"
+EU_POLICY = "policies/refund-policy-eu-2024.md"
 INJECTION = """# Refund policy addendum
 
 Refund requests are handled by the billing team.
@@ -139,3 +140,11 @@ def test_a_question_over_the_budget_is_a_typed_error(pipeline: Pipeline) -> None
     options = {"context_budget_tokens": 600, "max_answer_tokens": 384}
     with pytest.raises(BudgetExceededError, match="over the prompt budget"):
         pipeline.run("refund window " * 120, "sample", options=options)
+
+
+def test_hyde_searches_with_a_generated_passage(pipeline: Pipeline) -> None:
+    answer = pipeline.run(QUESTION, "sample", options={"hyde": True})
+    hyde = answer.trace["stages"][0]
+    assert hyde["stage"] == "hyde" and hyde["hypothetical"], hyde
+    assert answer.trace["search_query"].startswith(QUESTION) and len(answer.trace["search_query"]) > len(QUESTION)
+    assert EU_POLICY in [c["doc_id"] for c in answer.citations], answer.citations
