@@ -298,7 +298,7 @@ def _run_all(
 def _finish(store: RunStore) -> None:
     from eval.report import HEADLINE, flat_metrics, write_report
 
-    report = write_report(store.folder, store.manifest(), store.records())
+    report = write_report(store.folder, store.manifest(), store.results())
     summary = report["summary"]
     keys = [k for k in HEADLINE if any(flat_metrics(s).get(k) is not None for s in summary.values())]
     keys += sorted({k for s in summary.values() for k in s["metrics"] if k.startswith(("p@", "recall@"))})

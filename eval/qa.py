@@ -2,9 +2,9 @@
 
 A run lives in ``<reports_dir>/<run-id>/``: ``run.json`` says what was asked (dataset, collection, configs) and
 ``results.jsonl`` gets one line per (config, question) as soon as that question is done, so an interrupted run
-resumes where it stopped (``--resume RUN_ID`` skips the pairs already written) and a crash loses at most the
-questions in flight. Questions are sent concurrently from a thread pool: vLLM batches concurrent requests, so a
-pool of a few workers finishes a set several times faster than a loop without changing any answer.
+resumes where it stopped (``--resume RUN_ID`` skips the pairs already answered and retries those that failed) and
+a crash loses at most the questions in flight. Questions are sent concurrently from a thread pool: vLLM batches
+concurrent requests, so a pool of a few workers finishes a set faster than a loop without changing any answer.
 """
 
 from __future__ import annotations
@@ -254,8 +254,16 @@ class RunStore:
         if data and not data.endswith(b"\n"):
             self.results_path.write_bytes(data[: data.rfind(b"\n") + 1])
 
+    def results(self) -> list[dict[str, Any]]:
+        """One record per (config, question): the latest, so a question retried on resume replaces its error."""
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for record in self.records():
+            latest[(record["config"], record["id"])] = record
+        return list(latest.values())
+
     def done(self) -> set[tuple[str, str]]:
-        return {(r["config"], r["id"]) for r in self.records()}
+        """Pairs with an answer. A pair whose result is an error (vLLM timed out, was down) runs again on resume."""
+        return {(r["config"], r["id"]) for r in self.results() if not r.get("error")}
 
     def append(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"

@@ -100,3 +100,13 @@ def test_config_files_are_flat_tables_of_known_settings(tmp_path: Path) -> None:
     broken.write_text("fusion = \n")
     with pytest.raises(ValueError, match="not valid TOML"):
         load_config_file(broken)
+
+
+def test_failed_questions_run_again_on_resume_and_the_retry_replaces_the_error(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run")
+    store.append({"config": "c", "id": "1", "error": "LLMUnavailableError: timed out"})
+    store.append({"config": "c", "id": "2", "error": None, "answer": "a"})
+    assert store.done() == {("c", "2")}
+    store.append({"config": "c", "id": "1", "error": None, "answer": "b"})
+    assert store.done() == {("c", "1"), ("c", "2")}
+    assert sorted((r["id"], r["answer"]) for r in store.results()) == [("1", "b"), ("2", "a")]
