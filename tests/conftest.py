@@ -94,11 +94,15 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory, generator_dir: Path) -
         generator_dir,
         served_name=TEST_GENERATOR,
         python=python,
-        port=free_port(),
+        port=int(os.environ.get("RAGLINE_TEST_VLLM_PORT") or free_port()),
         max_model_len=4096,
         kvcache_gib=1,
         log_path=tmp_path_factory.mktemp("vllm") / "vllm.log",
     )
+    if os.environ.get("RAGLINE_TEST_VLLM_PORT"):  # reuse a server already serving the test generator
+        server.wait_ready(timeout_s=600)
+        yield server
+        return
     server.start(timeout_s=600)
     yield server
     server.stop()
