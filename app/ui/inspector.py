@@ -142,6 +142,8 @@ def candidate_rows(trace: Trace) -> list[dict[str, Any]]:
         row["duplicate of"] = duplicates.get(chunk_id) if dedup is not None else NOT_RECORDED
         row["selected"] = selected.index(chunk_id) + 1 if chunk_id in selected else None
         row["final position"] = final.index(chunk_id) + 1 if chunk_id in final else None
+    columns = ["chunk_id", "doc_id", *dict.fromkeys(labels), "duplicate of", "selected", "final position"]
+    rows = {chunk_id: {column: row.get(column) for column in columns} for chunk_id, row in rows.items()}
     far = len(rows) + 1
 
     def sort_key(row: dict[str, Any]) -> tuple[int, int, int]:
@@ -273,19 +275,29 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 # ---- charts ----------------------------------------------------------------------------------------------
-def budget_chart(value: Budget) -> alt.Chart:
-    """One horizontal stacked bar: the prompt terms, the unused budget, then the answer reserve."""
-    return (
-        alt.Chart(alt.Data(values=value.bar()))
-        .mark_bar()
-        .encode(
-            x=alt.X("sum(tokens):Q", title="tokens"),
-            color=alt.Color("part:N", sort=alt.SortField("order"), title=None),
-            order=alt.Order("order:Q"),
-            tooltip=["part:N", "tokens:Q"],
-        )
-        .properties(height=60)
+def budget_chart(value: Budget) -> alt.LayerChart:
+    """One horizontal bar: the prompt terms, the unused budget, then the answer reserve, each segment labelled
+    with its key (S, T, H, R, U, free, reserve) when wide enough to hold it."""
+    segments, start = [], 0
+    for segment in value.bar():
+        key = segment["part"].split(" ")[0] if segment["part"][1:2] == " " else segment["part"].split(" ")[-1]
+        key = "free" if segment["part"] == "unused budget" else key
+        segments.append({**segment, "key": key, "start": start, "end": start + segment["tokens"]})
+        start += segment["tokens"]
+    total = max(start, 1)
+    for segment in segments:
+        segment["mid"] = (segment["start"] + segment["end"]) / 2
+        segment["label"] = segment["key"] if segment["tokens"] / total >= 0.03 else ""
+    parts = [s["part"] for s in segments]
+    base = alt.Chart(alt.Data(values=segments))
+    bars = base.mark_bar(height=30).encode(
+        x=alt.X("start:Q", title="tokens", scale=alt.Scale(domain=[0, total])),
+        x2="end:Q",
+        color=alt.Color("part:N", sort=parts, scale=alt.Scale(domain=parts), legend=None),
+        tooltip=["part:N", "tokens:Q"],
     )
+    labels = base.mark_text(color="black").encode(x="mid:Q", text="label:N")
+    return (bars + labels).properties(height=40)
 
 
 def waterfall_chart(rows: list[dict[str, Any]]) -> alt.Chart:
@@ -297,8 +309,8 @@ def waterfall_chart(rows: list[dict[str, Any]]) -> alt.Chart:
         .encode(
             x=alt.X("start_ms:Q", title="ms since the query started"),
             x2="end_ms:Q",
-            y=alt.Y("stage:N", sort=order, title=None),
+            y=alt.Y("stage:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False)),
             tooltip=["stage:N", "ms:Q", "start_ms:Q"],
         )
-        .properties(height=max(24 * len(rows), 60))
+        .properties(height=max(26 * len(rows), 60))
     )

@@ -47,6 +47,9 @@ def test_candidate_rows_follow_every_scoring_stage_to_the_final_order() -> None:
     rows = inspector.candidate_rows(CONTRACT_TRACE)
     by_id = {row["chunk_id"]: row for row in rows}
     assert [row["chunk_id"] for row in rows] == ["a", "d", "b", "c"]  # final order first, then the rest
+    assert list(rows[0]) == [
+        "chunk_id", "doc_id", "BM25", "dense", "fused", "reranked", "duplicate of", "selected", "final position",
+    ]  # fmt: skip
     assert by_id["b"] | {} == {
         "chunk_id": "b", "doc_id": "B", "BM25": 7.0, "dense": 0.8, "fused": 0.9, "reranked": 0.6,
         "duplicate of": None, "selected": 2, "final position": 3,
@@ -64,7 +67,9 @@ def test_budget_bar_has_every_term_the_unused_budget_and_the_reserve() -> None:
         "S system prompt": 90, "T tool schemas": 10, "H history": 0, "R retrieved evidence": 200,
         "U question": 15, "unused budget": 1685, "answer reserve": 384,
     }  # fmt: skip
-    assert inspector.budget_chart(value).to_dict()["mark"]["type"] == "bar"
+    chart = inspector.budget_chart(value).to_dict()
+    assert [layer["mark"]["type"] for layer in chart["layer"]] == ["bar", "text"]
+    assert [v["label"] for v in chart["data"]["values"]] == ["S", "", "", "R", "", "free", "reserve"]
 
 
 def test_positioning_compression_and_waterfall() -> None:
