@@ -119,7 +119,7 @@ def browser() -> Iterator[Any]:
 def test_browser_asks_and_shows_the_answer_its_citation_and_the_inspector(
     ui_url: str, browser: Any, tmp_path: Path
 ) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page = browser.new_page(viewport={"width": 1400, "height": 2600})  # tall: the app scrolls inside its own pane
     page.set_default_timeout(ANSWER_TIMEOUT_MS)
     page.goto(ui_url)
     box = page.get_by_placeholder(QUESTION_PLACEHOLDER)
@@ -135,6 +135,7 @@ def test_browser_asks_and_shows_the_answer_its_citation_and_the_inspector(
     passage.wait_for(state="visible")
     page.locator('[data-testid="stExpander"] summary', has_text="Context inspector").first.click()
     page.get_by_text("Latency waterfall", exact=True).first.wait_for(state="visible")
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden")  # the script run has finished
     page.get_by_text("Candidates and scores", exact=True).first.scroll_into_view_if_needed()
     shot = tmp_path / "ui-chat.png"
     page.screenshot(path=str(shot), full_page=True)
