@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -38,6 +39,8 @@ def create_app(resources: Resources | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     api.state.ragline = state
+    if state.keys.open:
+        _document_open_mode(api)
     install_error_handlers(api)
     api.include_router(health.router)
     api.include_router(query.router)
@@ -52,3 +55,20 @@ def create_app(resources: Resources | None = None) -> FastAPI:
     )
     api.add_middleware(MetricsMiddleware, metrics=state.metrics, router_app=api)
     return api
+
+
+def _document_open_mode(api: FastAPI) -> None:
+    """Without API keys no route asks for one, and the schema (the contract clients are built from) says so."""
+    build = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.pop("security", None)
+            schema.get("components", {}).pop("securitySchemes", None)
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]

@@ -105,10 +105,12 @@ def _metadata(raw: str | None) -> dict[str, Any]:
     "/documents",
     status_code=202,
     response_model=JobAccepted,
-    responses=error_responses(401, 413, 415, 422),
+    responses=error_responses(400, 401, 413, 415, 422),
 )
 def upload_documents(
-    files: Annotated[list[UploadFile], File(description="Files to ingest (md, txt, html, pdf, json, docx, csv, tsv).")],
+    files: Annotated[
+        list[UploadFile], File(min_length=1, description="Files: md, txt, html, pdf, json, docx, csv, tsv.")
+    ],
     resources: ResourcesDep,
     jobs: JobsDep,
     tenant: TenantDep,

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -41,7 +41,7 @@ class TextPart(BaseModel):
 
 class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
+    content: Annotated[str, Field(pattern=r"\S")] | list[TextPart]
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -132,7 +132,7 @@ def _usage(trace: dict[str, Any]) -> dict[str, int]:
     response_model=ChatCompletion,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "A completion, or chunks when stream is true"},
-        **error_responses(401, 404, 413, 422, 503),
+        **error_responses(400, 401, 404, 413, 422, 503),
     },
 )
 def chat_completions(

@@ -80,7 +80,7 @@ def public_answer(answer: Answer, logical_collection: str) -> dict[str, Any]:
     response_model=QueryResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE events when stream is true"},
-        **error_responses(401, 404, 413, 422, 503),
+        **error_responses(400, 401, 404, 413, 422, 503),
     },
 )
 def query(request: QueryRequest, pipeline: PipelineDep, tenant: TenantDep, metrics: MetricsDep) -> Any:
