@@ -20,6 +20,7 @@ def bench_memory(
         int | None, typer.Option(min=1, help="Cut every script to its first N turns (smoke runs).")
     ] = None,
     max_answer_tokens: Annotated[int, typer.Option(min=8, help="Answer length, both modes.")] = 96,
+    context_top_k: Annotated[int, typer.Option(min=1, help="Evidence chunks per prompt, both modes.")] = 4,
     concurrency: Annotated[int, typer.Option(min=1, help="Conversations in flight at once (vLLM batches).")] = 10,
     mode: Annotated[list[str] | None, typer.Option(help="memory and/or keep_everything (default both).")] = None,
 ) -> None:
@@ -50,7 +51,7 @@ def bench_memory(
         resources.generator.served_models()  # fail now, with the fix, if vLLM is not up
     except (FileNotFoundError, ModelMissingError, MemoryDisabledError, LLMUnavailableError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    options = {"max_answer_tokens": max_answer_tokens}
+    options = {"max_answer_tokens": max_answer_tokens, "context_top_k": context_top_k}
     # Keep-everything must not be cut by the prompt budget: give it the whole model context.
     baseline = {**options, "context_budget_tokens": settings.vllm_max_model_len}
     out = settings.reports_dir / f"bench-memory-{time.strftime('%Y%m%d-%H%M%S')}.json"
