@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from memory.store import Turn
@@ -39,20 +40,104 @@ def compress_prompt(summary: str, max_words: int) -> str:
     )
 
 
+_REWRITE_EXAMPLES = (
+    "Example\nConversation:\nUser: What is the refund window for EU customers?\n"
+    "Follow-up: and for UK customers?\nStandalone question: What is the refund window for UK customers?\n\n"
+    "Example\nConversation:\nUser: What does error ERR-4012 mean?\n"
+    "Follow-up: How do I fix it?\nStandalone question: How do I fix error ERR-4012?\n\n"
+    "Example\nConversation:\nUser: What does error ERR-4012 mean?\n"
+    "Follow-up: Which HTTP header carries the webhook signature?\n"
+    "Standalone question: Which HTTP header carries the webhook signature?\n\n"
+)
+"""Few-shot examples: a 0.5B generator told only in words tends to repeat the previous question instead."""
+
+
 def rewrite_prompt(question: str, summary: str, turns: Sequence[Turn]) -> str:
     context = []
     if summary.strip():
-        context.append(f"Summary of earlier conversation:\n{summary.strip()}")
-    if turns:
-        context.append(f"Recent exchanges:\n{_exchanges(turns)}")
+        context.append(f"Summary: {summary.strip()}")
+    context += [f"User: {t.question}" for t in turns]
     return (
-        "Rewrite the user's follow-up as one standalone question that can be understood without the "
-        "conversation: resolve words like 'it', 'that' or 'and for ...', and add what the user said earlier that "
-        "the question depends on (region, plan, product, error code). If it is already standalone, repeat it. "
-        "Output only the question.\n\n"
-        + "\n\n".join(context)
-        + f"\n\nFollow-up: {question.strip()}\nStandalone question:"
+        "Rewrite the follow-up as one standalone question for a document search. Keep its words and meaning; "
+        "only add what it refers to in the conversation (a region, plan, product or error code). If the "
+        "follow-up is already a complete question, copy it unchanged. Output only the question.\n\n"
+        + _REWRITE_EXAMPLES
+        + "Now\nConversation:\n"
+        + "\n".join(context)
+        + f"\nFollow-up: {question.strip()}\nStandalone question:"
     )
+
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_STOP = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "are",
+        "was",
+        "were",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "how",
+        "why",
+        "when",
+        "where",
+        "does",
+        "did",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "with",
+        "from",
+        "that",
+        "this",
+        "there",
+        "their",
+        "they",
+        "them",
+        "our",
+        "ours",
+        "you",
+        "your",
+        "about",
+        "into",
+        "than",
+        "then",
+        "also",
+        "just",
+        "have",
+        "has",
+        "had",
+        "not",
+        "any",
+        "all",
+        "its",
+        "it's",
+    ]
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(text.lower()) if len(w) >= 3 and w not in _STOP}
+
+
+def keeps_question(rewrite: str, question: str, share: float = 0.5) -> bool:
+    """Whether ``rewrite`` keeps at least ``share`` of the question's content words: a rewrite that drops them
+    answers a different question (small generators repeat the previous one), and retrieval would follow it."""
+    words = content_words(question)
+    return not words or len(words & content_words(rewrite)) / len(words) >= share
 
 
 def clean_rewrite(text: str, question: str, max_chars: int) -> str:

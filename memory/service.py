@@ -22,7 +22,7 @@ from typing import Any
 
 from memory.errors import SessionBusyError
 from memory.persistent import PersistentMemory
-from memory.prompts import clean_rewrite, compress_prompt, rewrite_prompt, summary_prompt
+from memory.prompts import clean_rewrite, compress_prompt, keeps_question, rewrite_prompt, summary_prompt
 from memory.protocols import AnswersQuestions, Message, TextGenerator, TokenCounter
 from memory.store import MemoryStore, SessionRecord, Turn, check_name
 from memory.tiers import MemoryBudget, MemoryContext, assemble
@@ -245,6 +245,9 @@ class MemoryService:
             prompt = rewrite_prompt(question, session.summary, active[-self.config.active_turns :])
             rewritten = self.generator.complete([prompt], max_tokens=_REWRITE_TOKENS)[0]
             search_query = clean_rewrite(rewritten, question, self.config.max_question_chars)
+            if not keeps_question(search_query, question):
+                details["rewrite_rejected"] = search_query
+                search_query = question
             details["rewritten_query"] = search_query
 
         recalled = self.persistent.recall(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from eval.memory_bench import load_scripts, mentions
-from memory.prompts import clean_rewrite
+from memory.prompts import clean_rewrite, keeps_question
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "eval" / "datasets" / "conversations"
 
@@ -46,3 +46,12 @@ def test_scripts_plant_a_constraint_and_a_fact_that_the_last_turns_check() -> No
         assert mentions(script.turns[4].user, fact)
         assert not any(mentions(t.user, fact) for t in script.turns[5:24]), script.name
         assert mentions(script.turns[1].user, script.markers["constraint"]), script.name
+
+
+def test_a_rewrite_that_drops_the_question_is_rejected() -> None:
+    assert keeps_question("What is the refund window for UK customers?", "and for UK customers?")
+    assert keeps_question("How do I fix error ERR-4012?", "How is it fixed?")
+    # A small generator's typical failure: it repeats the previous question instead of rewriting this one.
+    assert not keeps_question(
+        "What does the glossary say a ledger entry is?", "Which command rotates a merchant's gateway token?"
+    )
