@@ -148,6 +148,9 @@ def eval_qa(
     chunker: Annotated[str, typer.Option(help="Chunker for --corpus.")] = "fixed",
     run_id: Annotated[str | None, typer.Option(help="Name of the run folder (default: qa-<timestamp>).")] = None,
     resume: Annotated[str | None, typer.Option(help="Finish an interrupted run: its RUN_ID.")] = None,
+    report_only: Annotated[
+        bool, typer.Option(help="With --resume: rebuild the report from the stored results, run nothing.")
+    ] = False,
 ) -> None:
     """Run the whole pipeline over a question set for one or more configs; write an HTML/JSON report.
 
@@ -165,6 +168,14 @@ def eval_qa(
 
     _configure_logging()
     settings = get_settings()
+    if report_only:
+        if not resume:
+            raise typer.BadParameter("--report-only needs --resume RUN_ID")
+        store = RunStore(settings.reports_dir / resume)
+        if not store.manifest_path.is_file():
+            raise _fail(f"{store.folder} is not a QA run: run.json is missing")
+        _finish(store)
+        return
     if resume:
         store = RunStore(settings.reports_dir / resume)
         try:
