@@ -267,6 +267,8 @@ def _ui_command(port: int) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app.py"),
         "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        # A served UI does not hot-reload: watching the repository (virtualenvs, data dir) costs CPU and inotify.
+        "--server.fileWatcherType", "none",
     ]  # fmt: skip
 
 

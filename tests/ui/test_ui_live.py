@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,12 +117,28 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+@contextmanager
+def explained(page: Any, tmp_path: Path) -> Iterator[None]:
+    """On a failure, keep a screenshot and say what the page showed: a timeout alone does not tell why."""
+    try:
+        yield
+    except Exception as exc:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        raise AssertionError(f"{exc}\n--- the page showed:\n{page.inner_text('body')[-3000:]}") from exc
+
+
 def test_browser_asks_and_shows_the_answer_its_citation_and_the_inspector(
     ui_url: str, browser: Any, tmp_path: Path
 ) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 2600})  # tall: the app scrolls inside its own pane
     page.set_default_timeout(ANSWER_TIMEOUT_MS)
     page.goto(ui_url)
+    with explained(page, tmp_path):
+        ask_and_check(page, tmp_path)
+    page.close()
+
+
+def ask_and_check(page: Any, tmp_path: Path) -> None:
     box = page.get_by_placeholder(QUESTION_PLACEHOLDER)
     box.fill(QUESTION)
     box.press("Enter")
@@ -142,7 +159,6 @@ def test_browser_asks_and_shows_the_answer_its_citation_and_the_inspector(
     assert shot.stat().st_size > 10_000
     SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, SCREENSHOT_COPY)
-    page.close()
 
 
 def test_browser_documents_page_lists_the_collection(
@@ -153,7 +169,8 @@ def test_browser_documents_page_lists_the_collection(
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(120_000)
     page.goto(f"{ui_url}/documents")
-    page.get_by_text(f"{len(documents)} documents, {chunks} chunks", exact=False).first.wait_for(state="visible")
-    page.get_by_role("heading", name="Upload").wait_for(state="visible")
+    with explained(page, tmp_path):
+        page.get_by_text(f"{len(documents)} documents, {chunks} chunks", exact=False).first.wait_for(state="visible")
+        page.get_by_role("heading", name="Upload").wait_for(state="visible")
     page.screenshot(path=str(tmp_path / "ui-documents.png"), full_page=True)
     page.close()
