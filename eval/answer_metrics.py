@@ -43,9 +43,13 @@ def abstained(answer: str, trace: Mapping[str, Any] | None = None) -> bool:
 def answer_scores(answer: str, answers: Sequence[str], trace: Mapping[str, Any] | None = None) -> dict[str, float]:
     """EM, token F1 and containment against the gold ``answers`` (max over them), plus abstention as 0/1.
 
-    Without gold answers only abstention is defined; the other keys are left out rather than scored as 0.
+    Without gold answers only abstention is defined; the other keys are left out rather than scored as 0. A
+    question without answers is one the corpus cannot answer, so abstention is also split: on unanswerable
+    questions it is the right behaviour (higher is better), on answerable ones a false refusal (lower is better).
     """
-    scores: dict[str, float] = {"abstained": float(abstained(answer, trace))}
+    refused = float(abstained(answer, trace))
+    scores: dict[str, float] = {"abstained": refused}
+    scores["abstained_answerable" if answers else "abstained_unanswerable"] = refused
     if answers:
         scores.update(
             exact_match=exact_match(answer, answers),

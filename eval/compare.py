@@ -2,7 +2,7 @@
 
 Only quality metrics gate: latency measured on shared CI machines is too noisy to fail a build on, so it is shown
 but never counted. A metric regresses when it moves in its bad direction by more than the tolerance (absolute,
-on the 0..1 scale every quality metric uses); abstention is the one metric where lower is better.
+on the 0..1 scale every quality metric uses); refusing answerable questions is the one where lower is better.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from typing import Any
 from eval.report import LOWER_IS_BETTER, flat_metrics
 
 __all__ = ["Delta", "compare_reports", "format_deltas", "load_report", "regressions"]
+
+NOT_GATED = {"abstained"}
+"""Overall abstention mixes a right refusal (unanswerable) with a wrong one (answerable): shown, never gated; its
+two halves gate instead."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class Delta:
 
     def regressed(self, tolerance: float) -> bool:
         change = self.change
-        if change is None:
+        if change is None or self.metric in NOT_GATED:
             return False
         worse = change if self.metric in LOWER_IS_BETTER else -change
         return worse > tolerance + 1e-12

@@ -21,8 +21,11 @@ __all__ = ["HEADLINE", "percentile", "summarize", "write_report"]
 
 ANSWER_KEYS = ("exact_match", "token_f1", "contains", "abstained")
 RETRIEVAL_PREFIXES = ("p@", "recall@", "mrr", "ndcg@", "gold_context_recall")
-HEADLINE = ("exact_match", "token_f1", "contains", "abstained", "mrr", "ndcg@10", *RAGAS_METRICS)
-LOWER_IS_BETTER = {"abstained"}
+HEADLINE = (
+    "exact_match", "token_f1", "contains", "abstained_answerable", "abstained_unanswerable", "mrr", "ndcg@10",
+    *RAGAS_METRICS,
+)  # fmt: skip
+LOWER_IS_BETTER = {"abstained_answerable"}
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -45,7 +45,8 @@ def test_answer_scores_max_over_answers_and_abstention() -> None:
     assert scores["token_f1"] == pytest.approx(2 * (2 / 5) * 1 / (2 / 5 + 1))
     assert scores["abstained"] == 0.0
     assert answer_scores("30 days", ["30 Days."])["exact_match"] == 1.0
-    assert answer_scores("I don't know", []) == {"abstained": 1.0}
+    assert answer_scores("I don't know", []) == {"abstained": 1.0, "abstained_unanswerable": 1.0}
+    assert answer_scores("I don't know", ["30 days"])["abstained_answerable"] == 1.0
 
 
 def test_read_trace_takes_the_last_ranking_and_leaves_absent_values_missing() -> None:
