@@ -54,7 +54,7 @@ def test_chat_completion_answers_with_citations(client: openai.OpenAI) -> None:
     assert "30" in content and response.choices[0].finish_reason == "stop"
     citations = (response.model_extra or {})["citations"]
     assert EU_POLICY in [c["doc_id"] for c in citations]
-    assert all(f"[{c['id']}]" in content for c in citations)
+    assert all(f"[{c['id']}]" in content for c in citations if c.get("origin") != "attributed")
     assert response.usage is not None and response.usage.completion_tokens > 0
 
 
