@@ -21,6 +21,8 @@ _CODE_LINE = re.compile(
     r"public |private |fn |package |\}|\{$|.*;\s*$|.*\)\s*\{\s*$|.*=>)"
 )
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$", re.MULTILINE)
+_RECORD = re.compile(r"^\s*[\w .-]{1,40}: [^;]*(; [\w .-]{1,40}: [^;]*)+$")
+"""A row as the CSV loader writes it: ``plan: Pro; seats: 5``."""
 IDENTIFIER = re.compile(
     r"\b[A-Za-z]+[-_][A-Za-z0-9]*\d[A-Za-z0-9_-]*\b"  # ERR-4012, SKU_12, v2-beta3
     r"|\b[a-z]+_[a-z0-9_]+\b"  # snake_case
@@ -49,9 +51,11 @@ def _is_table(text: str) -> bool:
     if _TABLE_RULE.search(text):
         return True
     lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) >= 2 and all(_RECORD.match(line) for line in lines):
+        return True
     if len(lines) < 3:
         return False
-    for delimiter in ("\t", "|", ","):
+    for delimiter in ("\t", "|", ",", ";"):
         counts = [line.count(delimiter) for line in lines]
         if min(counts) >= 2 and len(set(counts)) == 1:
             return True

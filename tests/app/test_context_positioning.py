@@ -41,6 +41,7 @@ def test_unknown_positioning_is_a_clear_error() -> None:
         ("SELECT id, amount FROM charges WHERE region = 'EU'", "sql"),
         ("| plan | price |\n|---|---|\n| Pro | 12 |", "table"),
         ("plan\tprice\tseats\nPro\t12\t5\nStarter\t5\t1\n", "table"),
+        ("plan: Starter; max_seats: 1; calls: 60\nplan: Pro; max_seats: 5; calls: 600", "table"),
         ("EU customers have 30 days to request a refund. The policy replaced the 2022 one.", None),
     ],
 )
