@@ -241,6 +241,7 @@ def eval_command(
     top_n: Annotated[int | None, typer.Option(min=1, help="Candidates reranked; default rerank_top_n.")] = None,
     int8: Annotated[bool, typer.Option(help="Also evaluate a dynamically quantised int8 copy.")] = False,
     latency_queries: Annotated[int, typer.Option(min=1, help="Queries timed for rerank latency.")] = 30,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N held-out queries.")] = None,
     k: Annotated[int, typer.Option(min=1)] = 10,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here too.")] = None,
 ) -> None:
@@ -269,7 +270,7 @@ def eval_command(
     if not held:
         raise _fail(f"{model} records no held-out queries of {beir} ({split}); train it with --held-out")
     resources = Resources(settings)
-    queries = {qid: dataset.queries[qid] for qid in held}
+    queries = {qid: dataset.queries[qid] for qid in held[:limit]}
     n = top_n or settings.rerank_top_n
     lists = hybrid_lists(resources.index, settings, record["data"]["collection"], queries, depth=100)
     results = compare(lists, queries, dataset.qrels, rerankers, n, ks=sorted({1, k, 100}))

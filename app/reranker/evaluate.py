@@ -93,11 +93,15 @@ def rerank_variant(
     progress: bool = True,
 ) -> dict[str, Variant]:
     """A ``hybrid+rerank`` variant for ``ragline eval retrieval``: each query's fused list is reranked once here
-    (timed into ``candidates.ms["rerank"]``), so the variant itself only picks the stored list."""
+    (timed into ``candidates.ms["rerank"]``), so the variant itself only looks the result up.
+
+    Variants receive a query's ``{"bm25", "dense"}`` dict and nothing else, so the result is keyed by that dict's
+    identity; it is not stored in the dict, where the fusion variants would see an unknown list."""
     candidates.ms["rerank"] = []
+    reranked: dict[int, list[Hit]] = {}
     for qid, lists in tqdm(candidates.lists.items(), desc="rerank", unit="query", disable=not progress):
         fused = fuse(lists)
         started = time.perf_counter()
-        lists["reranked"] = rerank_head(reranker, queries[qid], fused, top_n)
+        reranked[id(lists)] = rerank_head(reranker, queries[qid], fused, top_n)
         candidates.ms["rerank"].append((time.perf_counter() - started) * 1000)
-    return {"hybrid+rerank": lambda lists: lists["reranked"]}
+    return {"hybrid+rerank": lambda lists: reranked[id(lists)]}

@@ -104,3 +104,24 @@ def test_multi_label_classifier_is_refused(tmp_path: Path, cross_encoder_dir: Pa
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(RerankerError, match="3-label"):
         CrossEncoderReranker(folder)
+
+
+def test_eval_variant_reranks_the_fused_lists(sample_resources: Resources, reranker: CrossEncoderReranker) -> None:
+    from app.reranker.evaluate import rerank_variant
+    from eval.retrieval_bench import evaluate_variants, gather, standard_variants
+
+    queries = {"q1": QUESTION, "q2": "Which command rotates a gateway token?"}
+    candidates = gather(sample_resources.index, "sample", queries, depth=10, progress=False)
+    variants = standard_variants(alphas=[0.5])
+    hybrid = {"convex(α=0.50)": variants["convex(α=0.50)"]}
+    variants = {**hybrid, **rerank_variant(reranker, candidates, queries, hybrid["convex(α=0.50)"], 5, progress=False)}
+    qrels = {"q1": {"policies/refund-policy-eu-2024.md": 1}, "q2": {"runbooks/err-4012-gateway-token-expired.md": 1}}
+
+    results = evaluate_variants(candidates, qrels, variants, ks=[10])
+
+    assert set(results) == {"convex(α=0.50)", "hybrid+rerank"}
+    assert len(candidates.ms["rerank"]) == 2
+    fused = hybrid["convex(α=0.50)"](candidates.lists["q1"])
+    reranked = variants["hybrid+rerank"](candidates.lists["q1"])
+    assert {h.chunk.id for h in reranked[:5]} == {h.chunk.id for h in fused[:5]}
+    assert [h.chunk.id for h in reranked[5:]] == [h.chunk.id for h in fused[5:]]
