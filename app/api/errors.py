@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -150,3 +151,22 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LLMUnavailableError, dependency_down)
     app.add_exception_handler(ModelMissingError, dependency_down)
     app.add_exception_handler(Exception, unexpected)
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub_dependant in dependant.dependencies:
+        names |= _query_names(sub_dependant)
+    return names
+
+
+def reject_unknown_query_parameters(request: Request) -> None:
+    """A misspelt query parameter (``?colection=docs``) must be an error, not a silent default collection."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise ApiError(422, f"unknown query parameter(s) {', '.join(unknown)}; this route takes: {takes}")

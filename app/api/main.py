@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from app.api.errors import install_error_handlers
+from app.api.errors import install_error_handlers, reject_unknown_query_parameters
 from app.api.limits import BodySizeLimit
 from app.api.metrics import MetricsMiddleware
 from app.api.routes import documents, health, openai_compat, query, sessions
@@ -37,6 +37,7 @@ def create_app(resources: Resources | None = None) -> FastAPI:
         version="0.1.0",
         description="Grounded, cited answers from your documents, served offline.",
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query_parameters)],
     )
     api.state.ragline = state
     if state.keys.open:

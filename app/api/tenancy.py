@@ -33,6 +33,13 @@ class Tenant:
         prefix = f"{self.name}{SEPARATOR}"
         return [name[len(prefix) :] for name in stored if name.startswith(prefix)]
 
+    def logical(self, stored: str) -> str:
+        """The name the tenant uses for one of its stored collections."""
+        visible = self.visible([stored])
+        if not visible:
+            raise ValueError(f"collection {stored!r} does not belong to tenant {self.label!r}")
+        return visible[0]
+
     @property
     def label(self) -> str:
         return self.name or "local"

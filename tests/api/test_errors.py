@@ -63,6 +63,8 @@ def test_malformed_json_unknown_routes_and_oversized_bodies(client: TestClient, 
     assert broken.status_code == 422 and "not valid JSON" in broken.json()["error"]["message"]
     assert client.get("/v1/nothing-here").json()["error"]["type"] == "not_found"
     assert client.put("/v1/query").status_code == 405
+    typo = client.get("/v1/documents", params={"colection": "sample"})
+    assert typo.status_code == 422 and "unknown query parameter(s) colection" in typo.json()["error"]["message"]
 
     small = client_for(resources_like(sample_resources, max_request_kb=1))
     declared = small.post("/v1/query", json={"question": "x" * 2000})

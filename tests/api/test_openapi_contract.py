@@ -35,9 +35,19 @@ _RESOURCES = Resources(make_settings(_DATA_DIR, llm_base_url=f"http://127.0.0.1:
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_RESOURCES)).exclude(path="/readyz")
 
 
+# The same contract with API keys: the schema now declares bearer auth, and schemathesis also checks that a
+# request without a key (or with a wrong one) is refused with 401.
+_KEYS = _DATA_DIR / "api_keys.toml"
+_KEYS.write_text('[keys]\n"sk-contract" = "contract"\n')
+_KEYED = Resources(
+    make_settings(_DATA_DIR / "keyed", llm_base_url=_RESOURCES.settings.llm_base_url, api_keys_file=_KEYS)
+)
+keyed_schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_KEYED)).exclude(path="/readyz")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _shared_embedder(sample_resources: Resources) -> Iterator[None]:
-    _RESOURCES.__dict__["embedder"] = sample_resources.embedder
+    _RESOURCES.__dict__["embedder"] = _KEYED.__dict__["embedder"] = sample_resources.embedder
     yield
     shutil.rmtree(_DATA_DIR, ignore_errors=True)
 
@@ -47,3 +57,10 @@ def _shared_embedder(sample_resources: Resources) -> Iterator[None]:
 def test_every_operation_honours_the_schema(case: schemathesis.Case) -> None:
     excluded = [positive_data_acceptance] if case.operation.path in BEYOND_THE_SCHEMA else []
     case.call_and_validate(excluded_checks=excluded)
+
+
+@keyed_schema.parametrize()
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_every_operation_honours_the_schema_with_api_keys(case: schemathesis.Case) -> None:
+    excluded = [positive_data_acceptance] if case.operation.path in BEYOND_THE_SCHEMA else []
+    case.call_and_validate(headers={"Authorization": "Bearer sk-contract"}, excluded_checks=excluded)

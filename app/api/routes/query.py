@@ -93,10 +93,10 @@ def query(request: QueryRequest, pipeline: PipelineDep, tenant: TenantDep, metri
         if request.stream:
             iterator = pipeline.stream(request.question, collection, **call)
             first = next(iterator)  # surfaces lookup and connection errors before the stream starts
-            events = _sse(first, iterator, lambda answer: _finish(answer, request.collection, metrics))
+            events = _sse(first, iterator, lambda answer: _finish(answer, tenant.logical(collection), metrics))
             return StreamingResponse(events, media_type="text/event-stream")
         answer = pipeline.run(request.question, collection, **call)
-    return _finish(answer, request.collection, metrics)
+    return _finish(answer, tenant.logical(collection), metrics)
 
 
 def _finish(answer: Answer, logical_collection: str, metrics: Any) -> dict[str, Any]:
