@@ -24,4 +24,5 @@ def settle(text: str, finish_reason: str | None) -> tuple[str, dict[str, Any]]:
         return text, {}
     ends = [m.end() for m in _SENTENCE_END.finditer(text)]
     kept = text[: ends[-1]] if ends else _DANGLING_MARKER.sub("", text)
-    return f"{kept.rstrip()} {TRUNCATED_NOTE}", {"truncated": True}
+    # the note on its own line: the citation check treats it as a sentence of its own, which no source supports
+    return f"{kept.rstrip()}\n\n{TRUNCATED_NOTE}", {"truncated": True}

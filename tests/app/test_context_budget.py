@@ -127,9 +127,9 @@ def test_strong_evidence_or_a_zero_threshold_does_not_abstain() -> None:
         (
             "Refunds take 30 days [2]. EU customers can also ask for [",
             "length",
-            f"Refunds take 30 days [2]. {TRUNCATED_NOTE}",
+            f"Refunds take 30 days [2].\n\n{TRUNCATED_NOTE}",
         ),
-        ("Refunds take thirty [1", "length", f"Refunds take thirty {TRUNCATED_NOTE}"),
+        ("Refunds take thirty [1", "length", f"Refunds take thirty\n\n{TRUNCATED_NOTE}"),
     ],
 )
 def test_empty_and_cut_answers_are_settled(text: str, reason: str, expected: str) -> None:
