@@ -302,6 +302,9 @@ def write_report(
     import matplotlib
 
     matplotlib.use("Agg")
+    defaults = {"dataset": "?", "questions": len({r["id"] for r in records}), "collection": "?", "generator": "?"}
+    manifest = {**defaults, "created": "", "judge": None, "skipped": [], "row_errors": [], **manifest}
+    manifest["configs"] = {name: {"options": {}, "note": "", **(c or {})} for name, c in manifest["configs"].items()}
     configs = [c for c in manifest["configs"] if any(r["config"] == c for r in records)]
     summaries = summarize(records, configs)
     plots = {
