@@ -142,7 +142,16 @@ def eval_retrieval(
                 raise _fail(str(exc)) from None
             if reranker is None:
                 raise _fail("--pipeline hybrid+rerank needs RAGLINE_RERANKER (train one: `ragline reranker train`)")
-            variants.update(rerank_variant(reranker, candidates, selected, variants[chosen], settings.rerank_top_n))
+            variants.update(
+                rerank_variant(
+                    reranker,
+                    candidates,
+                    selected,
+                    variants[chosen],
+                    settings.rerank_top_n,
+                    weight=settings.rerank_weight,
+                )
+            )
     ks = sorted({1, k, 10, 100})
     results = evaluate_variants(candidates, judged, variants, ks)
     columns = [f"ndcg@{k}", f"recall@{k}", "recall@100", f"mrr@{k}", f"p@{k}"]

@@ -86,7 +86,7 @@ class Pipeline:
     def rerank_stages(self, settings: Settings) -> list[Stage]:
         """``Rerank`` when a reranker is configured; the model loads (and is checked) here, at build time."""
         reranker = self.resources.reranker_for(settings)
-        return [] if reranker is None else [Rerank(reranker, settings.rerank_top_n)]
+        return [] if reranker is None else [Rerank(reranker, settings.rerank_top_n, weight=settings.rerank_weight)]
 
     def settings_for(self, options: Mapping[str, Any] | None) -> Settings:
         """Settings with per-request ``options`` applied; unknown names and invalid values raise ``ValueError``."""

@@ -61,7 +61,9 @@ def _held_out_report(
     settings = resources.settings
     reranker = CrossEncoderReranker(out, max_length=settings.rerank_max_length, batch_size=settings.rerank_batch_size)
     lists = hybrid_lists(resources.index, settings, collection, queries, depth=100)
-    results = compare(lists, queries, qrels, {"hybrid+rerank": reranker}, top_n, ks=sorted({1, k, 100}))
+    results = compare(
+        lists, queries, qrels, {"hybrid+rerank": reranker}, top_n, ks=sorted({1, k, 100}), weight=settings.rerank_weight
+    )
     return {"queries": len(lists), "top_n": top_n, "k": k, "results": results}
 
 
@@ -273,7 +275,9 @@ def eval_command(
     queries = {qid: dataset.queries[qid] for qid in held[:limit]}
     n = top_n or settings.rerank_top_n
     lists = hybrid_lists(resources.index, settings, record["data"]["collection"], queries, depth=100)
-    results = compare(lists, queries, dataset.qrels, rerankers, n, ks=sorted({1, k, 100}))
+    results = compare(
+        lists, queries, dataset.qrels, rerankers, n, ks=sorted({1, k, 100}), weight=settings.rerank_weight
+    )
     latency = {
         f"{name.removeprefix('hybrid+rerank').strip('()') or 'fp32'} top-{depth}": rerank_latency(
             reranker, lists, queries, depth, latency_queries
@@ -281,7 +285,14 @@ def eval_command(
         for depth in (20, 50)
         for name, reranker in rerankers.items()
     }
-    report = {"queries": len(lists), "top_n": n, "k": k, "results": results, "latency": latency}
+    report = {
+        "queries": len(lists),
+        "top_n": n,
+        "k": k,
+        "weight": settings.rerank_weight,
+        "results": results,
+        "latency": latency,
+    }
     typer.echo(f"\n{len(lists)} held-out queries, top {n} reranked")
     for variant, scores in results.items():
         typer.echo(f"  {variant:22} nDCG@{k} {scores[f'ndcg@{k}']:.4f}  recall@{k} {scores[f'recall@{k}']:.4f}  "

@@ -24,9 +24,11 @@ from retrieval.types import Hit
 HYBRID = "hybrid"
 
 
-def rerank_head(reranker: CrossEncoderReranker, query: str, hits: Sequence[Hit], top_n: int) -> list[Hit]:
+def rerank_head(
+    reranker: CrossEncoderReranker, query: str, hits: Sequence[Hit], top_n: int, weight: float = 1.0
+) -> list[Hit]:
     """The first ``top_n`` hits reranked, the rest after them in their original order (for recall at depth)."""
-    return reranker.rerank(query, hits[:top_n]) + list(hits[top_n:])
+    return reranker.rerank(query, hits[:top_n], weight) + list(hits[top_n:])
 
 
 def hybrid_lists(
@@ -46,13 +48,14 @@ def compare(
     top_n: int,
     ks: Sequence[int] = (1, 10, 100),
     progress: bool = True,
+    weight: float = 1.0,
 ) -> dict[str, dict[str, float]]:
     """Metrics of plain hybrid and of hybrid reranked by each of ``rerankers`` (keyed by variant name)."""
     judged = {qid: qrels[qid] for qid in lists if qid in qrels}
     results = {HYBRID: evaluate_retrieval({q: doc_ranking(h) for q, h in lists.items()}, judged, ks)}
     for name, reranker in rerankers.items():
         run = {
-            qid: doc_ranking(rerank_head(reranker, queries[qid], hits, top_n))
+            qid: doc_ranking(rerank_head(reranker, queries[qid], hits, top_n, weight))
             for qid, hits in tqdm(lists.items(), desc=f"rerank ({name})", unit="query", disable=not progress)
         }
         results[name] = evaluate_retrieval(run, judged, ks)
@@ -91,6 +94,7 @@ def rerank_variant(
     fuse: Variant,
     top_n: int,
     progress: bool = True,
+    weight: float = 1.0,
 ) -> dict[str, Variant]:
     """A ``hybrid+rerank`` variant for ``ragline eval retrieval``: each query's fused list is reranked once here
     (timed into ``candidates.ms["rerank"]``), so the variant itself only looks the result up.
@@ -102,6 +106,6 @@ def rerank_variant(
     for qid, lists in tqdm(candidates.lists.items(), desc="rerank", unit="query", disable=not progress):
         fused = fuse(lists)
         started = time.perf_counter()
-        reranked[id(lists)] = rerank_head(reranker, queries[qid], fused, top_n)
+        reranked[id(lists)] = rerank_head(reranker, queries[qid], fused, top_n, weight)
         candidates.ms["rerank"].append((time.perf_counter() - started) * 1000)
     return {"hybrid+rerank": lambda lists: reranked[id(lists)]}

@@ -62,6 +62,19 @@ def test_stage_orders_by_cross_encoder_score_and_traces_it(
     assert traced[0]["previous_rank"] == 6  # the best passage came in last
 
 
+def test_blend_weight_moves_from_fusion_order_to_reranker_order(
+    sample_resources: Resources, reranker: CrossEncoderReranker
+) -> None:
+    hits = sample_resources.index.search_dense("sample", QUESTION, 8)
+    model_order = [h.chunk.id for h in reranker.rerank(QUESTION, hits, weight=1.0)]
+    assert [h.chunk.id for h in reranker.rerank(QUESTION, hits, weight=0.0)] == [h.chunk.id for h in hits]
+    blended = reranker.rerank(QUESTION, hits, weight=0.5)
+    assert sorted(h.chunk.id for h in blended) == sorted(model_order)
+    assert all(0.0 <= h.score <= 1.0 for h in blended)  # both parts are min-max normalised
+    with pytest.raises(ValueError, match="weight"):
+        reranker.rerank(QUESTION, hits, weight=1.5)
+
+
 def test_pipeline_reranks_between_dedup_and_context(
     sample_resources: Resources, cross_encoder_dir: Path, settings_for
 ) -> None:
