@@ -33,6 +33,8 @@ class TrainConfig:
     save_steps: int = 50
     warmup: float = 0.1
     seed: int = 13
+    device: str = "cpu"
+    """Where to train; a GPU runs the same recipe in about a minute where two CPU cores take hours."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -77,7 +79,9 @@ def train_cross_encoder(
     positives = sum(1 for p in pairs if p.label > 0)
     if positives == 0 or positives == len(pairs):
         raise ValueError(f"training needs positive and negative pairs; got {positives} of {len(pairs)} positive")
-    model = CrossEncoder(str(base), num_labels=1, max_length=config.max_length, device="cpu", local_files_only=True)
+    model = CrossEncoder(
+        str(base), num_labels=1, max_length=config.max_length, device=config.device, local_files_only=True
+    )
     dataset = Dataset.from_dict(
         {"query": [p.query for p in pairs], "passage": [p.passage for p in pairs], "label": [p.label for p in pairs]}
     )
@@ -96,7 +100,8 @@ def train_cross_encoder(
         logging_steps=10,
         seed=config.seed,
         data_seed=config.seed,
-        use_cpu=True,
+        use_cpu=config.device == "cpu",
+        bf16=config.device.startswith("cuda"),
         report_to="none",
         disable_tqdm=not progress,
     )
