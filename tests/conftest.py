@@ -66,6 +66,18 @@ def models_env() -> EnvFactory:
 
 
 @pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The provisioned models folder the tests read."""
+    return MODELS_DIR
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Callable[[str], Path]:
+    """``model_dir(name)``: a provisioned model's folder, or a failure that says how to provision it."""
+    return require_model
+
+
+@pytest.fixture(scope="session")
 def embedder_dir() -> Path:
     return require_model("minilm-l6-v2")
 

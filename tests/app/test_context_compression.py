@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import MODELS_DIR, require_model
 
 from app.context.compression import CompressionUnavailableError, EvidenceCompressor
 from app.context.factory import compression_model_dir
@@ -27,8 +27,8 @@ STRUCTURED = [
 
 
 @pytest.fixture(scope="module")
-def compressor() -> EvidenceCompressor:
-    return EvidenceCompressor("longllmlingua", require_model("smollm2-135m"), rate=0.5)
+def compressor(model_dir: Callable[[str], Path]) -> EvidenceCompressor:
+    return EvidenceCompressor("longllmlingua", model_dir("smollm2-135m"), rate=0.5)
 
 
 def test_prose_is_compressed_and_identifier_sentences_stay_verbatim(compressor: EvidenceCompressor) -> None:
@@ -51,9 +51,9 @@ def test_plain_llmlingua_also_compresses(compressor: EvidenceCompressor) -> None
     assert result.tokens_after < result.tokens_before
 
 
-def test_llmlingua2_without_its_model_is_a_clear_error(tmp_path: Path, settings_for) -> None:
+def test_llmlingua2_without_its_model_is_a_clear_error(tmp_path: Path, settings_for, models_dir: Path) -> None:
     settings = settings_for(tmp_path, compression="llmlingua2")
-    assert settings.models_dir == MODELS_DIR
+    assert settings.models_dir == models_dir
     with pytest.raises(CompressionUnavailableError, match="needs a token-classification model"):
         compression_model_dir(settings, "llmlingua2")
 
