@@ -106,12 +106,13 @@ class CheckedLLM(InstructorBaseRagasLLM):
 
 def _reason(exc: BaseException) -> str:
     """A short, specific reason for a failed judgement, naming unparsable output as such."""
+    from instructor.exceptions import IncompleteOutputException
     from instructor.retry import InstructorRetryException
     from openai import APIConnectionError, APIStatusError, APITimeoutError
     from pydantic import ValidationError
 
     text = " ".join(str(exc).split())[:300]
-    if isinstance(exc, InstructorRetryException | ValidationError | JudgeOutputError):
+    if isinstance(exc, InstructorRetryException | IncompleteOutputException | ValidationError | JudgeOutputError):
         return f"unparsable judge output: {text}"
     if isinstance(exc, APITimeoutError):
         return "judge timed out"
