@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 import pytest
 
 from app.context_commands import nq_corpus
 from eval.context_experiments import best_threshold, exact_match, load_nq, place, positions
-
-NQ = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nq-open-oracle"
 
 
 @pytest.mark.parametrize(
@@ -38,12 +38,31 @@ def test_threshold_separates_present_from_withheld_scores() -> None:
     assert cut["threshold"] == 0.4 and cut["answered_present"] == 1.0 and cut["abstained_withheld"] == 0.75
 
 
-@pytest.mark.skipif(not NQ.is_dir(), reason="the shared NQ-Open folder is not on this machine")
-def test_nq_loads_and_the_corpus_keeps_every_gold_passage() -> None:
-    questions, passages = load_nq(NQ)
-    assert len(questions) == 531 and len(passages) == 2600
+def _nq_folder(folder: Path, questions: int, passages: int) -> Path:
+    """A small folder in the nq-open-oracle format: each question's gold passage plus unrelated ones."""
+    with (folder / "dev_questions.jsonl").open("w", encoding="utf-8") as out:
+        for i in range(questions):
+            out.write(
+                json.dumps({"id": f"q{i}", "question": f"question {i}", "answers": [f"a{i}"], "gold_passage": f"p{i}"})
+            )
+            out.write("\n")
+    with gzip.open(folder / "passages.jsonl.gz", "wt", encoding="utf-8") as out:
+        for i in range(passages):
+            out.write(json.dumps({"_id": f"p{i}", "title": f"title {i}", "text": f"passage {i}"}) + "\n")
+    return folder
+
+
+def test_nq_loads_and_the_corpus_keeps_every_gold_passage(tmp_path: Path) -> None:
+    questions, passages = load_nq(_nq_folder(tmp_path, questions=5, passages=40))
+    assert len(questions) == 5 and len(passages) == 40
     corpus = nq_corpus(questions, passages, extra=10)
     assert {q.gold for q in questions} <= set(corpus) and len(corpus) == len({q.gold for q in questions}) + 10
+
+
+def test_a_gold_passage_missing_from_the_pool_is_named(tmp_path: Path) -> None:
+    _nq_folder(tmp_path, questions=5, passages=3)
+    with pytest.raises(ValueError, match="2 questions name a gold passage"):
+        load_nq(tmp_path)
 
 
 def test_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
