@@ -55,7 +55,7 @@ def _busy(exc: SessionBusyError) -> ApiError:
     return ApiError(409, str(exc))
 
 
-@router.post("/sessions", status_code=201, responses=error_responses(401, 404, 409, 422))
+@router.post("/sessions", status_code=201, responses=error_responses(400, 401, 404, 409, 413, 422))
 def create_session(body: SessionCreate, memory: MemoryDep, pipeline: PipelineDep, tenant: TenantDep) -> Any:
     with pipeline_errors():
         collection = require_collection(pipeline.resources.index, tenant, body.collection)
