@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from memory.errors import InvalidNameError, SessionNotFoundError
+from retrieval.sqlite import open_database
 
 Tier = Literal["active", "evicted", "summarized"]
 """Where a turn lives: verbatim in the prompt, evicted but not yet in the summary (retried), or summarized."""
@@ -129,12 +130,8 @@ class MemoryStore:
     """All memory rows of a data directory. Every method scopes by tenant ('' when there are no tenants)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(path, _SCHEMA)
         # One connection serves every thread of the process (API workers, benchmark threads): a transaction must
         # not interleave with another thread's statements, so every use of the connection holds this lock.
         self._lock = threading.RLock()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sqlite3
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from app.resources import Resources
 from ingest.document import Document
 from ingest.job import Chunker, LoadFailure, ingest_documents
 from ingest.loaders import LoadError, discover, load_document
+from retrieval.sqlite import open_database
 from retrieval.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -86,10 +86,7 @@ class JobStore:
     """The ``ingest_jobs`` table; every method is one short statement, safe from any thread."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
