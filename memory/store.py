@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from memory.errors import InvalidNameError, SessionNotFoundError
-from retrieval.sqlite import open_database
+from retrieval.sqlite import open_database, transaction
 
 Tier = Literal["active", "evicted", "summarized"]
 """Where a turn lives: verbatim in the prompt, evicted but not yet in the summary (retried), or summarized."""
@@ -150,14 +150,8 @@ class MemoryStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db) as db:
+            yield db
 
     # ---- sessions ---------------------------------------------------------------------------------------
     def create_session(self, session_id: str | None, *, tenant: str, user: str, collection: str) -> SessionRecord:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.sqlite import open_database
+from retrieval.sqlite import open_database, transaction
 from retrieval.types import Chunk
 
 _SCHEMA = """
@@ -80,13 +80,8 @@ class Manifest:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with transaction(self._db) as db:
+            yield db
 
     def document(self, collection: str, doc_id: str) -> DocumentRecord | None:
         row = self._db.execute(
