@@ -75,7 +75,10 @@ def train_command(
     synthetic: Annotated[
         bool, typer.Option(help="No labels: vLLM writes a question per sampled chunk of --collection.")
     ] = False,
-    questions: Annotated[int, typer.Option(min=2, help="Synthetic: chunks sampled (one question each).")] = 300,
+    questions: Annotated[int, typer.Option(min=2, help="Synthetic: chunks sampled.")] = 300,
+    per_chunk: Annotated[
+        int, typer.Option(min=1, max=3, help="Synthetic: questions per sampled chunk, each in another style.")
+    ] = 1,
     filter_top_k: Annotated[
         int, typer.Option(min=1, help="Synthetic: keep a question only if it retrieves its chunk in the top k.")
     ] = 10,
@@ -158,7 +161,14 @@ def train_command(
 
             def mine() -> MinedPairs:
                 mined, info = synthetic_pairs(
-                    resources, name, questions, filter_top_k=filter_top_k, negatives=negatives, depth=depth, seed=seed
+                    resources,
+                    name,
+                    questions,
+                    filter_top_k=filter_top_k,
+                    negatives=negatives,
+                    depth=depth,
+                    seed=seed,
+                    per_chunk=per_chunk,
                 )
                 report.update(info)
                 (target / "synthetic-questions.json").write_text(json.dumps(info, indent=2, ensure_ascii=False))

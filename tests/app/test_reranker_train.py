@@ -11,7 +11,7 @@ import pytest
 
 from app.reranker.card import read_record
 from app.reranker.data import LabelledQuery, mine_pairs, split_queries
-from app.reranker.synthetic import clean_question
+from app.reranker.synthetic import PROMPTS, clean_question, synthetic_questions
 from app.reranker.train import TrainConfig, last_checkpoint, train_cross_encoder
 from app.resources import Resources
 from retrieval.rerank import CrossEncoderReranker
@@ -128,3 +128,21 @@ def test_generated_questions_are_cleaned_or_dropped() -> None:
     assert clean_question('Question: "What is the EU refund window?"\nExtra') == "What is the EU refund window?"
     assert clean_question("Refund window.") is None
     assert clean_question("") is None
+
+
+@pytest.mark.vllm
+def test_synthetic_questions_from_the_live_model_in_several_styles(live_resources: Resources) -> None:
+    """The real vLLM writes two questions (two styles) per sampled chunk; each is checked against hybrid search."""
+    records = synthetic_questions(live_resources, "sample", 3, per_chunk=2, seed=5)
+    assert len(records) == 6
+    assert [r["style"] for r in records] == [0, 1, 0, 1, 0, 1]
+    assert len({r["chunk_id"] for r in records}) == 3
+    written = [r for r in records if r["question"]]
+    assert written, "the generator wrote no usable question"
+    assert all(r["question"].endswith("?") for r in written)
+    assert all(not r["kept"] for r in records if not r["question"])
+
+
+def test_per_chunk_is_bounded_by_the_styles(sample_resources: Resources) -> None:
+    with pytest.raises(ValueError, match="per_chunk"):
+        synthetic_questions(sample_resources, "sample", 3, per_chunk=len(PROMPTS) + 1)
