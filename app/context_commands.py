@@ -99,53 +99,160 @@ def _stage(answer: Any, name: str) -> dict[str, Any]:
 def eval_position(
     data: DataOption = DEFAULT_DATA,
     limit: LimitOption = 40,
-    k: Annotated[int, typer.Option(min=3, help="Passages in each prompt.")] = 10,
+    k: Annotated[
+        list[int] | None, typer.Option("--k", min=3, help="Passages in each prompt; repeat for several (10, 20).")
+    ] = None,
     workers: WorkersOption = 8,
+    pipeline_runs: Annotated[
+        bool, typer.Option("--pipeline", help="Also run the full pipeline with edge against relevance order.")
+    ] = False,
     llm_url: UrlOption = None,
 ) -> None:
-    """Exact match with the gold passage first / in the middle / last among k (hard distractors from dense
-    retrieval), then the real pipeline (k passages) with edge positioning against plain relevance order."""
-    from app.pipeline import Pipeline
-    from app.prompting import build_messages
-    from eval.context_experiments import em_rate, exact_match, format_table, place, positions, run_concurrently
-    from retrieval.types import Chunk, Hit
+    """Lost in the middle: exact match with the gold passage first, in the middle and last among k passages, as
+    given to the model (input order) and after our edge positioning stage.
 
+    Distractors are the passages dense retrieval ranks highest for the question that hold none of its answers. Each
+    passage keeps its dense cosine to the question as its relevance score; "with edge" ranks the same k passages by
+    that score and runs the positioning stage, so the gold passage lands wherever its score puts it, whatever its
+    input slot. Identical prompts are generated once (with edge, the three input slots give the same prompt unless
+    scores tie). A report is written after each k, so a long sweep keeps what it finished.
+    """
+    from eval.context_experiments import em_rate, format_table, positions
+
+    sizes = k or [10, 20]
     resources = _resources(llm_url)
     questions, passages = _load(data, limit)
     ensure_nq_collection(resources, passages)
-
-    def hit(passage: Passage) -> Hit:
-        chunk = Chunk(id=passage.id, doc_id=passage.id, text=f"{passage.title}\n{passage.text}")
-        return Hit(chunk, 1.0, "oracle")
-
-    def distractors(q: NQQuestion) -> list[Passage]:
-        hits = resources.index.search_dense(COLLECTION, q.question, k + 5)
-        ids = list(dict.fromkeys(h.chunk.doc_id for h in hits if h.chunk.doc_id != q.gold))
-        return [passages[i] for i in ids[: k - 1]]
-
-    jobs = []
-    for q in questions:
-        others = distractors(q)
-        for slot_name, slot in positions(k).items():
-            jobs.append((q, slot_name, [hit(p) for p in place(passages[q.gold], others, slot)]))
-
-    def ask(job: tuple[NQQuestion, str, list[Hit]]) -> bool:
-        q, _, hits = job
-        completion = resources.generator.chat(build_messages(q.question, hits), max_tokens=ANSWER_TOKENS)
-        return exact_match(completion.text, q.answers)
-
+    rows: list[dict[str, Any]] = []
+    per_k: dict[str, Any] = {}
+    report: Path | None = None
     started = time.perf_counter()
-    flags = run_concurrently(ask, jobs, workers)
-    rows = [
-        {
-            "experiment": "gold slot",
-            "variant": name,
-            "em": em_rate([f for f, j in zip(flags, jobs, strict=True) if j[1] == name]),
+    for size in sizes:
+        t0 = time.perf_counter()
+        results = _position_sweep(resources, questions, passages, size, workers)
+        per_k[str(size)] = results
+        for slot in positions(size):
+            done = [r for r in results if r["slot"] == slot]
+            rows.append(
+                {
+                    "position": slot,
+                    "k": size,
+                    "em_without": em_rate([r["em_without"] for r in done]),
+                    "em_with_edge": em_rate([r["em_with_edge"] for r in done]),
+                    "gold_slot_with_edge_median": sorted(r["gold_slot_with_edge"] for r in done)[len(done) // 2],
+                }
+            )
+        typer.echo(f"k={size}: {len(results)} prompts in {time.perf_counter() - t0:.0f} s")
+        typer.echo(format_table(rows, list(rows[0])))
+        payload = {
+            "data": str(data),
+            "questions": len(questions),
+            "k": sizes,
+            "k_done": [int(s) for s in per_k],
+            "generator": resources.generator.model,
+            "answer_tokens": ANSWER_TOKENS,
+            "distractors": "top dense (all-MiniLM-L6-v2) passages holding none of the answers",
+            "relevance_score": "dense cosine of passage and question",
+            "seconds": round(time.perf_counter() - started, 1),
+            "results": rows,
+            "per_question": per_k,
         }
-        for name in positions(k)
-    ]
+        if report is None:
+            report = _write(resources, "position", payload)
+        else:
+            report.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    if pipeline_runs and report is not None:
+        _pipeline_positioning(resources, questions, sizes[0], workers, report, payload)
+
+
+def _position_sweep(
+    resources: Resources, questions: list[NQQuestion], passages: dict[str, Passage], k: int, workers: int
+) -> list[dict[str, Any]]:
+    """One row per question and gold slot: exact match in input order and after edge positioning."""
+    from app.context.positioning import make_positioner
+    from app.context.stages import PositionContext
+    from app.prompting import build_messages
+    from eval.context_experiments import exact_match, place, positions, run_concurrently
+    from retrieval.types import Chunk, Hit, QueryState
+
+    def hit(passage: Passage, score: float) -> Hit:
+        chunk = Chunk(id=passage.id, doc_id=passage.id, text=f"{passage.title}\n{passage.text}")
+        return Hit(chunk, score, "dense")
+
+    def scored(q: NQQuestion) -> tuple[Hit, list[Hit]]:
+        gold = resources.index.search_dense(COLLECTION, q.question, 1, {"passage": q.gold})
+        if not gold:
+            raise RuntimeError(f"the gold passage {q.gold} of {q.id} is not in the {COLLECTION} collection")
+        found = resources.index.search_dense(COLLECTION, q.question, 3 * k + 10, {"passage": {"$ne": q.gold}})
+        others: dict[str, float] = {}
+        for h in found:
+            passage = passages.get(h.chunk.doc_id)
+            if passage and h.chunk.doc_id not in others and not exact_match(passage.text, q.answers):
+                others[h.chunk.doc_id] = h.score
+        if len(others) < k - 1:
+            raise RuntimeError(f"only {len(others)} answer-free distractors for {q.id}; k={k} needs {k - 1}")
+        distractors = [hit(passages[pid], score) for pid, score in list(others.items())[: k - 1]]
+        return hit(passages[q.gold], gold[0].score), distractors
+
+    edge = PositionContext("edge", make_positioner("edge"))
+    plans: list[dict[str, Any]] = []
+    for q in questions:
+        gold, distractors = scored(q)
+        for slot_name, slot in positions(k).items():
+            given = place(gold, distractors, slot)
+            state = QueryState(question=q.question, collection=COLLECTION)
+            state.context = sorted(given, key=lambda h: -h.score)
+            positioned = edge(state).context
+            plans.append(
+                {
+                    "question": q,
+                    "slot": slot_name,
+                    "without": build_messages(q.question, given),
+                    "with": build_messages(q.question, positioned),
+                    "gold_slot_with_edge": [h.chunk.id for h in positioned].index(q.gold) + 1,
+                    "gold_rank": sorted(given, key=lambda h: -h.score).index(gold) + 1,
+                }
+            )
+    prompts = {json.dumps(p[v]): p[v] for p in plans for v in ("without", "with")}
+    keys = list(prompts)
+
+    def ask(key: str) -> str:
+        return resources.generator.chat(prompts[key], max_tokens=ANSWER_TOKENS).text
+
+    answers = dict(zip(keys, run_concurrently(ask, keys, workers), strict=True))
+    rows = []
+    for p in plans:
+        q, without, with_edge = p["question"], answers[json.dumps(p["without"])], answers[json.dumps(p["with"])]
+        rows.append(
+            {
+                "id": q.id,
+                "slot": p["slot"],
+                "gold_rank": p["gold_rank"],
+                "gold_slot_with_edge": p["gold_slot_with_edge"],
+                "em_without": exact_match(without, q.answers),
+                "em_with_edge": exact_match(with_edge, q.answers),
+                "answer_without": without,
+                "answer_with_edge": with_edge,
+            }
+        )
+    return rows
+
+
+def _pipeline_positioning(
+    resources: Resources,
+    questions: list[NQQuestion],
+    k: int,
+    workers: int,
+    report: Path,
+    payload: dict[str, Any],
+) -> None:
+    """The full pipeline (retrieval, fusion, k passages) with edge positioning against plain relevance order."""
+    from app.pipeline import Pipeline
+    from eval.context_experiments import em_rate, exact_match, format_table, run_concurrently
+
     pipeline = Pipeline(resources)
-    pipeline_runs: dict[str, list[dict[str, Any]]] = {}
+    runs: dict[str, list[dict[str, Any]]] = {}
+    rows = []
     for positioning in ("relevance", "edge"):
         options = {"context_top_k": k, "positioning": positioning, "max_answer_tokens": ANSWER_TOKENS}
 
@@ -161,33 +268,12 @@ def eval_position(
                 "answer": answer.text,
             }
 
-        pipeline_runs[positioning] = run_concurrently(run, questions, workers)
-        rows.append(
-            {
-                "experiment": "pipeline",
-                "variant": positioning,
-                "em": em_rate([r["em"] for r in pipeline_runs[positioning]]),
-            }
-        )
-    elapsed = time.perf_counter() - started
-    typer.echo(format_table(rows, ["experiment", "variant", "em"]))
-    _write(
-        resources,
-        "position",
-        {
-            "data": str(data),
-            "questions": len(questions),
-            "k": k,
-            "generator": resources.generator.model,
-            "answer_tokens": ANSWER_TOKENS,
-            "seconds": round(elapsed, 1),
-            "results": rows,
-            "per_question": {
-                "slots": [{"id": j[0].id, "slot": j[1], "em": f} for f, j in zip(flags, jobs, strict=True)],
-                "pipeline": pipeline_runs,
-            },
-        },
-    )
+        runs[positioning] = run_concurrently(run, questions, workers)
+        rows.append({"pipeline": positioning, "k": k, "em": em_rate([r["em"] for r in runs[positioning]])})
+    typer.echo(format_table(rows, list(rows[0])))
+    payload = {**payload, "pipeline": rows, "per_question_pipeline": runs}
+    report.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    typer.echo(f"report: {report}")
 
 
 def eval_compression(
