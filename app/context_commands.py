@@ -282,18 +282,27 @@ def eval_compression(
     k: Annotated[int, typer.Option(min=1, help="Passages in each prompt.")] = 5,
     methods: Annotated[str, typer.Option(help="Comma-separated: llmlingua, longllmlingua.")] = "longllmlingua",
     rate: Annotated[float, typer.Option(min=0.05, max=1.0, help="Target share of tokens kept.")] = 0.5,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate", help="Measure prefill and compression speed; write calibration.json.")
+    ] = False,
+    repeats: Annotated[int, typer.Option(min=1, help="With --calibrate: measurements of each speed.")] = 3,
     llm_url: UrlOption = None,
 ) -> None:
     """Compression ratio against exact-match retention and net latency (compression time included).
 
     Requests run one at a time, each variant right after the uncompressed baseline of the same question, so the
     latencies compare like with like on a machine whose load changes; the ratio of medians is the number to read.
+    With ``--calibrate``, measures instead the two speeds the ``auto`` rule weighs (vLLM prefill and compression,
+    in generator tokens per second) and writes ``<data_dir>/calibration.json``.
     """
     from app.pipeline import Pipeline
     from eval.context_experiments import em_rate, exact_match, format_table, median_ms
 
     resources = _resources(llm_url)
     questions, passages = _load(data, limit)
+    if calibrate:
+        _calibrate(resources, questions, passages, repeats)
+        return
     ensure_nq_collection(resources, passages)
     pipeline = Pipeline(resources)
     variants = ["off", *[m.strip() for m in methods.split(",") if m.strip()]]
@@ -346,6 +355,67 @@ def eval_compression(
             "per_question": runs,
         },
     )
+
+
+def _calibrate(resources: Resources, questions: list[NQQuestion], passages: dict[str, Passage], repeats: int) -> None:
+    """Prefill speed: two prompts (system text, question; the same with ~10 passages), each behind a fresh nonce so
+    the prefix cache cannot help, differ in time by the prefill of the passages alone. Compression speed: the
+    ``auto`` method reads passages with the question, timed per passage. Both in generator tokens per second."""
+    from app.cli import _fail
+    from app.context.calibration import Calibration, calibration_path, prefill_rate, save_calibration
+    from app.context.compression import CompressionUnavailableError, EvidenceCompressor, timed_compress
+    from app.context.factory import AUTO_METHOD, compression_model_dir
+    from app.context.tokens import TokenCounter
+    from app.prompting import SYSTEM_PROMPT
+
+    settings = resources.settings
+    counter = TokenCounter(resources.generator_dir)
+    texts = [f"{p.title}\n{p.text}" for p in passages.values()]
+    samples: list[tuple[int, float, int, float]] = []
+    for i in range(repeats):
+        question = questions[i % len(questions)].question
+        evidence = "\n\n".join(texts[i * 10 : i * 10 + 10])
+
+        def timed(user: str) -> tuple[int, float]:
+            messages = [
+                {"role": "system", "content": f"[{uuid.uuid4().hex}] {SYSTEM_PROMPT}"},
+                {"role": "user", "content": user},
+            ]
+            started = time.perf_counter()
+            completion = resources.generator.chat(messages, max_tokens=1)
+            return completion.prompt_tokens, time.perf_counter() - started
+
+        short, long = timed(question), timed(f"{evidence}\n\nQuestion: {question}")
+        samples.append((*short, *long))
+        typer.echo(f"prefill {i + 1}/{repeats}: {short[0]} tokens {short[1]:.2f} s, {long[0]} tokens {long[1]:.2f} s")
+    try:
+        compressor = EvidenceCompressor(
+            AUTO_METHOD, compression_model_dir(settings, AUTO_METHOD), settings.compression_rate
+        )
+    except CompressionUnavailableError as exc:
+        raise _fail(str(exc)) from None
+    read, spent = 0, 0.0
+    for i in range(repeats * 3):
+        text = texts[i]
+        _, ms = timed_compress(compressor, text, questions[i % len(questions)].question)
+        read, spent = read + counter.count(text), spent + ms / 1000
+    calibration = Calibration(
+        prefill_tokens_per_s=round(prefill_rate(samples), 1),
+        compression_tokens_per_s=round(read / spent, 1),
+        generator=resources.generator.model,
+        compression_model=settings.compression_model,
+        method=AUTO_METHOD,
+        measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    path = save_calibration(calibration, calibration_path(settings.data_dir))
+    ratio = calibration.prefill_tokens_per_s / calibration.compression_tokens_per_s
+    typer.echo(
+        f"prefill {calibration.prefill_tokens_per_s} tokens/s, compression {calibration.compression_tokens_per_s} "
+        f"tokens/s (prefill/compression {ratio:.1f}); at rate {settings.compression_rate} compressing pays only "
+        f"when prefill is slower than {1 - settings.compression_rate:.2f} × compression speed"
+    )
+    typer.echo(f"calibration: {path}")
+    _write(resources, "calibration", {"calibration": calibration.__dict__, "prefill_samples": samples})
 
 
 def eval_abstention(

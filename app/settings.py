@@ -106,7 +106,10 @@ class Settings(BaseSettings):
         "edge", description="Evidence order: best first and second-best last (edge), by relevance, or document order."
     )
     compression: Literal["off", "auto", "llmlingua", "longllmlingua", "llmlingua2"] = Field(
-        "off", description="Evidence compression; auto compresses only when evidence exceeds its budget share."
+        "off",
+        description="Evidence compression; auto compresses when evidence exceeds its budget share, or when "
+        "<data_dir>/calibration.json (`ragline eval compression --calibrate`) predicts the prefill time saved beats "
+        "the compression time.",
     )
     compression_model: str = Field("smollm2-135m", description="Registry name or folder of the compression LM.")
     compression_rate: float = Field(0.5, gt=0, le=1, description="Target share of evidence tokens kept by compression.")

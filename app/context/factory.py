@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app.context.abstain import AbstainGate
 from app.context.budget import BudgetPlanner
+from app.context.calibration import calibration_path, usable_calibration
 from app.context.compression import CompressionUnavailableError, EvidenceCompressor
 from app.context.positioning import make_positioner
 from app.context.stages import CompressContext, PositionContext
@@ -73,12 +74,20 @@ def context_stages(resources: Resources, settings: Settings, source: str = "dedu
     ]
     if compressing:
         folder = compression_model_dir(settings, method)
+        calibration, note = None, "not auto"
+        if settings.compression == "auto":
+            calibration, note = usable_calibration(
+                calibration_path(settings.data_dir), resources.generator.model, settings.compression_model
+            )
         stages.append(
             CompressContext(
                 "auto" if settings.compression == "auto" else "always",
                 lambda: EvidenceCompressor(method, folder, settings.compression_rate),
                 cost,
                 allowance,
+                rate=settings.compression_rate,
+                calibration=calibration,
+                calibration_note=note,
             )
         )
     stages += [AssemblePrompt(counter, planner), AbstainGate(settings.abstain_threshold)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from app.context.calibration import Calibration, decide_compression
 from app.context.compression import EvidenceCompressor, timed_compress
 from retrieval.types import Hit, QueryState
 
@@ -33,10 +34,12 @@ class PositionContext:
 class CompressContext:
     """Compresses evidence text for the prompt; ``state.context`` keeps the originals for the citation check.
 
-    ``mode`` is ``always`` (an explicit LLMLingua method) or ``auto``: compress only when the selected evidence
-    exceeds ``allowance(state)``, the evidence share of the budget. The compressed texts go to
-    ``candidates["compressed"]``, which the assembler uses in place of the chunk text. The compressor is built by
-    ``load`` on first need, so ``auto`` costs nothing while evidence fits.
+    ``mode`` is ``always`` (an explicit LLMLingua method) or ``auto``: compress when the selected evidence exceeds
+    ``allowance(state)``, the evidence share of the budget, or when the calibration for this host predicts that the
+    prefill time saved beats the compression time (``decide_compression``); the decision, its reason and both
+    predictions go into the trace. The compressed texts go to ``candidates["compressed"]``, which the assembler uses
+    in place of the chunk text. The compressor is built by ``load`` on first need, so a skipped ``auto`` costs
+    nothing.
     """
 
     name = "compress"
@@ -47,12 +50,17 @@ class CompressContext:
         load: Callable[[], EvidenceCompressor],
         measure: Callable[[Hit], int],
         allowance: Callable[[QueryState], int] | None = None,
+        *,
+        rate: float = 0.5,
+        calibration: Calibration | None = None,
+        calibration_note: str = "no calibration",
     ) -> None:
         if mode not in ("always", "auto"):
             raise ValueError(f"mode must be always or auto, got {mode!r}")
         if mode == "auto" and allowance is None:
             raise ValueError("auto compression needs the evidence allowance")
         self.mode, self.load, self.measure, self.allowance = mode, load, measure, allowance
+        self.rate, self.calibration, self.calibration_note = rate, calibration, calibration_note
 
     def __call__(self, state: QueryState) -> QueryState:
         with state.traced(self.name, items_in=len(state.context)) as entry:
@@ -61,8 +69,16 @@ class CompressContext:
             if self.mode == "auto":
                 assert self.allowance is not None
                 room = self.allowance(state)
-                entry.details["allowance"] = room
-                if tokens <= room:
+                decision = decide_compression(
+                    tokens, room, self.rate, self.calibration, missing_reason=self.calibration_note
+                )
+                entry.details.update(
+                    allowance=room,
+                    decision=decision.reason,
+                    predicted_saving_ms=decision.predicted_saving_ms,
+                    predicted_cost_ms=decision.predicted_cost_ms,
+                )
+                if not decision.compress:
                     entry.details["compressed"] = False
                     entry.items_out = len(state.context)
                     return state
