@@ -94,6 +94,9 @@ def train_command(
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 3e-5,
     max_length: Annotated[int | None, typer.Option(min=16, help="Training tokens; default rerank_max_length.")] = None,
     device: Annotated[str, typer.Option(help="Torch device to train on: cpu, cuda, cuda:1, ...")] = "cpu",
+    layers: Annotated[
+        int | None, typer.Option(min=1, help="Keep the first N encoder layers (fewer: faster to train and to run).")
+    ] = None,
     max_steps: Annotated[int, typer.Option(help="Stop after N steps (-1: all epochs).")] = -1,
     save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (resumable).")] = 50,
     seed: Annotated[int, typer.Option(help="Split, sampling and training seed.")] = 13,
@@ -199,6 +202,7 @@ def train_command(
         save_steps=save_steps,
         seed=seed,
         device=device,
+        layers=layers,
     )
     try:
         result = train_cross_encoder(base_dir, pairs, target, config, resume=resume)

@@ -61,6 +61,21 @@ def test_tiny_training_saves_a_loadable_reranker_and_resumes(
     assert reranker.score("refund window", ["EU customers have 30 days.", "Rotate the token."]).shape == (2,)
 
 
+def test_a_truncated_reranker_saves_and_loads_with_its_fewer_layers(
+    sample_resources: Resources, embedder_dir: Path, tmp_path: Path
+) -> None:
+    mined = mine_pairs(
+        sample_resources.index, sample_resources.settings, "sample", _sample_queries()[:2], negatives=1, progress=False
+    )
+    out = tmp_path / "small"
+    train_cross_encoder(embedder_dir, mined.pairs, out, TrainConfig(max_steps=1, layers=2, **TINY), progress=False)
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 2
+    reranker = CrossEncoderReranker(out, max_length=64)
+    assert reranker.score("refund window", ["EU customers have 30 days."]).shape == (1,)
+    with pytest.raises(ValueError, match="layers must be between 1 and"):
+        train_cross_encoder(embedder_dir, mined.pairs, tmp_path / "x", TrainConfig(max_steps=1, layers=99, **TINY))
+
+
 def test_train_command_writes_a_model_card_with_held_out_metrics(tmp_path: Path, models_env) -> None:
     beir = tmp_path / "tiny"
     (beir / "qrels").mkdir(parents=True)
