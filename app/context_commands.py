@@ -8,7 +8,9 @@ which is what lets the abstention experiment withhold a question's gold passage 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
 
 DEFAULT_DATA = Path("../shared/data/nq-open-oracle")
 COLLECTION = "nq-open-oracle"
+SAMPLE_COLLECTION = "sample"
+SAMPLE_QA = Path("eval/datasets/sample_qa.jsonl")
+SAMPLE_OFFTOPIC = Path("eval/datasets/sample_offtopic.jsonl")
 DataOption = Annotated[Path, typer.Option("--data", help="The nq-open-oracle folder.")]
 LimitOption = Annotated[int, typer.Option(min=1, help="Questions to evaluate (the first N).")]
 UrlOption = Annotated[str | None, typer.Option(help="vLLM base URL; default RAGLINE_LLM_BASE_URL.")]
@@ -214,12 +219,19 @@ def _position_sweep(
                 }
             )
     prompts = {json.dumps(p[v]): p[v] for p in plans for v in ("without", "with")}
-    keys = list(prompts)
+    cache = AnswerCache(resources.settings.reports_dir / "context-position-answers.jsonl", resources.generator.model)
+    keys = [key for key in prompts if cache.get(key) is None]
+    typer.echo(f"k={k}: {len(prompts)} distinct prompts, {len(prompts) - len(keys)} answered by an earlier run")
 
     def ask(key: str) -> str:
-        return resources.generator.chat(prompts[key], max_tokens=ANSWER_TOKENS).text
+        text = resources.generator.chat(prompts[key], max_tokens=ANSWER_TOKENS).text
+        done = cache.put(key, text)
+        if done % 10 == 0:
+            typer.echo(f"  {done} answers stored ({time.strftime('%H:%M:%S')})")
+        return text
 
-    answers = dict(zip(keys, run_concurrently(ask, keys, workers), strict=True))
+    run_concurrently(ask, keys, workers)
+    answers = {key: cache.get(key) or "" for key in prompts}
     rows = []
     for p in plans:
         q, without, with_edge = p["question"], answers[json.dumps(p["without"])], answers[json.dumps(p["with"])]
@@ -236,6 +248,38 @@ def _position_sweep(
             }
         )
     return rows
+
+
+class AnswerCache:
+    """Answers of a long sweep, appended to a JSONL file as they arrive, so a rerun after an interruption (a timeout
+    on a busy shared server) asks only what is missing. Keyed by model, answer length and the exact messages."""
+
+    def __init__(self, path: Path, model: str) -> None:
+        self.path, self.model, self.lock = path, model, threading.Lock()
+        self.answers: dict[str, str] = {}
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    self.answers[row["key"]] = row["answer"]
+        self.added = 0
+
+    def _key(self, prompt_key: str) -> str:
+        return hashlib.sha256(f"{self.model}|{ANSWER_TOKENS}|{prompt_key}".encode()).hexdigest()
+
+    def get(self, prompt_key: str) -> str | None:
+        return self.answers.get(self._key(prompt_key))
+
+    def put(self, prompt_key: str, answer: str) -> int:
+        """Stores one answer; returns how many this run has stored."""
+        key = self._key(prompt_key)
+        with self.lock:
+            self.answers[key] = answer
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps({"key": key, "answer": answer}, ensure_ascii=False) + "\n")
+            self.added += 1
+            return self.added
 
 
 def _pipeline_positioning(
@@ -422,30 +466,147 @@ def eval_abstention(
     data: DataOption = DEFAULT_DATA,
     limit: LimitOption = 40,
     calibrate: Annotated[int, typer.Option(min=10, help="Questions after the evaluated ones, to set the cut.")] = 120,
+    sample_qa: Annotated[Path, typer.Option(help="Answerable questions on the sample corpus.")] = SAMPLE_QA,
+    offtopic: Annotated[Path, typer.Option(help="Off-topic questions for the sample corpus.")] = SAMPLE_OFFTOPIC,
+    max_false_abstention: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of answerable questions the suggested cut may refuse.")
+    ] = 0.0,
+    threshold: Annotated[
+        float | None, typer.Option(help="Run the pipeline at this cut; default: the suggested safe cut.")
+    ] = None,
+    scores_only: Annotated[bool, typer.Option("--scores-only", help="Score distributions and cuts; no LLM.")] = False,
     workers: WorkersOption = 8,
     llm_url: UrlOption = None,
 ) -> None:
-    """Calibrates ``abstain_threshold`` on the best dense score (gold present vs gold withheld by a filter) over
-    ``calibrate`` questions, then runs the pipeline with that threshold on ``limit`` other questions: abstention
-    share with the gold passage withheld, and answered share and exact match with it present."""
-    from app.pipeline import Pipeline
-    from eval.context_experiments import best_threshold, em_rate, exact_match, format_table, run_concurrently
+    """Where to set ``abstain_threshold``: the best dense cosine of answerable questions (NQ with its gold passage,
+    the sample QA set on the ``sample`` collection) against unanswerable ones (NQ with the gold withheld by a
+    filter; off-topic and on-topic-but-unanswered questions on the sample corpus).
 
-    resources = _resources(llm_url)
+    Suggests a cut (``suggest_threshold``: at most ``max_false_abstention`` of each answerable set refused, in the
+    middle of the gap down to the best off-topic score), shows what it and the balanced-accuracy cut (NQ,
+    ``calibrate`` questions) catch, then (unless ``--scores-only``) runs the pipeline at the suggested cut (or
+    ``--threshold``) on ``limit`` NQ questions with the gold present and withheld.
+    """
+    from app.cli import _fail
+    from eval.context_experiments import (
+        abstained_share,
+        best_threshold,
+        format_table,
+        score_summary,
+        suggest_threshold,
+    )
+
+    resources = _resources(llm_url) if not scores_only else _offline_resources()
     everything, passages = _load(data, None)
     ensure_nq_collection(resources, passages)
     evaluated, held_out = everything[:limit], everything[limit : limit + calibrate]
 
-    def best_score(q: NQQuestion, withheld: bool) -> float:
-        where = {"passage": {"$ne": q.gold}} if withheld else None
-        hits = resources.index.search_dense(COLLECTION, q.question, 1, where)
+    def best_score(collection: str, question: str, where: dict[str, Any] | None) -> float:
+        hits = resources.index.search_dense(collection, question, 1, where)
         return hits[0].score if hits else -1.0
 
-    present = [best_score(q, False) for q in held_out]
-    withheld = [best_score(q, True) for q in held_out]
-    cut = best_threshold(present, withheld)
+    nq = [*evaluated, *held_out]
+    groups: dict[str, list[float]] = {
+        "nq gold present": [best_score(COLLECTION, q.question, None) for q in nq],
+        "nq gold withheld": [best_score(COLLECTION, q.question, {"passage": {"$ne": q.gold}}) for q in nq],
+    }
+    try:
+        sample_rows = [*_jsonl(sample_qa), *_jsonl(offtopic)]
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    ensure_sample_collection(resources)
+    for kind, label in (
+        ("answerable", "sample answerable"),
+        ("unanswerable", "sample unanswerable"),
+        ("off_topic", "sample off-topic"),
+    ):
+        rows = [r for r in sample_rows if _sample_kind(r) == kind]
+        groups[label] = [best_score(SAMPLE_COLLECTION, r["question"], r.get("filters")) for r in rows]
+    answerable = ("nq gold present", "sample answerable")
+    safe = suggest_threshold([groups[g] for g in answerable], groups["sample off-topic"], max_false_abstention)
+    balanced = best_threshold(groups["nq gold present"][limit:], groups["nq gold withheld"][limit:])
+    summary = [{"group": g, **score_summary(v)} for g, v in groups.items()]
+    typer.echo("best dense cosine (all-MiniLM-L6-v2) per question")
+    typer.echo(format_table(summary, list(summary[0])))
+    cuts = sorted({safe, balanced["threshold"], 0.2, 0.3, 0.35, 0.4, 0.5})
+    table = [
+        {"cut": cut, **{g: abstained_share(v, cut) for g, v in groups.items()}, "note": _cut_note(cut, safe, balanced)}
+        for cut in cuts
+    ]
+    typer.echo("\nshare abstained at each cut (answerable groups: false abstention)")
+    typer.echo(format_table(table, list(table[0])))
+    typer.echo(
+        f"\nsuggested abstain_threshold: {safe} (≤ {max_false_abstention:.0%} false abstention on each answerable set, "
+        "in the middle of the gap down to the best off-topic score)"
+    )
+    payload: dict[str, Any] = {
+        "data": str(data),
+        "sample_qa": str(sample_qa),
+        "offtopic": str(offtopic),
+        "nq_questions": len(nq),
+        "nq_corpus_passages": len(passages),
+        "score": "best dense cosine (all-MiniLM-L6-v2)",
+        "max_false_abstention": max_false_abstention,
+        "suggested_threshold": safe,
+        "balanced_cut_nq": balanced,
+        "summary": summary,
+        "cuts": table,
+        "scores": groups,
+    }
+    if not scores_only:
+        cut = safe if threshold is None else threshold
+        payload["pipeline"] = _abstention_runs(resources, evaluated, cut, workers)
+    _write(resources, "abstention", payload)
+
+
+def _cut_note(cut: float, safe: float, balanced: dict[str, float]) -> str:
+    notes = [name for name, value in (("suggested", safe), ("nq balanced", balanced["threshold"])) if value == cut]
+    return ", ".join(notes)
+
+
+def _sample_kind(row: dict[str, Any]) -> str:
+    kind = row.get("kind", "")
+    return kind if kind in ("unanswerable", "off_topic") else "answerable"
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    bad = [i + 1 for i, r in enumerate(rows) if not isinstance(r, dict) or not str(r.get("question", "")).strip()]
+    if bad:
+        raise ValueError(f"{path}: rows without a question on lines {bad[:5]}")
+    return rows
+
+
+def ensure_sample_collection(resources: Resources) -> None:
+    """The bundled sample corpus in the ``sample`` collection (incremental: unchanged files are not re-embedded)."""
+    from app.chunking import make_chunker
+    from app.cli import sample_corpus_dir
+    from ingest.job import ingest_path
+
+    summary = ingest_path(
+        resources.index, make_chunker(resources, "fixed"), sample_corpus_dir(), SAMPLE_COLLECTION, progress=False
+    )
+    typer.echo(
+        f"{SAMPLE_COLLECTION}: {len(summary.added) + len(summary.updated)} indexed, {len(summary.skipped)} unchanged"
+    )
+
+
+def _offline_resources() -> Resources:
+    from app.resources import Resources
+    from app.settings import get_settings
+
+    return Resources(get_settings())
+
+
+def _abstention_runs(resources: Resources, evaluated: list[NQQuestion], cut: float, workers: int) -> dict[str, Any]:
+    """The pipeline at ``cut`` on each question with its gold passage present and withheld."""
+    from app.pipeline import Pipeline
+    from eval.context_experiments import em_rate, exact_match, format_table, run_concurrently
+
     pipeline = Pipeline(resources)
-    options = {"abstain_threshold": cut["threshold"], "max_answer_tokens": ANSWER_TOKENS}
+    options = {"abstain_threshold": cut, "max_answer_tokens": ANSWER_TOKENS}
 
     def run(job: tuple[NQQuestion, bool]) -> dict[str, Any]:
         q, hide = job
@@ -462,39 +623,20 @@ def eval_abstention(
         }
 
     results = run_concurrently(run, [(q, hide) for q in evaluated for hide in (False, True)], workers)
-    with_gold = [r for r in results if not r["withheld"]]
-    without = [r for r in results if r["withheld"]]
-    answered = [r for r in with_gold if not r["abstained"]]
-    rows = [
-        {
-            "condition": "gold present",
-            "abstained": em_rate([r["abstained"] for r in with_gold]),
-            "em_all": em_rate([r["em"] for r in with_gold]),
-            "em_answered": em_rate([r["em"] for r in answered]),
-        },
-        {
-            "condition": "gold withheld",
-            "abstained": em_rate([r["abstained"] for r in without]),
-            "em_all": em_rate([r["em"] for r in without]),
-            "em_answered": em_rate([r["em"] for r in without if not r["abstained"]]),
-        },
-    ]
-    typer.echo(f"calibrated on {len(held_out)} questions: {cut}")
+    rows = []
+    for condition, hide in (("gold present", False), ("gold withheld", True)):
+        group = [r for r in results if r["withheld"] is hide]
+        rows.append(
+            {
+                "condition": condition,
+                "abstained": em_rate([r["abstained"] for r in group]),
+                "em_all": em_rate([r["em"] for r in group]),
+                "em_answered": em_rate([r["em"] for r in group if not r["abstained"]]),
+            }
+        )
+    typer.echo(f"\npipeline at abstain_threshold {cut} on {len(evaluated)} NQ questions")
     typer.echo(format_table(rows, list(rows[0])))
-    _write(
-        resources,
-        "abstention",
-        {
-            "data": str(data),
-            "questions": len(evaluated),
-            "calibration_questions": len(held_out),
-            "score": "best dense cosine (all-MiniLM-L6-v2)",
-            "calibration": cut,
-            "calibration_scores": {"present": present, "withheld": withheld},
-            "results": rows,
-            "per_question": results,
-        },
-    )
+    return {"threshold": cut, "questions": len(evaluated), "results": rows, "per_question": results}
 
 
 def eval_prefix_cache(

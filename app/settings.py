@@ -41,6 +41,9 @@ class Settings(BaseSettings):
 
     # Models
     embedder: str = Field("minilm-l6-v2", description="Registry name or folder of a sentence-transformers model.")
+    embedder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx", description="Engine for query embeddings (batches use torch): onnx = same vectors, faster than torch."
+    )
     generator: str = Field("qwen2.5-coder-0.5b", description="Registry name of the model vLLM serves.")
 
     # Generator service (vLLM, OpenAI-compatible)
@@ -113,8 +116,17 @@ class Settings(BaseSettings):
     )
     compression_model: str = Field("smollm2-135m", description="Registry name or folder of the compression LM.")
     compression_rate: float = Field(0.5, gt=0, le=1, description="Target share of evidence tokens kept by compression.")
+    # 0.27 from `ragline eval abstention --scores-only` (all-MiniLM-L6-v2): no answerable question scores below it
+    # (lowest: 0.338 of 27 sample-QA questions, 0.343 of 160 NQ dev questions with their gold passage), every
+    # off-topic sample question does (highest 0.212 of 15); it catches only 6% of NQ questions whose gold passage is
+    # withheld (on-topic but unanswered questions need the model's own "I don't know").
     abstain_threshold: float = Field(
-        0.0, ge=-1, le=1, description="Best dense cosine below which the answer abstains (0 = never abstain)."
+        0.27,
+        ge=-1,
+        le=1,
+        description="Best dense cosine below which the answer abstains (0 = never abstain). The default refuses none "
+        "of the answerable questions measured and every off-topic one; recalibrate for another embedder with "
+        "`ragline eval abstention --scores-only`.",
     )
     hyde: bool = Field(False, description="Search with a generated hypothetical answer (HyDE) besides the question.")
 

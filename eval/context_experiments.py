@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 import statistics
 import string
@@ -119,3 +120,54 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
     lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
     return "\n".join(lines)
+
+
+def abstained_share(scores: Sequence[float], cut: float) -> float | None:
+    """Share of questions whose best score falls below ``cut`` (those the gate would abstain on)."""
+    return round(sum(s < cut for s in scores) / len(scores), 4) if scores else None
+
+
+def highest_safe_threshold(answerable: Sequence[float], max_false_abstention: float, step: float = 0.01) -> float:
+    """The highest cut, on a ``step`` grid, that abstains on at most ``max_false_abstention`` of answerable
+    questions: the default should never cost a user an answer the documents hold, so the cut is set by the
+    answerable scores alone, and what it catches of the unanswerable ones is measured, not optimised."""
+    if not answerable:
+        raise ValueError("no answerable scores to set a threshold from")
+    if not 0 <= max_false_abstention < 1:
+        raise ValueError(f"max_false_abstention must be in [0, 1), got {max_false_abstention}")
+    ordered = sorted(answerable)
+    allowed = int(max_false_abstention * len(ordered))  # questions that may fall below the cut
+    ceiling = ordered[allowed]  # a cut at or below this keeps at most ``allowed`` below it
+    return round(math.floor(ceiling / step + 1e-9) * step, 6)
+
+
+def score_summary(scores: Sequence[float]) -> dict[str, float | int | None]:
+    """Count, min, 10th percentile, median, 90th percentile and max of a score list."""
+    if not scores:
+        return {"n": 0, "min": None, "p10": None, "median": None, "p90": None, "max": None}
+    ordered = sorted(scores)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 4)
+
+    return {
+        "n": len(ordered),
+        "min": round(ordered[0], 4),
+        "p10": pick(0.1),
+        "median": round(statistics.median(ordered), 4),
+        "p90": pick(0.9),
+        "max": round(ordered[-1], 4),
+    }
+
+
+def suggest_threshold(
+    answerable: Sequence[Sequence[float]], off_topic: Sequence[float], max_false_abstention: float = 0.0
+) -> float:
+    """A default cut: the highest safe cut over every answerable set (``highest_safe_threshold``), lowered to the
+    middle of the gap between it and the best off-topic score when there is such a gap. The middle keeps a margin on
+    both sides for corpora and questions other than the ones measured; without a gap, the safe cut stands."""
+    safe = min(highest_safe_threshold(scores, max_false_abstention) for scores in answerable)
+    top = max(off_topic, default=None)
+    if top is None or top >= safe:
+        return safe
+    return round(math.floor((top + safe) / 2 * 100 + 1e-9) / 100, 6)
