@@ -13,6 +13,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -80,6 +82,18 @@ def ensure_nq_collection(resources: Resources, passages: dict[str, Passage]) -> 
     typer.echo(f"{COLLECTION}: {len(summary.added) + len(summary.updated)} indexed, {len(summary.skipped)} unchanged")
 
 
+@contextmanager
+def _llm_errors() -> Iterator[None]:
+    """An LLM failure mid-run (a timeout on a busy server) ends the command with its message, not a traceback."""
+    from app.cli import _fail
+    from app.llm import LLMUnavailableError
+
+    try:
+        yield
+    except LLMUnavailableError as exc:
+        raise _fail(f"{exc} (a busy server: raise RAGLINE_LLM_TIMEOUT_S or lower --workers)") from None
+
+
 def _write(resources: Resources, name: str, payload: dict[str, Any]) -> Path:
     reports = resources.settings.reports_dir
     reports.mkdir(parents=True, exist_ok=True)
@@ -134,7 +148,8 @@ def eval_position(
     started = time.perf_counter()
     for size in sizes:
         t0 = time.perf_counter()
-        results = _position_sweep(resources, questions, passages, size, workers)
+        with _llm_errors():
+            results = _position_sweep(resources, questions, passages, size, workers)
         per_k[str(size)] = results
         for slot in positions(size):
             done = [r for r in results if r["slot"] == slot]
@@ -697,9 +712,191 @@ def eval_prefix_cache(
     )
 
 
+def eval_hyde(
+    beir: Annotated[Path, typer.Option(help="A BEIR folder (corpus, queries, qrels/).")] = Path(
+        "../shared/data/scifact"
+    ),
+    split: Annotated[str, typer.Option(help="Which qrels/<split>.tsv.")] = "train",
+    limit_queries: Annotated[int, typer.Option(min=1, help="Judged queries to evaluate (the first N).")] = 100,
+    collection: Annotated[str | None, typer.Option(help="Collection; default beir-<folder>.")] = None,
+    sample_qa: Annotated[
+        bool, typer.Option("--sample-qa/--no-sample-qa", help="Also the sample QA set on the sample collection.")
+    ] = True,
+    depth: Annotated[int, typer.Option(min=10, help="Candidates fetched from each search.")] = 100,
+    latency_queries: Annotated[
+        int, typer.Option(min=0, help="Queries timed one at a time, plain and HyDE (0: skip).")
+    ] = 10,
+    workers: WorkersOption = 4,
+    llm_url: UrlOption = None,
+) -> None:
+    """nDCG@10 and Recall@10 of BM25, dense and hybrid retrieval with and without HyDE, and the latency it adds.
+
+    The hypothetical passages are written once per query (the ``hyde`` stage, ``workers`` in flight); both variants
+    then search the same index to the same depth and are scored by the same code as ``ragline eval retrieval``.
+    Latency: ``latency_queries`` queries, one at a time, each timed as plain search and as HyDE (generation plus
+    search) in the same process; on a shared host the ratio is the number to read.
+    """
+    from app.cli import _fail
+    from app.eval_commands import ensure_corpus_collection
+    from eval.beir import load_corpus, load_qrels, load_queries
+    from eval.context_experiments import format_table, median_ms
+
+    resources = _resources(llm_url)
+    try:
+        judged = load_qrels(beir / "qrels" / f"{split}.tsv")
+        texts = load_queries(beir / "queries.jsonl")
+        corpus_path = next((beir / n for n in ("corpus.jsonl", "corpus.jsonl.gz") if (beir / n).exists()), None)
+        if corpus_path is None:
+            raise FileNotFoundError(f"no corpus.jsonl[.gz] in {beir}")
+        documents = load_corpus(corpus_path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    name = collection or f"beir-{beir.resolve().name}"
+    ensure_corpus_collection(resources, name, documents)
+    sets: list[tuple[str, str, dict[str, tuple[str, dict[str, Any] | None]], dict[str, dict[str, int]]]] = [
+        (beir.resolve().name, name, {q: (texts[q], None) for q in list(judged)[:limit_queries] if q in texts}, judged)
+    ]
+    if sample_qa:
+        try:
+            rows = [r for r in _jsonl(SAMPLE_QA) if r.get("doc_ids")]
+        except (FileNotFoundError, ValueError) as exc:
+            raise _fail(str(exc)) from None
+        ensure_sample_collection(resources)
+        sets.append(
+            (
+                "sample-qa",
+                SAMPLE_COLLECTION,
+                {r["id"]: (r["question"], r.get("filters")) for r in rows},
+                {r["id"]: dict.fromkeys(r["doc_ids"], 1) for r in rows},
+            )
+        )
+    rows_out: list[dict[str, Any]] = []
+    per_set: dict[str, Any] = {}
+    for label, coll, queries, qrels in sets:
+        with _llm_errors():
+            hypothetical, gen_ms = _hypotheticals(resources, {q: t for q, (t, _) in queries.items()}, workers)
+        plain = _scores(resources, coll, queries, qrels, depth)
+        hyde = _scores(resources, coll, {q: (hypothetical[q], w) for q, (_, w) in queries.items()}, qrels, depth)
+        for variant in plain:
+            rows_out.append(
+                {
+                    "set": label,
+                    "queries": len(queries),
+                    "retrieval": variant,
+                    "ndcg@10": round(plain[variant]["ndcg@10"], 4),
+                    "ndcg@10_hyde": round(hyde[variant]["ndcg@10"], 4),
+                    "recall@10": round(plain[variant]["recall@10"], 4),
+                    "recall@10_hyde": round(hyde[variant]["recall@10"], 4),
+                }
+            )
+        per_set[label] = {"hypothetical": hypothetical, "generation_ms_concurrent": gen_ms}
+    typer.echo(format_table(rows_out, list(rows_out[0])))
+    latency: dict[str, Any] = {}
+    if latency_queries:
+        with _llm_errors():
+            latency = _hyde_latency(resources, name, [texts[q] for q in list(sets[0][2])[:latency_queries]])
+        typer.echo(
+            f"latency, {latency['queries']} queries one at a time: plain search {latency['plain_ms_median']} ms, "
+            f"HyDE {latency['hyde_ms_median']} ms (generation {latency['generation_ms_median']} ms); "
+            f"HyDE/plain {latency['hyde_over_plain']}×"
+        )
+    _write(
+        resources,
+        "hyde",
+        {
+            "beir": str(beir),
+            "split": split,
+            "fusion": resources.settings.fusion,
+            "generator": resources.generator.model,
+            "depth": depth,
+            "results": rows_out,
+            "latency": latency,
+            "generation_ms_concurrent_median": {
+                k: median_ms(v["generation_ms_concurrent"]) for k, v in per_set.items()
+            },
+            "per_set": per_set,
+        },
+    )
+
+
+def _hypotheticals(resources: Resources, questions: dict[str, str], workers: int) -> tuple[dict[str, str], list[float]]:
+    """The HyDE search query of each question (the ``hyde`` stage itself), and each generation's time."""
+    from app.context.hyde import HypotheticalDocument
+    from eval.context_experiments import run_concurrently
+    from retrieval.types import QueryState
+
+    stage = HypotheticalDocument(resources.generator)
+
+    def write(item: tuple[str, str]) -> tuple[str, float]:
+        started = time.perf_counter()
+        state = stage(QueryState(question=item[1], collection=""))
+        return state.query, (time.perf_counter() - started) * 1000
+
+    done = run_concurrently(write, list(questions.items()), workers)
+    return {q: text for q, (text, _) in zip(questions, done, strict=True)}, [ms for _, ms in done]
+
+
+def _scores(
+    resources: Resources,
+    collection: str,
+    queries: dict[str, tuple[str, dict[str, Any] | None]],
+    qrels: dict[str, dict[str, int]],
+    depth: int,
+) -> dict[str, dict[str, float]]:
+    """BM25, dense and the configured hybrid fusion, scored like ``ragline eval retrieval`` (filters applied)."""
+    from eval.retrieval_bench import Candidates, evaluate_variants, standard_variants
+
+    settings = resources.settings
+    candidates = Candidates()
+    for qid, (text, where) in queries.items():
+        candidates.lists[qid] = {
+            "bm25": resources.index.search_bm25(collection, text, depth, where),
+            "dense": resources.index.search_dense(collection, text, depth, where),
+        }
+    variants = standard_variants(settings.rrf_k, [settings.fusion_alpha])
+    hybrid = f"rrf(k={settings.rrf_k})" if settings.fusion == "rrf" else f"convex(α={settings.fusion_alpha:.2f})"
+    chosen = {"bm25": variants["bm25"], "dense": variants["dense"], f"hybrid {hybrid}": variants[hybrid]}
+    return evaluate_variants(candidates, qrels, chosen, (10,))
+
+
+def _hyde_latency(resources: Resources, collection: str, questions: list[str]) -> dict[str, Any]:
+    from app.context.hyde import HypotheticalDocument
+    from eval.context_experiments import median_ms
+    from retrieval.types import QueryState
+
+    stage = HypotheticalDocument(resources.generator)
+    settings = resources.settings
+
+    def search(text: str) -> None:
+        resources.index.search_bm25(collection, text, settings.bm25_top_k)
+        resources.index.search_dense(collection, text, settings.dense_top_k)
+
+    plain, hyde, generation = [], [], []
+    for question in questions:
+        started = time.perf_counter()
+        search(question)
+        plain.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        query = stage(QueryState(question=question, collection=collection)).query
+        generated = time.perf_counter()
+        search(query)
+        hyde.append((time.perf_counter() - started) * 1000)
+        generation.append((generated - started) * 1000)
+    return {
+        "queries": len(questions),
+        "plain_ms_median": median_ms(plain),
+        "hyde_ms_median": median_ms(hyde),
+        "generation_ms_median": median_ms(generation),
+        "hyde_over_plain": round((median_ms(hyde) or 0) / (median_ms(plain) or 1), 1),
+        "plain_ms": [round(v, 1) for v in plain],
+        "hyde_ms": [round(v, 1) for v in hyde],
+    }
+
+
 def register(eval_app: typer.Typer) -> None:
     """Adds the context experiments to the ``ragline eval`` group."""
     eval_app.command("position")(eval_position)
     eval_app.command("compression")(eval_compression)
     eval_app.command("abstention")(eval_abstention)
     eval_app.command("prefix-cache")(eval_prefix_cache)
+    eval_app.command("hyde")(eval_hyde)
