@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 DEFAULT_DATA = Path("../shared/data/nq-open-oracle")
 COLLECTION = "nq-open-oracle"
 SAMPLE_COLLECTION = "sample"
-SAMPLE_QA = Path("eval/datasets/sample_qa.jsonl")
-SAMPLE_OFFTOPIC = Path("eval/datasets/sample_offtopic.jsonl")
+DATASETS = Path(__file__).resolve().parent.parent / "eval" / "datasets"
+SAMPLE_QA = DATASETS / "sample_qa.jsonl"
+SAMPLE_OFFTOPIC = DATASETS / "sample_offtopic.jsonl"
 DataOption = Annotated[Path, typer.Option("--data", help="The nq-open-oracle folder.")]
 LimitOption = Annotated[int, typer.Option(min=1, help="Questions to evaluate (the first N).")]
 UrlOption = Annotated[str | None, typer.Option(help="vLLM base URL; default RAGLINE_LLM_BASE_URL.")]

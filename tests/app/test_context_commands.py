@@ -1,0 +1,104 @@
+"""``ragline eval abstention --scores-only`` and ``ragline eval position`` end to end, on a small NQ-format folder
+written by the test (real embedder, real Chroma; the position sweep against the real vLLM)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.context_commands import AnswerCache
+
+REPO = Path(__file__).resolve().parents[2]
+FACTS = [
+    ("who wrote the novel moby dick", ["Herman Melville"], "Moby-Dick", "Moby-Dick is a novel by Herman Melville."),
+    ("what is the capital of canada", ["Ottawa"], "Ottawa", "Ottawa is the capital city of Canada, in Ontario."),
+    ("who painted the mona lisa", ["Leonardo da Vinci"], "Mona Lisa", "The Mona Lisa is by Leonardo da Vinci."),
+]
+DISTRACTORS = [
+    ("The Scarlet Letter", "The Scarlet Letter is an 1850 novel by Nathaniel Hawthorne set in Boston."),
+    ("Toronto", "Toronto is the largest city in Canada and the capital of the province of Ontario."),
+    ("The Starry Night", "The Starry Night is an oil painting by Vincent van Gogh, painted in June 1889."),
+    ("Pride and Prejudice", "Pride and Prejudice is an 1813 novel of manners by Jane Austen."),
+    ("Vancouver", "Vancouver is a major city in western Canada, in British Columbia."),
+    ("Guernica", "Guernica is a large oil painting by Pablo Picasso, completed in June 1937."),
+]
+
+
+def _nq_folder(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "dev_questions.jsonl").open("w", encoding="utf-8") as out:
+        for i, (question, answers, _, _) in enumerate(FACTS):
+            row = {"id": f"q{i}", "question": question, "answers": answers, "gold_passage": f"g{i}"}
+            out.write(json.dumps(row) + "\n")
+    with gzip.open(folder / "passages.jsonl.gz", "wt", encoding="utf-8") as out:
+        for i, (_, _, title, text) in enumerate(FACTS):
+            out.write(json.dumps({"_id": f"g{i}", "title": title, "text": text}) + "\n")
+        for i, (title, text) in enumerate(DISTRACTORS):
+            out.write(json.dumps({"_id": f"d{i}", "title": title, "text": text}) + "\n")
+    return folder
+
+
+def _ragline(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "app.cli", "eval", *args]
+    return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+
+
+def _report(data_dir: Path, name: str) -> dict:
+    reports = sorted((data_dir / "reports").glob(f"context-{name}-*.json"))
+    assert reports, f"no {name} report in {data_dir / 'reports'}"
+    return json.loads(reports[-1].read_text())
+
+
+def test_abstention_scores_only_suggests_a_cut_from_both_question_sets(tmp_path: Path, models_env) -> None:
+    data, data_dir = _nq_folder(tmp_path / "nq"), tmp_path / "data"
+    result = _ragline(["abstention", "--data", str(data), "--limit", "1", "--calibrate", "10", "--scores-only"],
+                      models_env(data_dir))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "suggested abstain_threshold" in result.stdout
+    report = _report(data_dir, "abstention")
+    scores = report["scores"]
+    assert len(scores["nq gold present"]) == 3 and len(scores["sample off-topic"]) == 15
+    assert len(scores["sample answerable"]) + len(scores["sample unanswerable"]) == 30
+    # withholding the gold passage (a filter on its id) never raises the best score, and lowers it somewhere
+    pairs = list(zip(scores["nq gold present"], scores["nq gold withheld"], strict=True))
+    assert all(p >= w for p, w in pairs) and any(p > w for p, w in pairs)
+    cut = report["suggested_threshold"]
+    assert max(scores["sample off-topic"]) < cut <= min(scores["sample answerable"] + scores["nq gold present"])
+    assert "pipeline" not in report
+
+
+def test_answer_cache_survives_a_restart_and_keys_on_the_model(tmp_path: Path) -> None:
+    path = tmp_path / "answers.jsonl"
+    cache = AnswerCache(path, "model-a")
+    assert cache.get("prompt") is None
+    assert cache.put("prompt", "Ottawa [1].") == 1
+    assert AnswerCache(path, "model-a").get("prompt") == "Ottawa [1]."
+    assert AnswerCache(path, "model-b").get("prompt") is None
+
+
+@pytest.mark.vllm
+def test_position_sweep_reports_each_slot_with_and_without_edge_positioning(
+    tmp_path: Path, models_env, vllm_server
+) -> None:
+    data, data_dir = _nq_folder(tmp_path / "nq"), tmp_path / "data"
+    env = models_env(data_dir, RAGLINE_LLM_BASE_URL=vllm_server.base_url, RAGLINE_LLM_TIMEOUT_S="900")
+    result = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3", "--workers", "4"], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _report(data_dir, "position")
+    assert [(r["position"], r["k"]) for r in report["results"]] == [("first", 3), ("middle", 3), ("last", 3)]
+    rows = report["per_question"]["3"]
+    assert [r["slot"] for r in rows] == ["first", "middle", "last"]
+    for row in rows:
+        assert row["answer_without"] and row["answer_with_edge"]
+        # edge positioning puts the best-scored passage first and the second best last
+        assert row["gold_slot_with_edge"] == {1: 1, 2: 3, 3: 2}[row["gold_rank"]]
+    # with edge positioning the input slot no longer matters: one prompt, one answer
+    assert len({r["answer_with_edge"] for r in rows}) == 1
+    # a second run asks nothing again
+    again = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3"], env)
+    assert again.returncode == 0 and "4 answered by an earlier run" in again.stdout
