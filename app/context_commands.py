@@ -422,7 +422,13 @@ def _calibrate(resources: Resources, questions: list[NQQuestion], passages: dict
     the prefix cache cannot help, differ in time by the prefill of the passages alone. Compression speed: the
     ``auto`` method reads passages with the question, timed per passage. Both in generator tokens per second."""
     from app.cli import _fail
-    from app.context.calibration import Calibration, calibration_path, prefill_rate, save_calibration
+    from app.context.calibration import (
+        Calibration,
+        CalibrationError,
+        calibration_path,
+        prefill_rate,
+        save_calibration,
+    )
     from app.context.compression import CompressionUnavailableError, EvidenceCompressor, timed_compress
     from app.context.factory import AUTO_METHOD, compression_model_dir
     from app.context.tokens import TokenCounter
@@ -459,8 +465,12 @@ def _calibrate(resources: Resources, questions: list[NQQuestion], passages: dict
         text = texts[i]
         _, ms = timed_compress(compressor, text, questions[i % len(questions)].question)
         read, spent = read + counter.count(text), spent + ms / 1000
+    try:
+        prefill = prefill_rate(samples)
+    except CalibrationError as exc:
+        raise _fail(str(exc)) from None
     calibration = Calibration(
-        prefill_tokens_per_s=round(prefill_rate(samples), 1),
+        prefill_tokens_per_s=round(prefill, 1),
         compression_tokens_per_s=round(read / spent, 1),
         generator=resources.generator.model,
         compression_model=settings.compression_model,

@@ -132,3 +132,19 @@ def test_auto_stage_compresses_fitting_evidence_when_prefill_is_slow(model_dir) 
     assert details["compressed"] is True and " beats " in details["decision"]
     assert details["predicted_saving_ms"] > details["predicted_cost_ms"] and details["ratio"] > 1
     assert state.candidates["compressed"][0].chunk.text != PROSE
+
+
+def test_auto_compression_reads_the_calibration_of_its_data_dir(tmp_path: Path, settings_for) -> None:
+    from app.context.factory import context_stages
+    from app.resources import Resources
+
+    settings = settings_for(tmp_path, compression="auto")
+    resources = Resources(settings)
+
+    def compress_stage() -> CompressContext:
+        return next(s for s in context_stages(resources, settings) if isinstance(s, CompressContext))
+
+    assert compress_stage().calibration is None and "no calibration at" in compress_stage().calibration_note
+    measured = Calibration(90.0, 10.0, resources.generator.model, settings.compression_model, "longllmlingua", "now")
+    save_calibration(measured, tmp_path / "calibration.json")
+    assert compress_stage().calibration == measured
