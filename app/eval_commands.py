@@ -47,9 +47,15 @@ def _resolve_files(
 
 
 def ensure_corpus_collection(
-    resources: Resources, name: str, corpus: dict[str, dict[str, str]], chunker_name: str = "fixed"
+    resources: Resources,
+    name: str,
+    corpus: dict[str, dict[str, str]],
+    chunker_name: str = "fixed",
+    *,
+    prune: bool = False,
 ) -> None:
-    """Ingest a BEIR corpus incrementally: unchanged documents (same content hash) are not embedded again."""
+    """Ingest a BEIR corpus incrementally: unchanged documents (same content hash and chunker signature, which
+    holds the chunker's settings) are not embedded again; ``prune`` drops documents no longer in ``corpus``."""
     from app.chunking import make_chunker
     from ingest.document import Document
     from ingest.job import ingest_documents
@@ -59,8 +65,22 @@ def ensure_corpus_collection(
         for doc_id, doc in corpus.items()
     )
     chunker = make_chunker(resources, chunker_name)
-    summary = ingest_documents(resources.index, chunker, documents, name, total=len(corpus))
-    typer.echo(f"{name}: {len(summary.added) + len(summary.updated)} indexed, {len(summary.skipped)} unchanged")
+    summary = ingest_documents(
+        resources.index,
+        chunker,
+        documents,
+        name,
+        total=len(corpus),
+        prune=prune,
+        batch_documents=resources.settings.ingest_batch_documents,
+    )
+    typer.echo(
+        f"{name}: {len(summary.added) + len(summary.updated)} indexed, {len(summary.skipped)} unchanged, "
+        f"{len(summary.deleted)} removed in {summary.seconds:.0f} s"
+    )
+    if summary.failed:  # reported, not fatal: a judged document that failed simply cannot be retrieved
+        first = next(iter(summary.failed.items()))
+        typer.echo(f"{len(summary.failed)} documents not indexed (first: {first[0]}: {first[1]})", err=True)
 
 
 @eval_app.command("retrieval")
@@ -81,16 +101,30 @@ def eval_retrieval(
     ] = None,
     chunker: Annotated[str, typer.Option(help="fixed | semantic | semantic-cluster | raptor.")] = "fixed",
     limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N judged queries.")] = None,
+    corpus_sample: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Index only N documents: all judged for the evaluated queries plus a seeded sample of the rest "
+            "(same subset for every chunker). For slow chunkers on a small machine.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --corpus-sample.")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here.")] = None,
 ) -> None:
     """nDCG@k, Recall@k, Recall@100, MRR@k, P@k and latency for BM25, dense and hybrid retrieval.
 
     The corpus is ingested incrementally into a collection (content hashes): a second run re-embeds nothing.
-    A document's score is its best chunk's score. Only queries present in the qrels are evaluated.
+    A document's score is its best chunk's score. Only queries present in the qrels are evaluated. The collection
+    name holds the chunker and the subset, and each document's hash the chunker's settings, so a cached collection
+    is reused only for the same corpus, chunker and settings.
     """
+    from app.chunking import CHUNKERS
     from app.cli import _configure_logging, _fail
+    from app.llm import LLMUnavailableError
     from app.resources import ModelMissingError, Resources
     from eval.beir import load_corpus, load_qrels, load_queries
+    from eval.corpus_subset import corpus_subset
     from eval.retrieval_bench import (
         best_alpha,
         evaluate_variants,
@@ -102,6 +136,8 @@ def eval_retrieval(
 
     if pipeline not in PIPELINES:
         raise typer.BadParameter(f"--pipeline must be one of {', '.join(PIPELINES)}")
+    if chunker not in CHUNKERS:
+        raise typer.BadParameter(f"--chunker must be one of {', '.join(CHUNKERS)}")
     _configure_logging()
     settings = get_settings()
     sweep = _parse_alphas(alphas) if pipeline == "all" else []
@@ -119,10 +155,21 @@ def eval_retrieval(
     if limit:
         selected = dict(list(selected.items())[:limit])
     name = collection or f"beir-{corpus_path.resolve().parent.name}" + ("" if chunker == "fixed" else f"-{chunker}")
+    subset: dict[str, object] | None = None
+    if corpus_sample is not None:
+        try:
+            kept = corpus_subset(documents_by_id, {q: judged[q] for q in selected}, corpus_sample, seed)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        documents_by_id = {doc_id: documents_by_id[doc_id] for doc_id in kept}
+        subset = {"documents": len(kept), "seed": seed, "rule": "judged for the evaluated queries + seeded sample"}
+        if collection is None:
+            name += f"-sample{corpus_sample}-seed{seed}" + (f"-q{limit}" if limit else "")
+        typer.echo(f"corpus subset: {len(kept)} documents (every judged one + seed-{seed} sample) → {name}")
     try:
         resources = Resources(settings)
-        ensure_corpus_collection(resources, name, documents_by_id, chunker)
-    except (ModelMissingError, ValueError) as exc:
+        ensure_corpus_collection(resources, name, documents_by_id, chunker, prune=subset is not None)
+    except (ModelMissingError, ValueError, LLMUnavailableError) as exc:
         raise _fail(str(exc)) from None
 
     candidates = gather(resources.index, name, selected, depth)
@@ -165,6 +212,9 @@ def eval_retrieval(
         "depth": depth,
         "chunker": chunker,
         "chunk_size": settings.chunk_size,
+        "collection": name,
+        "corpus_documents": len(documents_by_id),
+        "corpus_subset": subset,
         "bm25": resources.index.bm25_config.as_dict(),
         "results": results,
         "latency_ms": latency,

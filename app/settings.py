@@ -76,7 +76,12 @@ class Settings(BaseSettings):
     # Ingestion
     chunk_size: int = Field(256, ge=16, description="Fixed chunker: chunk size in generator tokens.")
     chunk_overlap: int = Field(32, ge=0, description="Fixed chunker: overlap in generator tokens.")
-    ingest_batch_documents: int = Field(128, ge=1, description="Documents embedded and written per batch.")
+    ingest_batch_documents: int = Field(
+        512,
+        ge=1,
+        description="Documents embedded and written per batch. The embedder sorts by length only within a call, so "
+        "small batches pad more: on SciFact 128 documents cost 11% more padded tokens than one sorted pass, 512 2%.",
+    )
     max_file_mb: float = Field(50.0, gt=0, description="Files above this size are skipped with a reason.")
 
     # Query

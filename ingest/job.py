@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from tqdm import tqdm
 
 from ingest.document import Document
 from ingest.loaders import LoadError, discover, load_document
+from ingest.overlap import EmbedWritePipeline
 from ingest.text_generation import TextGenerationError
 from retrieval.index import DocumentWrite, Index
 from retrieval.types import Chunk
@@ -142,48 +144,60 @@ def ingest_documents(
     progress: bool = True,
 ) -> IngestSummary:
     """Index documents from any source (files, a BEIR corpus, an upload): skip unchanged, replace changed,
-    and with ``prune`` delete the known documents this run did not see."""
+    and with ``prune`` delete the known documents this run did not see.
+
+    Three stages overlap (see ``ingest.overlap``): this thread reads and chunks batch N+2 while one thread embeds
+    batch N+1 and another writes batch N. Writes stay strictly in order, one batch at a time, through
+    ``Index.write``, so the crash-safe write order and the repair on the next run are exactly those of a
+    sequential job."""
     started = time.perf_counter()
     summary = IngestSummary(collection=collection)
     rolled_back = index.repair(collection)
     if rolled_back:
         log.warning("rolled back %d interrupted document(s); they are ingested again now", len(rolled_back))
     seen: set[str] = set()
-    batch: list[DocumentWrite] = []
+    pending: list[tuple[Document, str, bool]] = []  # (document, index hash, replaces a known version)
     known = {record.doc_id: record for record in index.manifest.documents(collection)}
-    bar = tqdm(documents, total=total, desc=f"ingest {collection}", unit="doc", disable=not progress)
+    # The bar counts documents done (written, skipped or failed), not read: reading runs a batch or two ahead.
+    bar = tqdm(total=total, desc=f"ingest {collection}", unit="doc", disable=not progress)
 
-    def flush() -> None:
-        if batch:
-            index.write(collection, batch)
-            summary.chunks_written += sum(len(d.chunks) for d in batch)
-            batch.clear()
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            bar.set_postfix(chunks_per_s=f"{summary.chunks_written / elapsed:.0f}", refresh=False)
+    def written(documents_done: int, chunks: int) -> None:
+        summary.chunks_written += chunks
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        bar.set_postfix(chunks_per_s=f"{summary.chunks_written / elapsed:.0f}", refresh=False)
+        bar.update(documents_done)
 
-    for item in bar:
-        seen.add(item.doc_id)
-        if isinstance(item, LoadFailure):
-            summary.failed[item.doc_id] = item.reason
-            continue
-        previous = known.get(item.doc_id)
-        digest = index_hash(item, chunker)
-        if previous is not None and previous.content_hash == digest and previous.status == "indexed":
-            summary.skipped.append(item.doc_id)
-            continue
-        try:
-            chunks = chunker.chunk(item)
-        except TextGenerationError as exc:
-            summary.failed[item.doc_id] = f"summaries could not be generated: {exc}"
-            continue
-        if not chunks:
-            summary.failed[item.doc_id] = "the chunker produced no chunks"
-            continue
-        (summary.updated if previous is not None else summary.added).append(item.doc_id)
-        batch.append(DocumentWrite(item.doc_id, digest, chunks))
-        if len(batch) >= batch_documents:
+    with EmbedWritePipeline(index, collection, on_written=written) as pipeline:
+
+        def flush() -> None:
+            writes = []
+            for (document, digest, replaces), outcome in zip(pending, chunk_all(chunker, pending), strict=True):
+                if isinstance(outcome, str):
+                    summary.failed[document.doc_id] = outcome
+                    bar.update(1)
+                    continue
+                (summary.updated if replaces else summary.added).append(document.doc_id)
+                writes.append(DocumentWrite(document.doc_id, digest, outcome))
+            pending.clear()
+            pipeline.submit(writes)
+
+        for item in documents:
+            seen.add(item.doc_id)
+            if isinstance(item, LoadFailure):
+                summary.failed[item.doc_id] = item.reason
+                bar.update(1)
+                continue
+            previous = known.get(item.doc_id)
+            digest = index_hash(item, chunker)
+            if previous is not None and previous.content_hash == digest and previous.status == "indexed":
+                summary.skipped.append(item.doc_id)
+                bar.update(1)
+                continue
+            pending.append((item, digest, previous is not None))
+            if len(pending) >= batch_documents:
+                flush()
+        if pending:
             flush()
-    flush()
     bar.close()
     if prune:
         for doc_id in sorted(set(known) - seen):
@@ -192,3 +206,25 @@ def ingest_documents(
     index.commit(collection)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def chunk_all(chunker: Chunker, pending: Sequence[tuple[Document, str, bool]]) -> list[list[Chunk] | str]:
+    """Chunk a batch of documents: each becomes its chunks or the reason it failed, in the batch's order.
+
+    A chunker that waits on a service (RAPTOR's summaries) declares ``parallel_documents``: that many documents
+    are chunked at once, so their requests reach vLLM together and its continuous batching fills up, instead of
+    one document's tree at a time. Other chunkers are CPU-bound and run here, one document after another."""
+
+    def one(document: Document) -> list[Chunk] | str:
+        try:
+            chunks = chunker.chunk(document)
+        except TextGenerationError as exc:
+            return f"summaries could not be generated: {exc}"
+        return chunks if chunks else "the chunker produced no chunks"
+
+    documents = [document for document, _, _ in pending]
+    workers = min(int(getattr(chunker, "parallel_documents", 1)), len(documents))
+    if workers <= 1:
+        return [one(document) for document in documents]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chunk") as pool:
+        return list(pool.map(one, documents))

@@ -67,6 +67,8 @@ class RaptorChunker:
     mixture's components per level, ``reduction_dim`` the PCA dimensions (``None``: cluster raw embeddings),
     ``soft_threshold`` the posterior from which a node also belongs to a cluster other than its best, and
     ``max_cluster_chars`` the text one summary prompt may carry (a larger cluster is cut into consecutive parts).
+    ``parallel_documents`` is how many documents' trees the ingestion job builds at once (``ingest.job.chunk_all``):
+    a short document has one cluster per level, so without it vLLM would see one request at a time.
     """
 
     name = "raptor"
@@ -84,6 +86,7 @@ class RaptorChunker:
         seed: int = 0,
         soft_threshold: float = 0.1,
         max_cluster_chars: int = 8000,
+        parallel_documents: int = 16,
     ) -> None:
         if max_levels < 1:
             raise ValueError(f"max_levels must be at least 1, got {max_levels}")
@@ -97,6 +100,8 @@ class RaptorChunker:
             raise ValueError(f"soft_threshold must be in (0, 1], got {soft_threshold}")
         if max_cluster_chars < 1:
             raise ValueError(f"max_cluster_chars must be positive, got {max_cluster_chars}")
+        if parallel_documents < 1:
+            raise ValueError(f"parallel_documents must be at least 1, got {parallel_documents}")
         self.leaf_chunker = leaf_chunker
         self.embed = embed
         self.generator = generator
@@ -107,6 +112,7 @@ class RaptorChunker:
         self.seed = seed
         self.soft_threshold = soft_threshold
         self.max_cluster_chars = max_cluster_chars
+        self.parallel_documents = parallel_documents
 
     def chunk(self, document: Document) -> list[Chunk]:
         base = {**document.metadata, "chunker": self.name}
