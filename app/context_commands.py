@@ -146,6 +146,7 @@ def eval_position(
     rows: list[dict[str, Any]] = []
     per_k: dict[str, Any] = {}
     report: Path | None = None
+    gaps: dict[str, float] = {}
     started = time.perf_counter()
     for size in sizes:
         t0 = time.perf_counter()
@@ -165,6 +166,9 @@ def eval_position(
             )
         typer.echo(f"k={size}: {len(results)} prompts in {time.perf_counter() - t0:.0f} s")
         typer.echo(format_table(rows, list(rows[0])))
+        mine = [r for r in rows if r["k"] == size]
+        gaps[str(size)] = gap = round(100 * max(mine[0]["em_without"] - r["em_with_edge"] for r in mine), 1)
+        typer.echo(f"k={size}: largest shortfall with edge positioning against gold first (input order): {gap} points")
         payload = {
             "data": str(data),
             "questions": len(questions),
@@ -176,6 +180,7 @@ def eval_position(
             "relevance_score": "dense cosine of passage and question",
             "seconds": round(time.perf_counter() - started, 1),
             "results": rows,
+            "edge_shortfall_vs_gold_first_points": gaps,
             "per_question": per_k,
         }
         if report is None:
