@@ -172,6 +172,10 @@ def bench_retrieval(
     typer.echo(f"\nreport: {out}")
 
 
+PADDING_BATCHES = (32, 128, 256, 512, 1024)
+EMBED_MINI_BATCH = 64  # SentenceTransformerEmbedder's default batch_size
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl[.gz] to ingest.")] = Path(
@@ -199,7 +203,14 @@ def bench_ingest(
     from app.cli import _configure_logging, _fail
     from app.resources import ModelMissingError, Resources, bm25_config
     from eval.beir import load_corpus
-    from eval.bench_ingest import llamaindex_pipeline, mean_rate, ours, raw_embedder
+    from eval.bench_ingest import (
+        embedder_token_lengths,
+        llamaindex_pipeline,
+        mean_rate,
+        ours,
+        padding_by_batch,
+        raw_embedder,
+    )
     from ingest.chunkers.fixed import load_token_counter
     from ingest.document import Document
     from retrieval.index import Index
@@ -222,6 +233,13 @@ def bench_ingest(
     items = list(rows.items())[:limit] if limit else list(rows.items())
     documents = [Document(i, f"{d['title']}\n{d['text']}".strip(), {"title": d["title"] or i}) for i, d in items]
     typer.echo(f"{len(documents)} documents from {corpus}")
+    lengths = embedder_token_lengths(embedder.model_dir, [[c.text for c in chunker.chunk(d)] for d in documents])
+    padding = padding_by_batch(lengths, PADDING_BATCHES, EMBED_MINI_BATCH)
+    report["padding_vs_one_sorted_pass"] = padding
+    typer.echo(
+        "  padded tokens vs one sorted pass, by documents per embedding call: "
+        + ", ".join(f"{size}: {ratio:.3f}" for size, ratio in padding.items())
+    )
     embedder.embed([d.text for d in documents[:8]])  # load and warm the model outside every measurement
     before = raw_embedder(embedder, chunker, documents, "raw embedder, before")
     typer.echo(f"  {before.label}: {before.chunks_per_s:.1f} chunks/s")
@@ -298,7 +316,10 @@ def _bench_raptor(resources: Resources, parallel: list[int]) -> list[dict[str, f
         chunker.parallel_documents = value  # type: ignore[attr-defined]
         with tempfile.TemporaryDirectory(prefix="ragline-bench-raptor-") as scratch:
             index = Index(Path(scratch), resources.embedder, bm25_config=bm25_config(resources.settings))
-            build = raptor_build(index, chunker, sample_corpus_dir(), f"raptor, {value} document(s) at once")
+            try:
+                build = raptor_build(index, chunker, sample_corpus_dir(), f"raptor, {value} document(s) at once")
+            except RuntimeError as exc:
+                raise _fail(f"{exc} (a slow, shared vLLM: raise RAGLINE_LLM_TIMEOUT_S)") from None
         typer.echo(
             f"  {build.label}: {build.seconds:.1f} s, {build.llm_calls} LLM calls, {build.summaries} summaries, "
             f"{build.chunks} chunks from {build.documents} documents"
