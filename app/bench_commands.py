@@ -40,9 +40,24 @@ def bench_retrieval(
     sizes: Annotated[str, typer.Option(help="Synthetic corpus sizes (chunks) for latency.")] = "10000,100000",
     queries: Annotated[int, typer.Option(min=5, help="Queries timed per size.")] = 100,
     baseline_queries: Annotated[int, typer.Option(min=5, help="Queries timed for slow baselines.")] = 20,
-    keep: Annotated[bool, typer.Option(help="Keep the synthetic collections for a later run.")] = False,
+    baseline_max_size: Annotated[
+        int,
+        typer.Option(
+            min=100,
+            help="Build the LlamaIndex and rank-bm25 baselines only up to this size: at 1M chunks building them "
+            "takes longer than our own index (the output says which were skipped).",
+        ),
+    ] = 100_000,
+    quality_queries: Annotated[
+        int | None, typer.Option(min=5, help="Judged queries for nDCG@10 on the real corpus (default: all).")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the synthetic collections for a later run (reused there).")] = False,
 ) -> None:
-    """Per-stage latency p50/p95 at each size, rank-bm25 side by side; nDCG@10 of each on the real corpus."""
+    """Per-stage latency p50/p95 at each size against baselines in the same run; nDCG@10 on the real corpus.
+
+    Our path is the pipeline's own retrieval stages (hybrid search with BM25 beside the query embedding, fusion,
+    dedup; no rerank), timed next to the former sequential path on each query. The query embedding is also
+    timed per engine (torch, onnx, onnx-int8) on the same queries."""
     import numpy as np
     from rank_bm25 import BM25Okapi
 
@@ -51,8 +66,16 @@ def bench_retrieval(
     from app.resources import ModelMissingError, Resources
     from eval.baselines.llamaindex_fusion import LlamaIndexFusionBaseline
     from eval.beir import load_beir
-    from eval.bench_retrieval import build_scale_collection, percentiles, synthesize, time_callable, time_query_path
+    from eval.bench_retrieval import (
+        build_scale_collection,
+        percentiles,
+        synthesize,
+        time_callable,
+        time_query_embedding,
+        time_query_path,
+    )
     from eval.metrics import evaluate_retrieval
+    from retrieval.embedder import SentenceTransformerEmbedder
     from retrieval.fusion import make_fusion
     from retrieval.index import Index
     from retrieval.tokenize import Tokenizer
@@ -71,7 +94,24 @@ def bench_retrieval(
     fusion = make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)
     query_items = list(dataset.queries.items())
     query_texts = [text for _, text in query_items]
-    report: dict[str, object] = {"corpus": str(beir), "split": split, "fusion": fusion.describe(), "sizes": {}}
+    quality_items = query_items[:quality_queries] if quality_queries else query_items
+    report: dict[str, object] = {
+        "corpus": str(beir),
+        "split": split,
+        "fusion": fusion.describe(),
+        "embedder_backend": settings.embedder_backend,
+        "sizes": {},
+    }
+
+    engines = {
+        backend: SentenceTransformerEmbedder(resources.embedder.model_dir, query_backend=backend)
+        for backend in ("torch", "onnx", "onnx-int8")
+    }
+    for engine in engines.values():
+        engine.embed(["warm up"])
+    embed_ms = time_query_embedding(engines, query_texts[:queries])
+    report["embed_query_ms_by_backend"] = embed_ms
+    del engines
 
     # Quality on the real corpus: ours (hybrid) and rank-bm25 with the same tokens.
     chunks = index.manifest.chunks(name)
@@ -92,7 +132,8 @@ def bench_retrieval(
     vectors = index.vectors.vectors(name, [c.id for c in chunks])
     texts = [c.text for c in chunks]
     scale_dir = settings.data_dir / "bench-scale"
-    shutil.rmtree(scale_dir, ignore_errors=True)
+    for stale in scale_dir.glob("llamaindex-*"):  # baselines are rebuilt each run; our scale collections reused
+        shutil.rmtree(stale, ignore_errors=True)
     llama = LlamaIndexFusionBaseline(resources.embedder.model_dir, scale_dir / "llamaindex-real", top_k=100)
     llama.build([c.id for c in chunks], texts, vectors.tolist())
     doc_of = {c.id: c.doc_id for c in chunks}
@@ -109,11 +150,11 @@ def bench_retrieval(
         ("llamaindex_fusion", llama_docs),
     ):
         started_at, run, ms = time.perf_counter(), {}, []
-        for qid, text in query_items:
+        for qid, text in quality_items:
             started_at = time.perf_counter()
             run[qid] = retrieve(text)
             ms.append((time.perf_counter() - started_at) * 1000)
-        quality[label] = evaluate_retrieval(run, dataset.qrels, (10,))["ndcg@10"]
+        quality[label] = evaluate_retrieval(run, {q: dataset.qrels[q] for q in run}, (10,))["ndcg@10"]
         real_latency[label] = percentiles(ms)
     report["ndcg@10"] = quality
     report["real_corpus_latency_ms"] = real_latency
@@ -122,48 +163,84 @@ def bench_retrieval(
         synthetic_texts, synthetic_vectors = synthesize(texts, vectors, size)
         scale_index = Index(scale_dir, resources.embedder, bm25_config=index.bm25_config)
         collection = f"scale-{size}"
+        build_started, built = time.perf_counter(), False
         if scale_index.counts(collection).chunks != size:
             build_scale_collection(scale_index, collection, synthetic_texts, synthetic_vectors)
+            built = True
+        build_s = time.perf_counter() - build_started
         timed = query_texts[:queries]
         scale_index.search_bm25(collection, "warm up", 5)  # load the index once, as a server would
-        ours = time_query_path(scale_index, collection, timed, fusion).summary()
-        ref_started = time.perf_counter()
-        scale_reference = BM25Okapi([tokenize(t) for t in synthetic_texts], k1=index.bm25_config.k1)
-        ref_build = time.perf_counter() - ref_started
-        ref = time_callable(lambda q, r=scale_reference: r.get_scores(tokenize(q)), query_texts[:baseline_queries])
-        ratio = ref["p50"] / max(ours["bm25"]["p50"], 1e-9)
-        scale_llama = LlamaIndexFusionBaseline(resources.embedder.model_dir, scale_dir / f"llamaindex-{size}", 20)
-        scale_llama.build([f"s{i}" for i in range(size)], synthetic_texts, synthetic_vectors.tolist())
-        llama_ms = time_callable(lambda q, r=scale_llama: r.retrieve(q, 20), timed)
-        llama_ratio = llama_ms["p50"] / max(ours["total"]["p50"], 1e-9)
-        report["sizes"][str(size)] = {  # type: ignore[index]
+        paths = time_query_path(scale_index, collection, timed, fusion)
+        ours, sequential = paths["overlapped"].summary(), paths["sequential"].summary()
+        entry: dict[str, object] = {
             "ours_ms": ours,
-            "rank_bm25_ms": ref,
-            "rank_bm25_build_s": round(ref_build, 1),
-            "bm25_speedup_vs_rank_bm25": round(ratio, 1),
-            "llamaindex_fusion_ms": llama_ms,
-            "speedup_vs_llamaindex": round(llama_ratio, 1),
+            "ours_sequential_ms": sequential,
+            "overlap_speedup": round(sequential["total"]["p50"] / max(ours["total"]["p50"], 1e-9), 2),
+            "build_s": round(build_s, 1) if built else None,
         }
-        rows.append((size, ours, ref, ratio, llama_ms, llama_ratio))
+        ref = llama_ms = None
+        ratio = llama_ratio = 0.0
+        if size <= baseline_max_size:
+            ref_started = time.perf_counter()
+            scale_reference = BM25Okapi([tokenize(t) for t in synthetic_texts], k1=index.bm25_config.k1)
+            ref_build = time.perf_counter() - ref_started
+            ref = time_callable(lambda q, r=scale_reference: r.get_scores(tokenize(q)), query_texts[:baseline_queries])
+            ratio = ref["p50"] / max(ours["bm25"]["p50"], 1e-9)
+            del scale_reference
+            scale_llama = LlamaIndexFusionBaseline(resources.embedder.model_dir, scale_dir / f"llamaindex-{size}", 20)
+            llama_started = time.perf_counter()
+            scale_llama.build([f"s{i}" for i in range(size)], synthetic_texts, synthetic_vectors.tolist())
+            llama_build = time.perf_counter() - llama_started
+            llama_ms = time_callable(lambda q, r=scale_llama: r.retrieve(q, 20), timed)
+            llama_ratio = llama_ms["p50"] / max(ours["total"]["p50"], 1e-9)
+            del scale_llama
+            entry.update(
+                rank_bm25_ms=ref,
+                rank_bm25_build_s=round(ref_build, 1),
+                bm25_speedup_vs_rank_bm25=round(ratio, 1),
+                llamaindex_fusion_ms=llama_ms,
+                llamaindex_build_s=round(llama_build, 1),
+                speedup_vs_llamaindex=round(llama_ratio, 2),
+            )
+        else:
+            entry["baselines_skipped"] = f"size {size} > --baseline-max-size {baseline_max_size}"
+        report["sizes"][str(size)] = entry  # type: ignore[index]
+        rows.append((size, ours, sequential, ref, ratio, llama_ms, llama_ratio, entry["build_s"]))
         if not keep:
             shutil.rmtree(scale_dir / f"llamaindex-{size}", ignore_errors=True)
 
-    typer.echo(f"\nreal corpus ({beir.name} {split}, {len(query_items)} queries): nDCG@10 and latency p50 ms")
+    typer.echo(f"\nreal corpus ({beir.name} {split}, {len(quality_items)} queries): nDCG@10 and latency p50 ms")
     for label, score in quality.items():
         typer.echo(f"  {label:18} nDCG@10 {score:.4f}   p50 {real_latency[label]['p50']:.1f} ms")
     typer.echo(f"rank-bm25 index build on the real corpus: {reference_build_s:.1f} s")
-    typer.echo("\nlatency ms (p50 / p95)")
-    header = f"{'chunks':>9} {'bm25':>15} {'embed_query':>15} {'dense_search':>15} {'fusion':>11} {'dedup':>13}"
-    typer.echo(header + f" {'total':>15} {'rank-bm25 (x)':>20} {'llamaindex (x)':>22}")
-    for size, ours, ref, ratio, llama_ms, llama_ratio in rows:
-        cells = [f"{ours[s]['p50']:.2f} / {ours[s]['p95']:.2f}" for s in ("bm25", "embed_query", "dense_search")]
-        cells += [f"{ours['fusion']['p50']:.2f}", f"{ours['dedup']['p50']:.2f}"]
-        typer.echo(
-            f"{size:>9} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {cells[3]:>11} {cells[4]:>13} "
-            f"{ours['total']['p50']:.1f} / {ours['total']['p95']:.1f}".ljust(110)
-            + f" {ref['p50']:.1f} / {ref['p95']:.1f} ({ratio:.0f}x bm25)"
-            + f" {llama_ms['p50']:.1f} / {llama_ms['p95']:.1f} ({llama_ratio:.1f}x)"
+    torch_p50 = embed_ms["torch"]["p50"]
+    typer.echo(f"\none query's embedding, {queries} queries, ms p50 / p95 (x = speed-up vs torch, same run):")
+    for backend, stats in embed_ms.items():
+        mark = " (in use)" if backend == settings.embedder_backend else ""
+        speedup = torch_p50 / max(stats["p50"], 1e-9)
+        typer.echo(f"  {backend:10} {stats['p50']:.2f} / {stats['p95']:.2f}  ({speedup:.2f}x){mark}")
+    typer.echo("\nlatency ms (p50 / p95); bm25 runs beside embed_query + dense_search, search = both together")
+    header = f"{'chunks':>9} {'bm25':>13} {'embed_query':>13} {'dense_search':>13} {'search':>13} {'fusion':>7}"
+    header += f" {'dedup':>7} {'total':>13} {'sequential (x)':>20} {'rank-bm25 (x)':>22} {'llamaindex (x)':>20}"
+    typer.echo(header)
+    for size, ours, sequential, ref, ratio, llama_ms, llama_ratio, _build in rows:
+        cells = [f"{ours[s]['p50']:.2f} / {ours[s]['p95']:.1f}" for s in ("bm25", "embed_query", "dense_search")]
+        cells += [f"{ours['search']['p50']:.2f} / {ours['search']['p95']:.1f}"]
+        overlap = sequential["total"]["p50"] / max(ours["total"]["p50"], 1e-9)
+        line = (
+            f"{size:>9} {cells[0]:>13} {cells[1]:>13} {cells[2]:>13} {cells[3]:>13} {ours['fusion']['p50']:>7.2f}"
+            f" {ours['dedup']['p50']:>7.2f} {ours['total']['p50']:>6.1f} / {ours['total']['p95']:<5.1f}"
+            f" {sequential['total']['p50']:>7.1f} ({overlap:.2f}x)"
         )
+        if ref is not None and llama_ms is not None:
+            line += f" {ref['p50']:>8.1f} / {ref['p95']:.1f} ({ratio:.0f}x)"
+            line += f" {llama_ms['p50']:>8.1f} / {llama_ms['p95']:.1f} ({llama_ratio:.2f}x)"
+        else:
+            line += f"  baselines skipped (size > --baseline-max-size {baseline_max_size})"
+        typer.echo(line)
+    builds = [f"{size}: {build_s:.0f} s" for size, *_, build_s in rows if build_s is not None]
+    if builds:
+        typer.echo("our index build (synthetic vectors, no embedding): " + ", ".join(builds))
     if not keep:
         shutil.rmtree(scale_dir, ignore_errors=True)
     out = settings.reports_dir / f"bench-retrieval-{time.strftime('%Y%m%d-%H%M%S')}.json"

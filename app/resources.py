@@ -75,7 +75,10 @@ class Resources:
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:
-        return SentenceTransformerEmbedder(resolve_model_dir(self.settings, self.settings.embedder, ModelRole.EMBEDDER))
+        return SentenceTransformerEmbedder(
+            resolve_model_dir(self.settings, self.settings.embedder, ModelRole.EMBEDDER),
+            query_backend=self.settings.embedder_backend,
+        )
 
     @cached_property
     def generator_dir(self) -> Path:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
 import numpy as np
 from tqdm import tqdm
 
-from retrieval.dedup import Deduplicator
 from retrieval.fusion import Fusion
 from retrieval.index import DocumentWrite, Index
-from retrieval.types import Chunk
+from retrieval.stages import Deduplicate, Fuse, HybridSearch, Search
+from retrieval.types import Chunk, Embedder, QueryState, Stage
 
 
 @dataclass
@@ -76,28 +76,53 @@ def time_query_path(
     fusion: Fusion,
     k: int = 20,
     dedup_threshold: float = 0.95,
-) -> StageTimes:
-    """Time the retrieval stages of the query path (no generation) on each query."""
-    times = StageTimes()
+) -> dict[str, StageTimes]:
+    """Time the retrieval stages the pipeline runs (no rerank, no generation), built from the same stage classes.
+
+    ``overlapped`` is the pipeline's path (``HybridSearch``: BM25 beside the query embedding, vectors prefetched
+    for dedup); ``sequential`` is the former one (BM25, then embed + dense search, then dedup reading the
+    BM25-only vectors from Chroma). Both run on each query in turn, so load on the machine hits both alike."""
+    paths: dict[str, list[Stage]] = {
+        "overlapped": [HybridSearch(index, k, k), Fuse(fusion), Deduplicate(index, dedup_threshold)],
+        "sequential": [
+            Search(index, "bm25", k),
+            Search(index, "dense", k),
+            Fuse(fusion),
+            Deduplicate(index, dedup_threshold),
+        ],
+    }
+    times = {name: StageTimes() for name in paths}
     for query in queries:
-        total = time.perf_counter()
-        started = time.perf_counter()
-        bm25 = index.search_bm25(collection, query, k)
-        times.add("bm25", (time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        vector = index.embedder.embed([query])[0]
-        times.add("embed_query", (time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        dense = index.vectors.search(collection, vector, k)
-        times.add("dense_search", (time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        fused = fusion.fuse({"bm25": bm25, "dense": dense})
-        times.add("fusion", (time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        Deduplicator(lambda hits: index.vectors.vectors(collection, [h.chunk.id for h in hits]), dedup_threshold)(fused)
-        times.add("dedup", (time.perf_counter() - started) * 1000)
-        times.add("total", (time.perf_counter() - total) * 1000)
+        for name, stages in paths.items():
+            state = QueryState(question=query, collection=collection)
+            started = time.perf_counter()
+            for stage in stages:
+                state = stage(state)
+            total = (time.perf_counter() - started) * 1000
+            entries = {entry.stage: entry for entry in state.trace}
+            record = times[name]
+            record.add("bm25", entries["bm25"].ms)
+            if name == "overlapped":
+                record.add("embed_query", entries["dense"].details["embed_ms"])
+                record.add("dense_search", entries["dense"].details["search_ms"])
+                record.add("search", total - entries["fusion"].ms - entries["dedup"].ms)
+            else:
+                record.add("dense", entries["dense"].ms)
+            record.add("fusion", entries["fusion"].ms)
+            record.add("dedup", entries["dedup"].ms)
+            record.add("total", total)
     return times
+
+
+def time_query_embedding(embedders: Mapping[str, Embedder], queries: Sequence[str]) -> dict[str, dict[str, float]]:
+    """p50/p95 ms of one query's embedding per engine, each query through every engine in turn."""
+    values: dict[str, list[float]] = {name: [] for name in embedders}
+    for query in queries:
+        for name, embedder in embedders.items():
+            started = time.perf_counter()
+            embedder.embed([query])
+            values[name].append((time.perf_counter() - started) * 1000)
+    return {name: percentiles(ms) for name, ms in values.items()}
 
 
 def time_callable(fn: Callable[[str], object], queries: Sequence[str]) -> dict[str, float]:

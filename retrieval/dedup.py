@@ -8,7 +8,7 @@ threshold. The better-ranked copy is kept; the dropped ones are recorded with th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,20 @@ from retrieval.types import Hit
 
 VectorLookup = Callable[[list[Hit]], np.ndarray]
 """Vectors of the given hits, one row each (the index serves stored ones, so nothing is embedded twice)."""
+
+
+def vectors_known_first(known: Iterable[Hit], fetch: Callable[[list[str]], np.ndarray]) -> VectorLookup:
+    """A lookup that reuses the vectors ``known`` hits carry (dense search returns them) and fetches only the rest
+    (BM25-only hits) in one call: re-reading from Chroma the rows the search had just returned was most of
+    dedup's time."""
+    stored = {h.chunk.id: h.vector for h in known if h.vector is not None}
+
+    def lookup(hits: list[Hit]) -> np.ndarray:
+        missing = [h.chunk.id for h in hits if h.chunk.id not in stored]
+        fetched = dict(zip(missing, fetch(missing), strict=True)) if missing else {}
+        return np.asarray([stored.get(h.chunk.id, fetched.get(h.chunk.id)) for h in hits], dtype=np.float32)
+
+    return lookup
 
 
 def text_key(text: str) -> str:
@@ -62,6 +76,9 @@ class Deduplicator:
 
 
 def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
+    """Pairwise cosines of a few dozen candidates. ``einsum`` rather than ``@``: the BLAS matmul hands so small a
+    product to its thread pool, and on a loaded 2-core machine 40 × 384 vectors took 16 ms p50 that way against
+    0.09 ms in einsum's single-threaded loop (measured in one process)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit = vectors / np.where(norms == 0, 1, norms)
-    return unit @ unit.T
+    return np.einsum("ik,jk->ij", unit, unit)

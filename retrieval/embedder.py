@@ -6,19 +6,33 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
+
+from retrieval.onnx_embedder import OnnxQueryEncoder
 
 SMALL_BATCH = 4
 _THREADS_LOCK = threading.Lock()
 
+EmbedderBackend = Literal["torch", "onnx", "onnx-int8"]
+"""What embeds query-sized calls (at most ``SMALL_BATCH`` texts); batches always go through torch."""
+
 
 class SentenceTransformerEmbedder:
-    """Batched, L2-normalised embeddings; the model loads once per process."""
+    """Batched, L2-normalised embeddings; the model loads once per process.
 
-    def __init__(self, model_dir: Path, batch_size: int = 64) -> None:
+    ``query_backend`` picks the engine for query-sized calls: ``torch`` (sentence-transformers), ``onnx`` (the
+    same weights exported to onnxruntime, same vectors, faster) or ``onnx-int8`` (dynamic int8, faster again,
+    vectors at cosine ~0.99 to torch's). Batches stay on torch, where onnxruntime measured no faster."""
+
+    def __init__(self, model_dir: Path, batch_size: int = 64, query_backend: EmbedderBackend = "torch") -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if query_backend not in get_args(EmbedderBackend):
+            raise ValueError(
+                f"query_backend must be one of {', '.join(get_args(EmbedderBackend))}, got {query_backend!r}"
+            )
         if not (model_dir / "modules.json").is_file() and not (model_dir / "config.json").is_file():
             raise FileNotFoundError(
                 f"no sentence-transformers model in {model_dir}: run `ragline models install` "
@@ -29,6 +43,12 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
         self._batch_size = batch_size
         self.model_dir = model_dir
+        self.query_backend = query_backend
+        self._onnx = (
+            None
+            if query_backend == "torch"
+            else OnnxQueryEncoder(model_dir, "int8" if query_backend == "onnx-int8" else "fp32")
+        )
 
     @property
     def dimension(self) -> int:
@@ -37,6 +57,8 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._onnx is not None and len(texts) <= SMALL_BATCH:
+            return self._onnx.embed(list(texts))
         with self._threads_for(len(texts)):
             vectors = self._model.encode(
                 list(texts), batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True

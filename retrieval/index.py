@@ -190,7 +190,15 @@ class Index:
                 return []
         return [Hit(chunks[i], score, "bm25") for i, score in index.search(query, k, mask) if i in chunks]
 
-    def search_dense(self, collection: str, query: str, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
+    def search_dense(
+        self,
+        collection: str,
+        query: str,
+        k: int,
+        where: Mapping[str, Any] | None = None,
+        vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """``vector``: the query's embedding when the caller already has it (it times embedding on its own)."""
         chunks = self._chunks_by_id(collection)
         allowed = None
         if where and filters.needs_python_check(where):
@@ -198,9 +206,10 @@ class Index:
             allowed = [chunk_id for chunk_id, chunk in chunks.items() if filters.matches(filterable(chunk), where)]
             if not allowed:
                 return []
-        vector = self.embedder.embed([query])[0]
+        if vector is None:
+            vector = self.embedder.embed([query])[0]
         hits = self.vectors.search(collection, vector, k, filters.to_chroma(where), ids=allowed)
-        return [Hit(chunks.get(h.chunk.id, h.chunk), h.score, "dense") for h in hits]
+        return [Hit(chunks.get(h.chunk.id, h.chunk), h.score, "dense", h.vector) for h in hits]
 
     def counts(self, collection: str) -> IndexCounts:
         bm25 = self._load_bm25(collection)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from retrieval.dedup import Deduplicator
+import numpy as np
+
+from retrieval.dedup import Deduplicator, vectors_known_first
 from retrieval.fusion import Fusion
 from retrieval.index import Index
-from retrieval.types import Hit, QueryState
+from retrieval.types import Hit, QueryState, TraceEntry
 
 
 def _top_scores(hits: list[Hit], n: int = 10) -> list[dict[str, object]]:
@@ -32,6 +37,79 @@ class Search:
             entry.items_out = len(hits)
             entry.details["hits"] = _top_scores(hits)
         return state
+
+
+_SEARCH_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ragline-bm25")
+"""Worker threads for the BM25 half of ``HybridSearch``; shared by every request of the process."""
+
+
+class HybridSearch:
+    """BM25 and dense search of one query, at the same time: one stage instead of ``Search("bm25")`` followed by
+    ``Search("dense")``, with the same candidates and the same two trace entries.
+
+    Why: the query embedding (onnxruntime or torch, one thread) and Chroma's search release the GIL, so BM25
+    (bm25s, numpy) runs beside them on another core instead of after them. BM25 runs in a worker thread and, once
+    done, reads its hits' stored vectors, so ``Deduplicate`` has every candidate's vector without another Chroma
+    call after the searches. The dense trace entry splits its time into ``embed_ms`` and ``search_ms``.
+    """
+
+    name = "hybrid_search"
+
+    def __init__(self, index: Index, bm25_k: int, dense_k: int, *, prefetch_vectors: bool = True) -> None:
+        if bm25_k <= 0 or dense_k <= 0:
+            raise ValueError(f"bm25_k and dense_k must be positive, got {bm25_k} and {dense_k}")
+        self.index, self.bm25_k, self.dense_k, self.prefetch_vectors = index, bm25_k, dense_k, prefetch_vectors
+
+    def __call__(self, state: QueryState) -> QueryState:
+        lexical = _SEARCH_POOL.submit(self._bm25, state.collection, state.query, state.filters)
+        dense_entry = TraceEntry(stage="dense", details={"concurrent_with": "bm25"})
+        try:
+            dense_hits = self._dense(state, dense_entry)
+        finally:
+            bm25_hits, bm25_entry, bm25_error = lexical.result()  # waits for BM25 even when the dense side failed
+            state.trace.extend([bm25_entry, dense_entry])
+        if bm25_error is not None:
+            raise bm25_error
+        state.candidates["bm25"], state.candidates["dense"] = bm25_hits, dense_hits
+        return state
+
+    def _dense(self, state: QueryState, entry: TraceEntry) -> list[Hit]:
+        started = time.perf_counter()
+        try:
+            vector = self.index.embedder.embed([state.query])[0]
+            embedded = time.perf_counter()
+            hits = self.index.search_dense(state.collection, state.query, self.dense_k, state.filters, vector=vector)
+            entry.details.update(
+                embed_ms=round((embedded - started) * 1000, 3),
+                search_ms=round((time.perf_counter() - embedded) * 1000, 3),
+                hits=_top_scores(hits),
+            )
+            entry.items_out = len(hits)
+            return hits
+        finally:
+            entry.ms = (time.perf_counter() - started) * 1000
+
+    def _bm25(
+        self, collection: str, query: str, where: Mapping[str, Any] | None
+    ) -> tuple[list[Hit], TraceEntry, Exception | None]:
+        """Runs in a worker thread: returns its error instead of raising, so the caller records both entries."""
+        entry = TraceEntry(stage="bm25", details={"concurrent_with": "dense"})
+        started = time.perf_counter()
+        try:
+            hits = self.index.search_bm25(collection, query, self.bm25_k, where)
+            searched = time.perf_counter()
+            if self.prefetch_vectors and hits:
+                vectors = self.index.vectors.vectors(collection, [h.chunk.id for h in hits])
+                for hit, vector in zip(hits, vectors, strict=True):
+                    hit.vector = vector
+                entry.details["vectors_ms"] = round((time.perf_counter() - searched) * 1000, 3)
+            entry.items_out = len(hits)
+            entry.details["hits"] = _top_scores(hits)
+            return hits, entry, None
+        except Exception as error:
+            return [], entry, error
+        finally:
+            entry.ms = (time.perf_counter() - started) * 1000
 
 
 class Fuse:
@@ -63,14 +141,20 @@ class Deduplicate:
     def __call__(self, state: QueryState) -> QueryState:
         candidates = state.candidates.get(self.source, [])
         with state.traced(self.name, items_in=len(candidates)) as entry:
-            deduplicate = Deduplicator(
-                lambda hits: self.index.vectors.vectors(state.collection, [h.chunk.id for h in hits]), self.threshold
-            )
-            kept, dropped = deduplicate(candidates)
+            fetched: list[str] = []
+
+            def fetch(ids: list[str]) -> np.ndarray:
+                fetched.extend(ids)
+                return self.index.vectors.vectors(state.collection, ids)
+
+            known = [*state.candidates.get("dense", []), *state.candidates.get("bm25", [])]
+            lookup = vectors_known_first(known, fetch)
+            kept, dropped = Deduplicator(lookup, self.threshold)(candidates)
             state.candidates["deduplicated"] = kept
             entry.items_out = len(kept)
             entry.details.update(
                 threshold=self.threshold,
+                vectors_fetched=len(fetched),
                 dropped=[{"chunk_id": d.dropped, "duplicate_of": d.kept, "kind": d.kind} for d in dropped],
             )
         return state

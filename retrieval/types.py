@@ -30,6 +30,8 @@ class Hit:
     chunk: Chunk
     score: float
     stage: str
+    vector: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The chunk's stored embedding when the search returned it (dense), so dedup need not fetch it again."""
 
 
 class Embedder(Protocol):

@@ -107,7 +107,10 @@ class ChromaVectorStore:
         where: Mapping[str, Any] | None = None,
         ids: Sequence[str] | None = None,
     ) -> list[Hit]:
-        """Nearest chunks by cosine; ``where`` and ``ids`` restrict the candidates before scoring."""
+        """Nearest chunks by cosine; ``where`` and ``ids`` restrict the candidates before scoring.
+
+        Each hit carries its stored vector: dedup compares candidates by vector, and reading them here costs less
+        than a second round trip to Chroma for the same rows."""
         target = self._collection(collection)
         if target.count() == 0:
             return []
@@ -116,11 +119,17 @@ class ChromaVectorStore:
             n_results=k,
             where=dict(where) if where else None,
             ids=list(ids) if ids is not None else None,
-            include=["documents", "metadatas", "distances"],
+            include=["documents", "metadatas", "distances", "embeddings"],
         )
         hits = []
-        for chunk_id, text, metadata, distance in zip(
-            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+        vectors = np.asarray(result["embeddings"][0], dtype=np.float32)
+        for chunk_id, text, metadata, distance, stored in zip(
+            result["ids"][0],
+            result["documents"][0],
+            result["metadatas"][0],
+            result["distances"][0],
+            vectors,
+            strict=True,
         ):
             meta = dict(metadata or {})
             chunk = Chunk(
@@ -131,5 +140,5 @@ class ChromaVectorStore:
                 level=int(meta.get("level", 0)),
                 parent_id=meta.get("parent_id"),
             )
-            hits.append(Hit(chunk=chunk, score=1.0 - float(distance), stage="dense"))
+            hits.append(Hit(chunk=chunk, score=1.0 - float(distance), stage="dense", vector=stored))
         return hits

@@ -40,9 +40,10 @@ def test_scale_collection_and_stage_timing(tmp_path: Path, embedder: SentenceTra
     build_scale_collection(index, "scale", texts, vectors, batch=100, progress=False)
     assert index.counts("scale").consistent and index.counts("scale").chunks == 250
     times = time_query_path(index, "scale", ["protein kinase growth", "cohort risk"], ConvexFusion(0.5), k=10)
-    summary = times.summary()
-    assert set(summary) == {"bm25", "embed_query", "dense_search", "fusion", "dedup", "total"}
-    assert all(stage["n"] == 2 for stage in summary.values())
+    overlapped, sequential = times["overlapped"].summary(), times["sequential"].summary()
+    assert set(overlapped) == {"bm25", "embed_query", "dense_search", "search", "fusion", "dedup", "total"}
+    assert set(sequential) == {"bm25", "dense", "fusion", "dedup", "total"}
+    assert all(stage["n"] == 2 for stage in [*overlapped.values(), *sequential.values()])
     assert percentiles([1.0, 2.0, 3.0])["p50"] == 2.0
 
 
