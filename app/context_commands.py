@@ -126,6 +126,9 @@ def eval_position(
     pipeline_runs: Annotated[
         bool, typer.Option("--pipeline", help="Also run the full pipeline with edge against relevance order.")
     ] = False,
+    stored_only: Annotated[
+        bool, typer.Option("--stored-only", help="Ask nothing: report the questions a cut-short run fully answered.")
+    ] = False,
     llm_url: UrlOption = None,
 ) -> None:
     """Lost in the middle: exact match with the gold passage first, in the middle and last among k passages, as
@@ -151,7 +154,7 @@ def eval_position(
     for size in sizes:
         t0 = time.perf_counter()
         with _llm_errors():
-            results = _position_sweep(resources, questions, passages, size, workers)
+            results = _position_sweep(resources, questions, passages, size, workers, stored_only)
         per_k[str(size)] = results
         for slot in positions(size):
             done = [r for r in results if r["slot"] == slot]
@@ -159,16 +162,22 @@ def eval_position(
                 {
                     "position": slot,
                     "k": size,
+                    "questions": len(done),
                     "em_without": em_rate([r["em_without"] for r in done]),
                     "em_with_edge": em_rate([r["em_with_edge"] for r in done]),
-                    "gold_slot_with_edge_median": sorted(r["gold_slot_with_edge"] for r in done)[len(done) // 2],
+                    "gold_slot_with_edge_median": (
+                        sorted(r["gold_slot_with_edge"] for r in done)[len(done) // 2] if done else None
+                    ),
                 }
             )
-        typer.echo(f"k={size}: {len(results)} prompts in {time.perf_counter() - t0:.0f} s")
+        typer.echo(f"k={size}: {len(results)} rows (question × gold slot) in {time.perf_counter() - t0:.0f} s")
         typer.echo(format_table(rows, list(rows[0])))
         mine = [r for r in rows if r["k"] == size]
-        gaps[str(size)] = gap = round(100 * max(mine[0]["em_without"] - r["em_with_edge"] for r in mine), 1)
-        typer.echo(f"k={size}: largest shortfall with edge positioning against gold first (input order): {gap} points")
+        if results:
+            gaps[str(size)] = gap = round(100 * max(mine[0]["em_without"] - r["em_with_edge"] for r in mine), 1)
+            typer.echo(
+                f"k={size}: largest shortfall with edge positioning against gold first (input order): {gap} points"
+            )
         payload = {
             "data": str(data),
             "questions": len(questions),
@@ -192,9 +201,16 @@ def eval_position(
 
 
 def _position_sweep(
-    resources: Resources, questions: list[NQQuestion], passages: dict[str, Passage], k: int, workers: int
+    resources: Resources,
+    questions: list[NQQuestion],
+    passages: dict[str, Passage],
+    k: int,
+    workers: int,
+    stored_only: bool = False,
 ) -> list[dict[str, Any]]:
-    """One row per question and gold slot: exact match in input order and after edge positioning."""
+    """One row per question and gold slot: exact match in input order and after edge positioning.
+
+    ``stored_only``: ask nothing; report the questions whose prompts all have stored answers (a sweep cut short)."""
     from app.context.positioning import make_positioner
     from app.context.stages import PositionContext
     from app.prompting import build_messages
@@ -251,7 +267,21 @@ def _position_sweep(
             typer.echo(f"  {done} answers stored ({time.strftime('%H:%M:%S')})")
         return text
 
-    run_concurrently(ask, keys, workers)
+    if stored_only:
+        complete = {
+            q.id
+            for q in questions
+            if all(
+                cache.get(json.dumps(p[v])) is not None
+                for p in plans
+                if p["question"] is q
+                for v in ("without", "with")
+            )
+        }
+        plans = [p for p in plans if p["question"].id in complete]
+        typer.echo(f"k={k}: --stored-only, {len(complete)} of {len(questions)} questions fully answered")
+    else:
+        run_concurrently(ask, keys, workers)
     answers = {key: cache.get(key) or "" for key in prompts}
     rows = []
     for p in plans:
