@@ -305,8 +305,8 @@ class AnswerCache:
     """Answers of a long sweep, appended to a JSONL file as they arrive, so a rerun after an interruption (a timeout
     on a busy shared server) asks only what is missing. Keyed by model, answer length and the exact messages."""
 
-    def __init__(self, path: Path, model: str) -> None:
-        self.path, self.model, self.lock = path, model, threading.Lock()
+    def __init__(self, path: Path, model: str, tag: str = f"answer-tokens={ANSWER_TOKENS}") -> None:
+        self.path, self.model, self.tag, self.lock = path, model, tag, threading.Lock()
         self.answers: dict[str, str] = {}
         if path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -316,7 +316,7 @@ class AnswerCache:
         self.added = 0
 
     def _key(self, prompt_key: str) -> str:
-        return hashlib.sha256(f"{self.model}|{ANSWER_TOKENS}|{prompt_key}".encode()).hexdigest()
+        return hashlib.sha256(f"{self.model}|{self.tag}|{prompt_key}".encode()).hexdigest()
 
     def get(self, prompt_key: str) -> str | None:
         return self.answers.get(self._key(prompt_key))
@@ -867,19 +867,28 @@ def eval_hyde(
 
 def _hypotheticals(resources: Resources, questions: dict[str, str], workers: int) -> tuple[dict[str, str], list[float]]:
     """The HyDE search query of each question (the ``hyde`` stage itself), and each generation's time."""
-    from app.context.hyde import HypotheticalDocument
+    from app.context.hyde import HYDE_PROMPT, HYDE_TOKENS, HypotheticalDocument
     from eval.context_experiments import run_concurrently
     from retrieval.types import QueryState
 
     stage = HypotheticalDocument(resources.generator)
+    cache = AnswerCache(
+        resources.settings.reports_dir / "context-hyde-queries.jsonl", resources.generator.model, f"hyde={HYDE_TOKENS}"
+    )
+    missing = [q for q, text in questions.items() if cache.get(HYDE_PROMPT.format(question=text)) is None]
+    typer.echo(f"HyDE: {len(questions) - len(missing)} of {len(questions)} queries written by an earlier run")
 
-    def write(item: tuple[str, str]) -> tuple[str, float]:
+    def write(qid: str) -> float:
         started = time.perf_counter()
-        state = stage(QueryState(question=item[1], collection=""))
-        return state.query, (time.perf_counter() - started) * 1000
+        state = stage(QueryState(question=questions[qid], collection=""))
+        elapsed = (time.perf_counter() - started) * 1000
+        done = cache.put(HYDE_PROMPT.format(question=questions[qid]), state.query)
+        if done % 10 == 0:
+            typer.echo(f"  {done} HyDE queries written ({time.strftime('%H:%M:%S')})")
+        return elapsed
 
-    done = run_concurrently(write, list(questions.items()), workers)
-    return {q: text for q, (text, _) in zip(questions, done, strict=True)}, [ms for _, ms in done]
+    spent = run_concurrently(write, missing, workers)
+    return {q: cache.get(HYDE_PROMPT.format(question=t)) or t for q, t in questions.items()}, spent
 
 
 def _scores(
