@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from app.bench_memory_command import bench_memory
+from app.bench_rerank_command import bench_rerank
 from app.settings import get_settings
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 bench_app = typer.Typer(help="Benchmarks: latency and throughput against baselines.", no_args_is_help=True)
 bench_app.command("memory")(bench_memory)
+bench_app.command("rerank")(bench_rerank)
 
 
 def _sizes(text: str) -> list[int]:
@@ -266,6 +268,9 @@ def bench_ingest(
     raptor_parallel: Annotated[
         str, typer.Option(help="With --raptor: documents built at once, one build per value (comma-separated).")
     ] = "16,1",
+    raptor_folder: Annotated[
+        Path | None, typer.Option(help="With --raptor: the folder to build (default: the bundled sample corpus).")
+    ] = None,
     throughput: Annotated[
         bool, typer.Option(help="Run the throughput comparison (--no-throughput: RAPTOR only).")
     ] = True,
@@ -277,7 +282,7 @@ def bench_ingest(
     import tempfile
 
     from app.chunking import make_chunker
-    from app.cli import _configure_logging, _fail
+    from app.cli import _configure_logging, _fail, sample_corpus_dir
     from app.resources import ModelMissingError, Resources, bm25_config
     from eval.beir import load_corpus
     from eval.bench_ingest import (
@@ -303,7 +308,11 @@ def bench_ingest(
         raise _fail(str(exc)) from None
     report: dict[str, object] = {"corpus": str(corpus), "batch_documents": settings.ingest_batch_documents}
     if raptor:
-        report["raptor"] = _bench_raptor(resources, _sizes_any(raptor_parallel))
+        folder = raptor_folder or sample_corpus_dir()
+        if not folder.is_dir():
+            raise _fail(f"--raptor-folder {folder} is not a folder")
+        report["raptor_folder"] = str(folder)
+        report["raptor"] = _bench_raptor(resources, _sizes_any(raptor_parallel), folder)
     if not throughput:
         _write_ingest_report(settings.reports_dir, report)
         return
@@ -371,14 +380,14 @@ def _sizes_any(text: str) -> list[int]:
     return values
 
 
-def _bench_raptor(resources: Resources, parallel: list[int]) -> list[dict[str, float | int | str]]:
-    """RAPTOR builds of the sample corpus, one per ``parallel_documents`` value, each into a fresh index against
+def _bench_raptor(resources: Resources, parallel: list[int], folder: Path) -> list[dict[str, float | int | str]]:
+    """RAPTOR builds of ``folder``, one per ``parallel_documents`` value, each into a fresh index against
     the same vLLM server. The first build warms vLLM's prefix cache for the later ones, so list the value you
     claim is faster first: the comparison then errs against it."""
     import tempfile
 
     from app.chunking import make_chunker
-    from app.cli import _fail, sample_corpus_dir
+    from app.cli import _fail
     from app.llm import LLMUnavailableError
     from app.resources import bm25_config
     from eval.bench_ingest import raptor_build
@@ -394,7 +403,7 @@ def _bench_raptor(resources: Resources, parallel: list[int]) -> list[dict[str, f
         with tempfile.TemporaryDirectory(prefix="ragline-bench-raptor-") as scratch:
             index = Index(Path(scratch), resources.embedder, bm25_config=bm25_config(resources.settings))
             try:
-                build = raptor_build(index, chunker, sample_corpus_dir(), f"raptor, {value} document(s) at once")
+                build = raptor_build(index, chunker, folder, f"raptor, {value} document(s) at once")
             except RuntimeError as exc:
                 raise _fail(f"{exc} (a slow, shared vLLM: raise RAGLINE_LLM_TIMEOUT_S)") from None
         typer.echo(
