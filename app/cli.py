@@ -111,7 +111,7 @@ def _install_demo_reranker(settings: Settings) -> None:
 
     try:
         run_ingest(settings, sample_corpus_dir(), SAMPLE_COLLECTION, prune=True, meta={}, chunker="fixed")
-        typer.echo(f"{DEMO_RERANKER}: training on this CPU (3 epochs, about 350 steps; resumable if interrupted)")
+        typer.echo(f"{DEMO_RERANKER}: training on this CPU (2 epochs, about 240 steps; resumable if interrupted)")
         trained = train_demo_reranker(Resources(settings), SAMPLE_COLLECTION)
     except (ModelMissingError, ValueError) as exc:
         raise _fail(str(exc)) from None

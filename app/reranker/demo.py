@@ -25,7 +25,7 @@ from app.resources import Resources
 DEMO_RERANKER = "reranker-sample"
 """Folder name under the models dir; `ragline demo` turns the rerank stage on when it exists."""
 QUERIES_FILE = "sample_training_queries.jsonl"
-DEMO_CONFIG = TrainConfig(epochs=3, batch_size=16, learning_rate=5e-5, max_length=128, save_steps=25, layers=3)
+DEMO_CONFIG = TrainConfig(epochs=2, batch_size=16, learning_rate=5e-5, max_length=128, save_steps=25, layers=3)
 NEGATIVES = 7
 
 
