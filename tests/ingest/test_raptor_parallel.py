@@ -84,7 +84,9 @@ def test_the_job_builds_several_documents_trees_at_once(
 ) -> None:
     embedder = SentenceTransformerEmbedder(embedder_dir)
     leaves = FixedSizeChunker(load_token_counter(generator_dir), chunk_size=60, chunk_overlap=0)
-    generator = ConcurrencyProbe(OpenAICompatibleGenerator(vllm_server.base_url, "qwen2.5-coder-0.5b"))
+    # A generous timeout: the point is concurrency, and a vLLM shared with other work can be slow to answer.
+    llm = OpenAICompatibleGenerator(vllm_server.base_url, "qwen2.5-coder-0.5b", timeout_s=900)
+    generator = ConcurrencyProbe(llm)
     chunker = RaptorChunker(leaves, embedder.embed, generator, summary_tokens=48, parallel_documents=3)
     documents = [Document(f"{topic}.md", " ".join(sentences)) for topic, sentences in FACTS.items()]
     index = Index(tmp_path / "data", embedder)
