@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from app.reranker.train import TrainConfig, TrainResult
+
 RECORD = "ragline-reranker.json"
 CARD = "README.md"
 
@@ -19,6 +21,18 @@ def read_record(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{folder} has no {RECORD}: it was not trained by `ragline reranker train`")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def training_record(config: TrainConfig, result: TrainResult) -> dict[str, Any]:
+    """The record's ``training`` section: the recipe as configured and what the run did."""
+    return {
+        **config.as_dict(),
+        "loss": "BinaryCrossEntropyLoss (pos_weight = negatives / positives)",
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "training_loss": result.training_loss,
+        "resumed_from": result.resumed_from,
+    }
 
 
 def write_record(folder: Path, record: dict[str, Any]) -> None:

@@ -111,7 +111,7 @@ def train_command(
     from app.cli import _configure_logging
     from app.llm import LLMUnavailableError
     from app.model_registry import ModelRole
-    from app.reranker.card import write_record
+    from app.reranker.card import training_record, write_record
     from app.reranker.data import beir_queries, mine_pairs, split_queries
     from app.reranker.train import TrainConfig, train_cross_encoder
     from app.resources import ModelMissingError, Resources, resolve_model_dir
@@ -228,14 +228,7 @@ def train_command(
             "held_out_queries": len(held_ids),
             "notes": notes,
         },
-        "training": {
-            **config.as_dict(),
-            "loss": "BinaryCrossEntropyLoss (pos_weight = negatives / positives)",
-            "steps": result.steps,
-            "seconds": round(result.seconds, 1),
-            "training_loss": result.training_loss,
-            "resumed_from": result.resumed_from,
-        },
+        "training": training_record(config, result),
         "held_out_qids": held_ids,
         "held_out": None,
     }

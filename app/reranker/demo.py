@@ -17,7 +17,7 @@ from importlib import resources as package_files
 from pathlib import Path
 from typing import Any
 
-from app.reranker.card import write_record
+from app.reranker.card import training_record, write_record
 from app.reranker.data import LabelledQuery, mine_pairs
 from app.reranker.train import TrainConfig, train_cross_encoder
 from app.resources import Resources
@@ -97,14 +97,7 @@ def train_demo_reranker(
             "held_out_queries": 0,
             "notes": ["evaluate on the sample QA set: `ragline eval qa --preset ablation --reranker reranker-sample`"],
         },
-        "training": {
-            **config.as_dict(),
-            "loss": "BinaryCrossEntropyLoss (pos_weight = negatives / positives)",
-            "steps": result.steps,
-            "seconds": round(result.seconds, 1),
-            "training_loss": result.training_loss,
-            "resumed_from": result.resumed_from,
-        },
+        "training": training_record(config, result),
         "held_out_qids": [],
         "held_out": None,
     }
