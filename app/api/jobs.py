@@ -151,16 +151,22 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
 
 
 class _CountingChunker:
-    """Wraps the chunker to report chunks as they are made (the job summary only arrives at the end)."""
+    """Wraps the chunker to report chunks as they are made (the job summary only arrives at the end).
+
+    It passes on ``parallel_documents``, so a RAPTOR upload builds several documents' trees at once as the CLI
+    does, and reports under a lock because those documents finish on different threads."""
 
     def __init__(self, inner: Chunker, on_chunks: Any) -> None:
         self.inner, self.on_chunks = inner, on_chunks
         self.name = inner.name
         self.signature = getattr(inner, "signature", inner.name)
+        self.parallel_documents = int(getattr(inner, "parallel_documents", 1))
+        self._lock = threading.Lock()
 
     def chunk(self, document: Document) -> list[Chunk]:
         chunks = self.inner.chunk(document)
-        self.on_chunks(len(chunks))
+        with self._lock:
+            self.on_chunks(len(chunks))
         return chunks
 
 
