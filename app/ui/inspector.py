@@ -240,15 +240,21 @@ def compression(trace: Trace) -> Compression | None:
 
 
 def waterfall(trace: Trace) -> list[dict[str, Any]]:
-    """Each stage's span on one time axis: stages run one after the other, so each starts where the last ended."""
+    """Each stage's span on one time axis. Stages run one after the other, so each starts where the last ended;
+    a stage traced as ``concurrent_with`` one already drawn (BM25 beside the dense search) starts with it, and the
+    next stage starts when the longer of the two has finished."""
     rows: list[dict[str, Any]] = []
-    start = 0.0
+    started: dict[str, float] = {}
+    end = 0.0
     for entry in stages(trace):
         ms = entry.get("ms")
         if not isinstance(ms, int | float) or isinstance(ms, bool):
             continue
-        rows.append({"stage": entry["stage"], "start_ms": round(start, 2), "end_ms": round(start + ms, 2), "ms": ms})
-        start += ms
+        partner = entry.get("concurrent_with")
+        begin = started[partner] if isinstance(partner, str) and partner in started else end
+        started[entry["stage"]] = begin
+        rows.append({"stage": entry["stage"], "start_ms": round(begin, 2), "end_ms": round(begin + ms, 2), "ms": ms})
+        end = max(end, begin + ms)
     return rows
 
 

@@ -155,3 +155,17 @@ def test_inspector_view_says_not_recorded_for_an_empty_trace() -> None:
     captions = {c.value for c in at.caption}
     for part in ("Token budget", "Candidates", "Evidence order", "Compression", "Stage timings"):
         assert f"{part}: {inspector.NOT_RECORDED}" in captions
+
+
+def test_waterfall_draws_concurrent_searches_side_by_side() -> None:
+    trace = {
+        "stages": [
+            {"stage": "bm25", "ms": 18.0, "concurrent_with": "dense"},
+            {"stage": "dense", "ms": 22.0, "concurrent_with": "bm25"},
+            {"stage": "fusion", "ms": 0.5},
+        ]
+    }
+    spans = {s["stage"]: s for s in inspector.waterfall(trace)}
+    assert spans["bm25"]["start_ms"] == spans["dense"]["start_ms"] == 0
+    assert spans["fusion"]["start_ms"] == 22.0  # after the longer of the two searches
+    assert spans["fusion"]["end_ms"] == 22.5
