@@ -34,7 +34,6 @@ EXPORT_DIR = "ragline-onnx"
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _OPSET = 17
-_CHUNK = 1 << 20
 
 
 class OnnxExportError(RuntimeError):
@@ -57,11 +56,8 @@ def weights_sha256(model_dir: Path) -> str:
     for name in _WEIGHT_FILES:
         weights = model_dir / name
         if weights.is_file():
-            digest = hashlib.sha256()
             with weights.open("rb") as stream:
-                while block := stream.read(_CHUNK):
-                    digest.update(block)
-            return digest.hexdigest()
+                return hashlib.file_digest(stream, "sha256").hexdigest()
     raise OnnxExportError(f"no weights ({' or '.join(_WEIGHT_FILES)}) in {model_dir}: run `ragline models install`")
 
 
