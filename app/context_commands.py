@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -536,6 +537,10 @@ def eval_abstention(
         float | None, typer.Option(help="Run the pipeline at this cut; default: the suggested safe cut.")
     ] = None,
     scores_only: Annotated[bool, typer.Option("--scores-only", help="Score distributions and cuts; no LLM.")] = False,
+    llm_check: Annotated[
+        bool,
+        typer.Option("--llm-check", help="Also record the generator's answerability judgement and tabulate its cuts."),
+    ] = False,
     workers: WorkersOption = 8,
     llm_url: UrlOption = None,
 ) -> None:
@@ -600,6 +605,11 @@ def eval_abstention(
         f"\nsuggested abstain_threshold: {safe} (≤ {max_false_abstention:.0%} false abstention on each answerable set, "
         "in the middle of the gap down to the best off-topic score)"
     )
+    typer.echo(
+        f"balanced cut for {COLLECTION} alone: {balanced['threshold']} (refuses "
+        f"{balanced['abstained_withheld']:.0%} with the gold withheld, answers {balanced['answered_present']:.0%} "
+        f"with it present); to use it there: RAGLINE_ABSTAIN_THRESHOLDS='{{\"{COLLECTION}\": {balanced['threshold']}}}'"
+    )
     payload: dict[str, Any] = {
         "data": str(data),
         "sample_qa": str(sample_qa),
@@ -616,7 +626,7 @@ def eval_abstention(
     }
     if not scores_only:
         cut = safe if threshold is None else threshold
-        payload["pipeline"] = _abstention_runs(resources, evaluated, cut, workers)
+        payload["pipeline"] = _abstention_runs(resources, evaluated, cut, workers, llm_check)
     _write(resources, "abstention", payload)
 
 
@@ -661,13 +671,19 @@ def _offline_resources() -> Resources:
     return Resources(get_settings())
 
 
-def _abstention_runs(resources: Resources, evaluated: list[NQQuestion], cut: float, workers: int) -> dict[str, Any]:
-    """The pipeline at ``cut`` on each question with its gold passage present and withheld."""
+def _abstention_runs(
+    resources: Resources, evaluated: list[NQQuestion], cut: float, workers: int, llm_check: bool = False
+) -> dict[str, Any]:
+    """The pipeline at ``cut`` on each question with its gold passage present and withheld. With ``llm_check``
+    the answerability judgement is recorded on every question (threshold 0: it never abstains here), so that the
+    trade-off at every cut can be read off afterwards from one run."""
     from app.pipeline import Pipeline
     from eval.context_experiments import em_rate, exact_match, format_table, run_concurrently
 
     pipeline = Pipeline(resources)
-    options = {"abstain_threshold": cut, "max_answer_tokens": ANSWER_TOKENS}
+    options: dict[str, Any] = {"abstain_threshold": cut, "abstain_thresholds": {}, "max_answer_tokens": ANSWER_TOKENS}
+    if llm_check:
+        options.update(answerability_check=True, answerability_threshold=0.0)
 
     def run(job: tuple[NQQuestion, bool]) -> dict[str, Any]:
         q, hide = job
@@ -678,6 +694,8 @@ def _abstention_runs(resources: Resources, evaluated: list[NQQuestion], cut: flo
             "withheld": hide,
             "abstained": bool(gate.get("abstain")),
             "score": gate.get("score"),
+            "p_yes": _stage(answer, "answerable").get("p_yes"),
+            "dont_know": says_dont_know(answer.text),
             "em": exact_match(answer.text, q.answers),
             "citations": len(answer.citations),
             "ms": round(ms),
@@ -691,13 +709,55 @@ def _abstention_runs(resources: Resources, evaluated: list[NQQuestion], cut: flo
             {
                 "condition": condition,
                 "abstained": em_rate([r["abstained"] for r in group]),
+                "I don't know (gate or model)": em_rate([r["dont_know"] for r in group]),
                 "em_all": em_rate([r["em"] for r in group]),
                 "em_answered": em_rate([r["em"] for r in group if not r["abstained"]]),
             }
         )
     typer.echo(f"\npipeline at abstain_threshold {cut} on {len(evaluated)} NQ questions")
     typer.echo(format_table(rows, list(rows[0])))
-    return {"threshold": cut, "questions": len(evaluated), "results": rows, "per_question": results}
+    payload: dict[str, Any] = {"threshold": cut, "questions": len(evaluated), "results": rows, "per_question": results}
+    if llm_check:
+        payload["answerability"] = answerability_table(results)
+        typer.echo("\nanswerability check: at each P(yes) cut (on top of the cosine gate)")
+        typer.echo(format_table(payload["answerability"], list(payload["answerability"][0])))
+    return payload
+
+
+DONT_KNOW = re.compile(r"\b(i do not know|i don't know|i don’t know|cannot answer|do not contain the answer)\b", re.I)
+
+
+def says_dont_know(text: str) -> bool:
+    """The answer declines, whether the gate wrote it or the model chose to (the system prompt asks it to)."""
+    return bool(DONT_KNOW.search(text))
+
+
+ANSWERABILITY_CUTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def answerability_table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per P(yes) cut: share of gold-withheld questions that would say "I don't know", share of gold-present ones
+    refused, and share of gold-present ones answered correctly (not refused and exact match). A question the cosine
+    gate already refused counts as refused at every cut; an unreadable judgement (no yes/no) is never refused."""
+
+    def refused(row: dict[str, Any], cut: float) -> bool:
+        return bool(row["abstained"]) or (row.get("p_yes") is not None and row["p_yes"] < cut)
+
+    present = [r for r in results if not r["withheld"]]
+    withheld = [r for r in results if r["withheld"]]
+    table = []
+    for cut in ANSWERABILITY_CUTS:
+        table.append(
+            {
+                "p_yes cut": cut,
+                "withheld: I don't know": round(sum(refused(r, cut) for r in withheld) / max(len(withheld), 1), 4),
+                "present: refused": round(sum(refused(r, cut) for r in present) / max(len(present), 1), 4),
+                "present: correct": round(
+                    sum(not refused(r, cut) and r["em"] for r in present) / max(len(present), 1), 4
+                ),
+            }
+        )
+    return table
 
 
 def eval_prefix_cache(

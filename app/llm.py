@@ -73,6 +73,23 @@ class OpenAICompatibleGenerator:
             finish_reason=choice.finish_reason,
         )
 
+    def next_token_logprobs(self, messages: list[Message], *, top: int = 20) -> dict[str, float]:
+        """Log-probabilities of the ``top`` likeliest first tokens of the reply: one decoding step, so a yes/no
+        judgement costs a prefill (mostly a prefix-cache hit) and no generation."""
+        with self._service_errors():
+            response = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=1,
+                temperature=0.0,
+                logprobs=True,
+                top_logprobs=top,
+            )
+        logprobs = response.choices[0].logprobs
+        if logprobs is None or not logprobs.content:
+            raise LLMUnavailableError(f"the LLM service at {self.base_url} returned no logprobs (is it vLLM?)")
+        return {entry.token: entry.logprob for entry in logprobs.content[0].top_logprobs}
+
     def stream(self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0) -> Iterator[str]:
         """Yield text deltas as the server produces them."""
         with self._service_errors():

@@ -133,6 +133,25 @@ class Settings(BaseSettings):
         "of the answerable questions measured and every off-topic one; recalibrate for another embedder with "
         "`ragline eval abstention --scores-only`.",
     )
+    abstain_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-collection cuts that replace `abstain_threshold` for that collection, as JSON "
+        '(`{"nq-open-oracle": 0.5}`). Cosine scales differ between corpora and question styles: on NQ a cut of '
+        "0.5 refuses 84% of questions whose gold passage is withheld, where the global default refuses 6%. "
+        "`ragline eval abstention` prints the balanced cut for its NQ collection.",
+    )
+    answerability_check: bool = Field(
+        False,
+        description="After assembly, ask the generator whether the evidence answers the question (one decoding "
+        "step, mostly a prefix-cache hit) and abstain below `answerability_threshold`. Catches on-topic questions "
+        "whose answer is missing, which the cosine gate cannot; calibrate with `ragline eval abstention --llm-check`.",
+    )
+    answerability_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="P(yes) below which the answerability check abstains (0 = record the judgement, never abstain).",
+    )
     hyde: bool = Field(False, description="Search with a generated hypothetical answer (HyDE) besides the question.")
 
     # Rerank

@@ -60,12 +60,12 @@ class AbstainGate:
 
     name = "abstain"
 
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
+    def __init__(self, threshold: float, per_collection: dict[str, float] | None = None) -> None:
+        self.threshold, self.per_collection = threshold, dict(per_collection or {})
 
     def __call__(self, state: QueryState) -> QueryState:
         with state.traced(self.name, items_in=len(state.context)) as entry:
-            decision = decide(state, self.threshold)
+            decision = decide(state, self.per_collection.get(state.collection, self.threshold))
             entry.details.update(score=decision.score, threshold=decision.threshold, abstain=decision.abstain)
             if decision.abstain:
                 ranked = state.candidates.get("selected") or state.context

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from app.context.abstain import AbstainGate
+from app.context.answerability import AnswerabilityGate
 from app.context.budget import BudgetPlanner
 from app.context.calibration import calibration_path, usable_calibration
 from app.context.compression import CompressionUnavailableError, EvidenceCompressor
@@ -90,5 +91,7 @@ def context_stages(resources: Resources, settings: Settings, source: str = "dedu
                 calibration_note=note,
             )
         )
-    stages += [AssemblePrompt(counter, planner), AbstainGate(settings.abstain_threshold)]
+    stages += [AssemblePrompt(counter, planner), AbstainGate(settings.abstain_threshold, settings.abstain_thresholds)]
+    if settings.answerability_check:
+        stages.append(AnswerabilityGate(resources.generator, settings.answerability_threshold))
     return stages

@@ -35,6 +35,9 @@ def training_record(config: TrainConfig, result: TrainResult) -> dict[str, Any]:
     }
 
 
+TRAINING_KEYS = {"loss", "steps", "epochs", "batch_size", "learning_rate", "max_length", "seconds", "training_loss"}
+
+
 def write_record(folder: Path, record: dict[str, Any]) -> None:
     """Write the JSON record and render the card from it (the card never says what the record does not)."""
     (folder / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -67,26 +70,35 @@ def render_card(record: dict[str, Any]) -> str:
         "## Training data",
         "",
         f"- source: {data['source']}",
-        f"- collection searched for hard negatives: `{data['collection']}` (ragline hybrid retrieval, "
-        f"{data['negatives_per_query']} negatives per query from the top {data['depth']})",
-        f"- training queries: {data['queries']} ({data.get('skipped', 0)} skipped without a positive passage)",
-        f"- pairs: {data['pairs']} ({data['positives']} positive, {data['negatives']} negative)",
     ]
+    # Records written outside `ragline reranker train` (a one-off GPU run) may lack the mining details.
+    if "collection" in data:
+        mining = f"- collection searched for hard negatives: `{data['collection']}` (ragline hybrid retrieval"
+        if "negatives_per_query" in data and "depth" in data:
+            mining += f", {data['negatives_per_query']} negatives per query from the top {data['depth']}"
+        lines.append(mining + ")")
+    if "queries" in data:
+        skipped = data.get("skipped", 0)
+        lines.append(f"- training queries: {data['queries']} ({skipped} skipped without a positive passage)")
+    if "pairs" in data:
+        negatives = data.get("negatives", data["pairs"] - data.get("positives", 0))
+        lines.append(f"- pairs: {data['pairs']} ({data.get('positives', '?')} positive, {negatives} negative)")
     if data.get("held_out_queries"):
         lines.append(f"- held-out queries (never trained on): {data['held_out_queries']} (split seed {data['seed']})")
     for note in data.get("notes", []):
         lines.append(f"- {note}")
-    lines += [
-        "",
-        "## Training",
-        "",
-        f"- loss: {training['loss']}",
-        f"- steps: {training['steps']}, epochs: {training['epochs']}, batch size: {training['batch_size']}, "
-        f"learning rate: {training['learning_rate']}, max length: {training['max_length']} tokens",
-        f"- wall time: {training['seconds'] / 60:.1f} min on CPU"
-        + (f" (resumed from {training['resumed_from']})" if training.get("resumed_from") else ""),
-        f"- final training loss: {training['training_loss']:.4f}",
-    ]
+    lines += ["", "## Training", ""]
+    if training.keys() >= TRAINING_KEYS:
+        lines += [
+            f"- loss: {training['loss']}",
+            f"- steps: {training['steps']}, epochs: {training['epochs']}, batch size: {training['batch_size']}, "
+            f"learning rate: {training['learning_rate']}, max length: {training['max_length']} tokens",
+            f"- wall time: {training['seconds'] / 60:.1f} min on {training.get('device', 'cpu')}"
+            + (f" (resumed from {training['resumed_from']})" if training.get("resumed_from") else ""),
+            f"- final training loss: {training['training_loss']:.4f}",
+        ]
+    else:  # a record from outside `ragline reranker train`: show what it holds, as it holds it
+        lines += [f"- {key}: {value}" for key, value in training.items()]
     held_out = record.get("held_out")
     lines += ["", "## Held-out evaluation", ""]
     if not held_out:

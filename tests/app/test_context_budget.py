@@ -118,6 +118,17 @@ def test_strong_evidence_or_a_zero_threshold_does_not_abstain() -> None:
         assert not AbstainGate(threshold)(state).abstained
 
 
+def test_a_collection_cut_replaces_the_global_one_for_that_collection_only() -> None:
+    gate = AbstainGate(0.1, {"strict": 0.5})
+    for collection, abstains in (("strict", True), ("other", False)):
+        state = _state(_hits(1))
+        state.collection = collection
+        state.candidates["dense"] = [Hit(_hits(1)[0].chunk, 0.3, "dense")]
+        state = gate(state)
+        assert state.abstained is abstains
+        assert state.trace[-1].details["threshold"] == (0.5 if abstains else 0.1)
+
+
 @pytest.mark.parametrize(
     ("text", "reason", "expected"),
     [

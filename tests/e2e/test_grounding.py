@@ -87,6 +87,20 @@ def test_weak_evidence_abstains_without_citations(pipeline: Pipeline) -> None:
     assert streamed[0] == answer.text and isinstance(streamed[-1], Answer) and streamed[-1].citations == []
 
 
+def test_the_generator_judges_whether_its_evidence_answers_the_question(pipeline: Pipeline) -> None:
+    """One decoding step on the assembled prompt gives P(yes); threshold 0 records it, a cut above it abstains."""
+    recorded = pipeline.run(QUESTION, "sample", options={"answerability_check": True, "answerability_threshold": 0})
+    stages = {s["stage"]: s for s in recorded.trace["stages"]}
+    p_yes = stages["answerable"]["p_yes"]
+    assert p_yes is not None and 0.0 <= p_yes <= 1.0
+    assert stages["answerable"]["abstain"] is False and "skipped" not in stages["generate"]
+    strict = pipeline.run(QUESTION, "sample", options={"answerability_check": True, "answerability_threshold": 1.0})
+    stages = {s["stage"]: s for s in strict.trace["stages"]}
+    assert stages["answerable"]["abstain"] is (stages["answerable"]["p_yes"] < 1.0)
+    assert strict.text.startswith("I don't know") is stages["answerable"]["abstain"]
+    assert (stages["generate"].get("skipped") == "abstained") is stages["answerable"]["abstain"]
+
+
 def test_an_answer_cut_at_the_token_limit_says_so_and_cites_only_real_sources(pipeline: Pipeline) -> None:
     answer = pipeline.run(QUESTION, "sample", options={"max_answer_tokens": 12})
     generate = next(s for s in answer.trace["stages"] if s["stage"] == "generate")
