@@ -187,6 +187,14 @@ class Settings(BaseSettings):
             raise ValueError(f"chunk_overlap ({overlap}) must be smaller than chunk_size ({size})")
         return overlap
 
+    @field_validator("abstain_thresholds")
+    @classmethod
+    def _cuts_are_cosines(cls, cuts: dict[str, float]) -> dict[str, float]:
+        bad = {name: cut for name, cut in cuts.items() if not -1 <= cut <= 1}
+        if bad:
+            raise ValueError(f"abstain_thresholds are cosines in [-1, 1]; out of range: {bad}")
+        return cuts
+
     @field_validator("context_budget_tokens")
     @classmethod
     def _budget_above_reserve(cls, budget: int, info: Any) -> int:

@@ -33,3 +33,14 @@ def test_invalid_values_name_the_field(monkeypatch: pytest.MonkeyPatch, tmp_path
     (tmp_path / "ragline.toml").write_text("no_such_setting = 1\n")
     with pytest.raises(ValidationError, match="no_such_setting"):
         Settings()
+
+
+def test_per_collection_abstain_cuts_come_from_json_and_are_range_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAGLINE_ABSTAIN_THRESHOLDS", '{"nq-open-oracle": 0.5}')
+    assert Settings().abstain_thresholds == {"nq-open-oracle": 0.5}
+    monkeypatch.setenv("RAGLINE_ABSTAIN_THRESHOLDS", '{"nq-open-oracle": 5}')
+    with pytest.raises(ValidationError, match="abstain_thresholds"):
+        Settings()
