@@ -55,6 +55,13 @@ def abstention_text(sources: list[dict[str, object]]) -> str:
     return text
 
 
+def abstain_now(state: QueryState) -> list[dict[str, object]]:
+    """Mark the state as abstaining with the abstention answer; returns the closest sources it lists."""
+    sources = closest_sources(state.candidates.get("selected") or state.context)
+    state.abstained, state.answer = True, abstention_text(sources)
+    return sources
+
+
 class AbstainGate:
     """Marks the state as abstaining and writes the abstention answer; generation is then skipped."""
 
@@ -68,9 +75,6 @@ class AbstainGate:
             decision = decide(state, self.per_collection.get(state.collection, self.threshold))
             entry.details.update(score=decision.score, threshold=decision.threshold, abstain=decision.abstain)
             if decision.abstain:
-                ranked = state.candidates.get("selected") or state.context
-                sources = closest_sources(ranked)
-                state.abstained, state.answer = True, abstention_text(sources)
-                entry.details["closest_sources"] = sources
+                entry.details["closest_sources"] = abstain_now(state)
             entry.items_out = 0 if decision.abstain else len(state.context)
         return state

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.context.abstain import abstention_text, closest_sources
+from app.context.abstain import abstain_now
 from retrieval.types import QueryState
 
 CHECK_PROMPT = 'Do the sources above state the answer to "{question}"? Answer yes or no.'
@@ -74,8 +74,6 @@ class AnswerabilityGate:
                 abstain=decision.abstain,
             )
             if decision.abstain:
-                sources = closest_sources(state.candidates.get("selected") or state.context)
-                state.abstained, state.answer = True, abstention_text(sources)
-                entry.details["closest_sources"] = sources
+                entry.details["closest_sources"] = abstain_now(state)
             entry.items_out = 0 if decision.abstain else len(state.context)
         return state
