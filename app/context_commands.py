@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 import time
 import uuid
@@ -678,6 +677,7 @@ def _abstention_runs(
     the answerability judgement is recorded on every question (threshold 0: it never abstains here), so that the
     trade-off at every cut can be read off afterwards from one run."""
     from app.pipeline import Pipeline
+    from eval.answer_metrics import abstained
     from eval.context_experiments import em_rate, exact_match, format_table, run_concurrently
 
     pipeline = Pipeline(resources)
@@ -695,7 +695,7 @@ def _abstention_runs(
             "abstained": bool(gate.get("abstain")),
             "score": gate.get("score"),
             "p_yes": _stage(answer, "answerable").get("p_yes"),
-            "dont_know": says_dont_know(answer.text),
+            "dont_know": abstained(answer.text, answer.trace),
             "em": exact_match(answer.text, q.answers),
             "citations": len(answer.citations),
             "ms": round(ms),
@@ -724,14 +724,6 @@ def _abstention_runs(
     return payload
 
 
-DONT_KNOW = re.compile(r"\b(i do not know|i don't know|i don’t know|cannot answer|do not contain the answer)\b", re.I)
-
-
-def says_dont_know(text: str) -> bool:
-    """The answer declines, whether the gate wrote it or the model chose to (the system prompt asks it to)."""
-    return bool(DONT_KNOW.search(text))
-
-
 ANSWERABILITY_CUTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -743,21 +735,19 @@ def answerability_table(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def refused(row: dict[str, Any], cut: float) -> bool:
         return bool(row["abstained"]) or (row.get("p_yes") is not None and row["p_yes"] < cut)
 
+    from eval.context_experiments import em_rate
+
     present = [r for r in results if not r["withheld"]]
     withheld = [r for r in results if r["withheld"]]
-    table = []
-    for cut in ANSWERABILITY_CUTS:
-        table.append(
-            {
-                "p_yes cut": cut,
-                "withheld: I don't know": round(sum(refused(r, cut) for r in withheld) / max(len(withheld), 1), 4),
-                "present: refused": round(sum(refused(r, cut) for r in present) / max(len(present), 1), 4),
-                "present: correct": round(
-                    sum(not refused(r, cut) and r["em"] for r in present) / max(len(present), 1), 4
-                ),
-            }
-        )
-    return table
+    return [
+        {
+            "p_yes cut": cut,
+            "withheld: I don't know": em_rate([refused(r, cut) for r in withheld]),
+            "present: refused": em_rate([refused(r, cut) for r in present]),
+            "present: correct": em_rate([not refused(r, cut) and bool(r["em"]) for r in present]),
+        }
+        for cut in ANSWERABILITY_CUTS
+    ]
 
 
 def eval_prefix_cache(

@@ -28,14 +28,14 @@ _ABSTAIN = re.compile(
 def abstained(answer: str, trace: Mapping[str, Any] | None = None) -> bool:
     """True when the pipeline declined to answer.
 
-    Either an abstention stage said so in the trace (the ``abstain`` stage with ``abstain: true``, or
+    Either an abstention stage said so in the trace (a gate, ``abstain`` or ``answerable``, with ``abstain: true``, or
     ``abstained: true`` on any entry), or the text is an "I don't know" style refusal, which the system prompt asks
     the model to give when the sources lack the answer. Curly apostrophes are folded first: small models emit both.
     """
     for stage in (trace or {}).get("stages", []):
         if not isinstance(stage, Mapping):
             continue
-        if stage.get("abstained") is True or (stage.get("stage") == "abstain" and stage.get("abstain") is True):
+        if stage.get("abstained") is True or stage.get("abstain") is True:
             return True
     return bool(_ABSTAIN.search(answer.replace("\u2019", "'")))
 
