@@ -1,9 +1,9 @@
-"""``ragline bench rerank``: what the rerank stage buys and costs, per model, fp32 against int8, in one process.
+"""``ragline bench rerank``: what the rerank stage buys and costs, per model and engine, in one process.
 
 Quality and speed are measured on the same candidates: each question's hybrid list is fetched once, then every
 variant reorders its head. Quality is nDCG@10 against the question set's gold document ids (hybrid alone is the
-baseline row); speed is the median time to rerank the top N, with int8/fp32 ratios that hold on a busy machine
-where absolute milliseconds do not.
+baseline row); speed is the median time to rerank the top N, with speed-ups over torch fp32 that hold on a busy
+machine where absolute milliseconds do not.
 """
 
 from __future__ import annotations
@@ -38,16 +38,22 @@ def bench_rerank(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
     max_length: Annotated[int | None, typer.Option(min=16, help="Tokens per pair (default rerank_max_length).")] = None,
     weight: Annotated[float | None, typer.Option(min=0, max=1, help="Blend weight (default rerank_weight).")] = None,
+    backends: Annotated[
+        str, typer.Option(help="Engines, comma-separated; speed-ups are against the first.")
+    ] = "torch,torch-int8,onnx,onnx-int8",
 ) -> None:
-    """nDCG@10 of hybrid vs hybrid+rerank and rerank latency at each top N, fp32 and int8, for each model."""
+    """nDCG@10 of hybrid vs hybrid+rerank and rerank latency at each top N, for each model on each engine."""
     from app.cli import _configure_logging, _fail
     from app.reranker.evaluate import HYBRID, compare, hybrid_lists, rerank_latency
     from app.resources import Resources, resolve_reranker
     from eval.qa import DatasetError, load_dataset
-    from retrieval.rerank import CrossEncoderReranker
+    from retrieval.rerank import RERANK_BACKENDS, CrossEncoderReranker
 
     _configure_logging()
     settings = get_settings()
+    engines = list(dict.fromkeys(b.strip() for b in backends.split(",") if b.strip()))
+    if not engines or any(b not in RERANK_BACKENDS for b in engines):
+        raise typer.BadParameter(f"--backends takes {', '.join(RERANK_BACKENDS)}; got {backends!r}")
     sizes = _top_ns(top_n)
     blend = settings.rerank_weight if weight is None else weight
     length = max_length or settings.rerank_max_length
@@ -58,11 +64,14 @@ def bench_rerank(
         resources = Resources(settings)
         resources.index.require_collection(collection)
         variants = {
-            f"{Path(name).name}{' int8' if int8 else ''}": CrossEncoderReranker(
-                resolve_reranker(settings, name), max_length=length, batch_size=settings.rerank_batch_size, int8=int8
+            f"{Path(name).name} {backend}": CrossEncoderReranker(
+                resolve_reranker(settings, name),
+                max_length=length,
+                batch_size=settings.rerank_batch_size,
+                backend=backend,  # type: ignore[arg-type]
             )
             for name in model
-            for int8 in (False, True)
+            for backend in engines
         }
     except (DatasetError, FileNotFoundError, ValueError, LookupError) as exc:
         raise _fail(str(exc)) from None
@@ -88,14 +97,23 @@ def bench_rerank(
     for name in variants:
         cells = "".join(f" {latency[name][n]['median_ms']:>10.1f} ({latency[name][n]['p90_ms']:.1f})" for n in sizes)
         typer.echo(f"{name:34} {report['ndcg@10'][name]:8.4f}{cells}")
+    baseline = engines[0]
     ratios = {
-        name: {n: round(latency[name][n]["median_ms"] / latency[f"{name} int8"][n]["median_ms"], 2) for n in sizes}
-        for name in variants
-        if not name.endswith(" int8")
+        f"{Path(name).name} {backend}": {
+            n: round(
+                latency[f"{Path(name).name} {baseline}"][n]["median_ms"]
+                / latency[f"{Path(name).name} {backend}"][n]["median_ms"],
+                2,
+            )
+            for n in sizes
+        }
+        for name in model
+        for backend in engines[1:]
     }
-    report["int8_speedup"] = ratios
+    report["speedup_vs"] = baseline
+    report["speedup"] = ratios
     for name, by_size in ratios.items():
-        typer.echo(f"int8 speed-up, {name}: " + ", ".join(f"top-{n} {r}x" for n, r in by_size.items()))
+        typer.echo(f"speed-up over {baseline}, {name}: " + ", ".join(f"top-{n} {r}x" for n, r in by_size.items()))
     out = settings.reports_dir / f"bench-rerank-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -53,7 +53,7 @@ def resolve_reranker(settings: Settings, name: str) -> str | Path:
 class Resources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._rerankers: dict[tuple[str, int, int], CrossEncoderReranker] = {}
+        self._rerankers: dict[tuple[str, int, int, str], CrossEncoderReranker] = {}
 
     @cached_property
     def reranker(self) -> CrossEncoderReranker | None:
@@ -64,12 +64,13 @@ class Resources:
         """The reranker ``settings`` name (per-request options may name another); each one loads once."""
         if settings.reranker is None:
             return None
-        key = (settings.reranker, settings.rerank_max_length, settings.rerank_batch_size)
+        key = (settings.reranker, settings.rerank_max_length, settings.rerank_batch_size, settings.rerank_backend)
         if key not in self._rerankers:
             self._rerankers[key] = CrossEncoderReranker(
                 resolve_reranker(self.settings, settings.reranker),
                 max_length=settings.rerank_max_length,
                 batch_size=settings.rerank_batch_size,
+                backend=settings.rerank_backend,
             )
         return self._rerankers[key]
 

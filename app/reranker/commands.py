@@ -59,12 +59,17 @@ def _held_out_report(
     from retrieval.rerank import CrossEncoderReranker
 
     settings = resources.settings
-    reranker = CrossEncoderReranker(out, max_length=settings.rerank_max_length, batch_size=settings.rerank_batch_size)
+    reranker = CrossEncoderReranker(
+        out,
+        max_length=settings.rerank_max_length,
+        batch_size=settings.rerank_batch_size,
+        backend=settings.rerank_backend,
+    )
     lists = hybrid_lists(resources.index, settings, collection, queries, depth=100)
     results = compare(
         lists, queries, qrels, {"hybrid+rerank": reranker}, top_n, ks=sorted({1, k, 100}), weight=settings.rerank_weight
     )
-    return {"queries": len(lists), "top_n": top_n, "k": k, "results": results}
+    return {"queries": len(lists), "top_n": top_n, "k": k, "backend": settings.rerank_backend, "results": results}
 
 
 @reranker_app.command("train")
@@ -250,34 +255,58 @@ def eval_command(
     beir: Annotated[Path, typer.Option(help="The BEIR folder the model was trained on.")],
     split: Annotated[str, typer.Option(help="qrels/<split>.tsv holding the held-out queries.")] = "train",
     top_n: Annotated[int | None, typer.Option(min=1, help="Candidates reranked; default rerank_top_n.")] = None,
-    int8: Annotated[bool, typer.Option(help="Also evaluate a dynamically quantised int8 copy.")] = False,
+    backends: Annotated[
+        str, typer.Option(help="Engines compared, comma-separated: torch, torch-int8, onnx, onnx-int8.")
+    ] = "torch,onnx-int8",
+    held_out: Annotated[
+        int, typer.Option(min=1, help="Models without recorded held-out queries (synthetic): split this many.")
+    ] = 209,
+    seed: Annotated[int, typer.Option(help="Seed of that split (the one `reranker train --beir` uses).")] = 13,
     latency_queries: Annotated[int, typer.Option(min=1, help="Queries timed for rerank latency.")] = 30,
     limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N held-out queries.")] = None,
     k: Annotated[int, typer.Option(min=1)] = 10,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here too.")] = None,
 ) -> None:
-    """nDCG@k of hybrid vs hybrid+rerank on the model's held-out queries, and rerank latency at top-20/top-50."""
+    """nDCG@k of hybrid vs hybrid+rerank on the model's held-out queries, per engine, and rerank latency at top-20/50.
+
+    A supervised model is scored on the queries it recorded as held out. A synthetic model never saw a label, so
+    it is scored on the same split a supervised run with ``--held-out``/``--seed`` would hold out: the two compare.
+    """
     from app.cli import _configure_logging
     from app.reranker.card import read_record, write_record
+    from app.reranker.data import split_queries
     from app.reranker.evaluate import compare, hybrid_lists, rerank_latency
     from app.resources import Resources
     from eval.beir import load_beir
-    from retrieval.rerank import CrossEncoderReranker, RerankerError
+    from retrieval.rerank import RERANK_BACKENDS, CrossEncoderReranker, RerankerError
 
     _configure_logging()
     settings = get_settings()
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    unknown = [b for b in chosen if b not in RERANK_BACKENDS]
+    if not chosen or unknown:
+        raise typer.BadParameter(f"--backends takes {', '.join(RERANK_BACKENDS)}; got {backends!r}")
     try:
         record = read_record(model)
         dataset = load_beir(beir, split)
-        fp32 = CrossEncoderReranker(model, max_length=settings.rerank_max_length, batch_size=settings.rerank_batch_size)
-        rerankers = {"hybrid+rerank": fp32}
-        if int8:
-            rerankers["hybrid+rerank(int8)"] = CrossEncoderReranker(
-                model, max_length=settings.rerank_max_length, batch_size=settings.rerank_batch_size, int8=True
+        rerankers = {
+            f"hybrid+rerank({backend})": CrossEncoderReranker(
+                model,
+                max_length=settings.rerank_max_length,
+                batch_size=settings.rerank_batch_size,
+                backend=backend,  # type: ignore[arg-type]
             )
+            for backend in dict.fromkeys(chosen)
+        }
     except (FileNotFoundError, ValueError, RerankerError) as exc:
         raise _fail(str(exc)) from None
     held = [qid for qid in record.get("held_out_qids", []) if qid in dataset.queries]
+    if not held and record.get("mode") == "synthetic":
+        try:
+            held = split_queries(list(dataset.queries), held_out, seed)[1]
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        typer.echo(f"synthetic model: scoring the {len(held)} held-out queries of --held-out {held_out} --seed {seed}")
     if not held:
         raise _fail(f"{model} records no held-out queries of {beir} ({split}); train it with --held-out")
     resources = Resources(settings)
@@ -288,26 +317,25 @@ def eval_command(
         lists, queries, dataset.qrels, rerankers, n, ks=sorted({1, k, 100}), weight=settings.rerank_weight
     )
     latency = {
-        f"{name.removeprefix('hybrid+rerank').strip('()') or 'fp32'} top-{depth}": rerank_latency(
-            reranker, lists, queries, depth, latency_queries
-        )
+        f"{reranker.backend} top-{depth}": rerank_latency(reranker, lists, queries, depth, latency_queries)
         for depth in (20, 50)
-        for name, reranker in rerankers.items()
+        for reranker in rerankers.values()
     }
     report = {
         "queries": len(lists),
         "top_n": n,
         "k": k,
+        "max_length": settings.rerank_max_length,
         "weight": settings.rerank_weight,
         "results": results,
         "latency": latency,
     }
     typer.echo(f"\n{len(lists)} held-out queries, top {n} reranked")
     for variant, scores in results.items():
-        typer.echo(f"  {variant:22} nDCG@{k} {scores[f'ndcg@{k}']:.4f}  recall@{k} {scores[f'recall@{k}']:.4f}  "
+        typer.echo(f"  {variant:28} nDCG@{k} {scores[f'ndcg@{k}']:.4f}  recall@{k} {scores[f'recall@{k}']:.4f}  "
                    f"MRR@{k} {scores[f'mrr@{k}']:.4f}")  # fmt: skip
     for name, timing in latency.items():
-        typer.echo(f"  rerank {name:12} median {timing['median_ms']} ms  p90 {timing['p90_ms']} ms")
+        typer.echo(f"  rerank {name:18} median {timing['median_ms']} ms  p90 {timing['p90_ms']} ms")
     record["held_out"] = report
     write_record(model, record)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -40,7 +40,7 @@ def tiny_reranker(sample_resources: Resources, embedder_dir: Path, tmp_path_fact
     return out
 
 
-def test_bench_rerank_reports_quality_and_latency_for_fp32_and_int8(
+def test_bench_rerank_reports_quality_and_latency_for_every_engine(
     sample_resources: Resources, tiny_reranker: Path, models_env
 ) -> None:
     env = models_env(sample_resources.settings.data_dir)
@@ -52,10 +52,15 @@ def test_bench_rerank_reports_quality_and_latency_for_fp32_and_int8(
     report_path = Path(result.output.strip().splitlines()[-1].removeprefix("report: "))
     report = json.loads(report_path.read_text())
     name = tiny_reranker.name
-    assert set(report["ndcg@10"]) == {"hybrid", name, f"{name} int8"}
+    engines = ("torch", "torch-int8", "onnx", "onnx-int8")
+    assert set(report["ndcg@10"]) == {"hybrid", *(f"{name} {engine}" for engine in engines)}
     assert all(0.0 <= value <= 1.0 for value in report["ndcg@10"].values())
-    assert set(report["latency_ms"][name]) == {"3", "5"}
-    assert report["int8_speedup"][name]["3"] > 0
+    # the fp32 export scores as torch does: same ranking, same nDCG
+    assert report["ndcg@10"][f"{name} onnx"] == pytest.approx(report["ndcg@10"][f"{name} torch"], abs=1e-4)
+    assert set(report["latency_ms"][f"{name} onnx-int8"]) == {"3", "5"}
+    assert report["speedup_vs"] == "torch"
+    assert set(report["speedup"]) == {f"{name} {engine}" for engine in engines[1:]}
+    assert report["speedup"][f"{name} onnx-int8"]["3"] > 0
 
 
 def test_a_missing_reranker_folder_is_a_clear_error(sample_resources: Resources, tmp_path: Path, models_env) -> None:

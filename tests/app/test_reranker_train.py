@@ -119,15 +119,15 @@ def test_train_command_writes_a_model_card_with_held_out_metrics(tmp_path: Path,
     CrossEncoderReranker(out, max_length=64)
 
     report = tmp_path / "eval.json"
-    command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(out), "--beir", str(beir), "--int8",
+    command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(out), "--beir", str(beir), "--backends", "torch,onnx-int8",
                "--latency-queries", "1", "--json", str(report)]  # fmt: skip
     result = subprocess.run(
         command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads(report.read_text())
-    assert set(evaluated["results"]) == {"hybrid", "hybrid+rerank", "hybrid+rerank(int8)"}
-    assert set(evaluated["latency"]) == {"fp32 top-20", "int8 top-20", "fp32 top-50", "int8 top-50"}
+    assert set(evaluated["results"]) == {"hybrid", "hybrid+rerank(torch)", "hybrid+rerank(onnx-int8)"}
+    assert set(evaluated["latency"]) == {"torch top-20", "onnx-int8 top-20", "torch top-50", "onnx-int8 top-50"}
 
 
 def test_split_is_fixed_by_seed() -> None:

@@ -108,7 +108,7 @@ def test_changed_weights_are_re_exported_and_the_stale_export_removed(
     stale.mkdir(parents=True)
     (stale / "model.onnx").write_bytes(b"an export of other weights")
 
-    with caplog.at_level(logging.WARNING, logger="retrieval.onnx_embedder"):
+    with caplog.at_level(logging.WARNING, logger="retrieval.onnx_export"):
         encoder = OnnxQueryEncoder(model, "fp32")
     assert "stale export(s) 0123456789abcdef" in caplog.text
     assert not stale.exists()
@@ -122,7 +122,7 @@ def test_changed_weights_are_re_exported_and_the_stale_export_removed(
     assert _cosines(vectors, original.embed(QUERIES[:3])).min() < 0.999  # ... not the old ones
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="retrieval.onnx_embedder"):
+    with caplog.at_level(logging.WARNING, logger="retrieval.onnx_export"):
         assert ensure_export(model, ("fp32",)).folder == encoder.export.folder
     assert caplog.text == ""  # present and current: nothing exported, nothing logged
 
