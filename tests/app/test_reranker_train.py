@@ -119,8 +119,8 @@ def test_train_command_writes_a_model_card_with_held_out_metrics(tmp_path: Path,
     CrossEncoderReranker(out, max_length=64)
 
     report = tmp_path / "eval.json"
-    command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(out), "--beir", str(beir), "--backends", "torch,onnx-int8",
-               "--latency-queries", "1", "--json", str(report)]  # fmt: skip
+    command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(out), "--beir", str(beir),
+               "--backends", "torch,onnx-int8", "--latency-queries", "1", "--json", str(report)]  # fmt: skip
     result = subprocess.run(
         command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
     )
