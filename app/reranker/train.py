@@ -131,6 +131,7 @@ def train_cross_encoder(
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - started
     model.save_pretrained(str(out))
+    _export_onnx(out)
     if not keep_checkpoints:
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return TrainResult(
@@ -139,3 +140,15 @@ def train_cross_encoder(
         training_loss=float(output.training_loss),
         resumed_from=checkpoint.name if checkpoint else None,
     )
+
+
+def _export_onnx(out: Path) -> None:
+    """The fp32 and int8 ONNX exports of the new weights, made now so the first query through the onnx backends
+    (the default) does not pay for them. A failed export does not throw away the training: loading the reranker
+    with an onnx backend retries it and fails there with the reason."""
+    from retrieval.onnx_export import OnnxExportError, ensure_export
+
+    try:
+        ensure_export(out, ("fp32", "int8"), head="logits")
+    except (OnnxExportError, OSError, RuntimeError) as exc:
+        log.warning("trained %s, but its ONNX export failed (%s); the torch backends still work", out, exc)

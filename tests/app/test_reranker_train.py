@@ -14,6 +14,7 @@ from app.reranker.data import LabelledQuery, mine_pairs, split_queries
 from app.reranker.synthetic import PROMPTS, clean_question, synthetic_questions
 from app.reranker.train import TrainConfig, last_checkpoint, train_cross_encoder
 from app.resources import Resources
+from retrieval.onnx_export import export_folder, weights_sha256
 from retrieval.rerank import CrossEncoderReranker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,6 +73,13 @@ def test_a_truncated_reranker_saves_and_loads_with_its_fewer_layers(
     assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 2
     reranker = CrossEncoderReranker(out, max_length=64)
     assert reranker.score("refund window", ["EU customers have 30 days."]).shape == (1,)
+    # training leaves the ONNX exports of the final weights, so the default engine loads without exporting
+    exported = export_folder(out, weights_sha256(out))
+    assert (exported / "model.onnx").is_file() and (exported / "model-int8.onnx").is_file()
+    onnx = CrossEncoderReranker(out, max_length=64, backend="onnx")
+    assert onnx.score("refund window", ["EU customers have 30 days."]) == pytest.approx(
+        reranker.score("refund window", ["EU customers have 30 days."]), abs=1e-5
+    )
     with pytest.raises(ValueError, match="layers must be between 1 and"):
         train_cross_encoder(embedder_dir, mined.pairs, tmp_path / "x", TrainConfig(max_steps=1, layers=99, **TINY))
 
