@@ -159,7 +159,12 @@ class Settings(BaseSettings):
         None, description="Registry name or folder of a CrossEncoder (`ragline reranker train`); unset = no rerank."
     )
     rerank_top_n: int = Field(30, ge=1, description="Fused, deduplicated candidates the cross-encoder rescores.")
-    rerank_max_length: int = Field(256, ge=16, le=512, description="Cross-encoder input tokens (query + passage).")
+    rerank_max_length: int | None = Field(
+        None,
+        ge=16,
+        le=512,
+        description="Cross-encoder input tokens (query + passage); unset = the length the reranker was trained at.",
+    )
     rerank_batch_size: int = Field(32, ge=1, description="Pairs scored per cross-encoder forward pass.")
     rerank_backend: Literal["torch", "torch-int8", "onnx", "onnx-int8"] = Field(
         "onnx-int8",
