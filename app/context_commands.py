@@ -140,7 +140,7 @@ def eval_position(
     input slot. Identical prompts are generated once (with edge, the three input slots give the same prompt unless
     scores tie). A report is written after each k, so a long sweep keeps what it finished.
     """
-    from eval.context_experiments import em_rate, format_table, positions
+    from eval.context_experiments import em_rate, format_table, paired_difference, positions
 
     sizes = k or [10, 20]
     resources = _resources(llm_url)
@@ -150,6 +150,7 @@ def eval_position(
     per_k: dict[str, Any] = {}
     report: Path | None = None
     gaps: dict[str, float] = {}
+    paired: dict[str, dict[str, float | int]] = {}
     started = time.perf_counter()
     for size in sizes:
         t0 = time.perf_counter()
@@ -178,6 +179,18 @@ def eval_position(
             typer.echo(
                 f"k={size}: largest shortfall with edge positioning against gold first (input order): {gap} points"
             )
+            first = sorted((r for r in results if r["slot"] == "first"), key=lambda r: r["id"])
+            paired[str(size)] = pair = paired_difference(
+                [r["em_with_edge"] for r in first], [r["em_without"] for r in first]
+            )
+            ranked_first = sum(r["gold_slot_with_edge"] == 1 for r in first)
+            typer.echo(
+                f"k={size}: edge vs gold first, paired over {pair['questions']} questions: "
+                f"{pair['difference_points']:+} points (95% CI {pair['ci95_low_points']:+} to "
+                f"{pair['ci95_high_points']:+}); {pair['only_treated_right']} right only with edge, "
+                f"{pair['only_baseline_right']} only with gold first; edge put the gold passage first for "
+                f"{ranked_first} of {len(first)}"
+            )
         payload = {
             "data": str(data),
             "questions": len(questions),
@@ -190,6 +203,7 @@ def eval_position(
             "seconds": round(time.perf_counter() - started, 1),
             "results": rows,
             "edge_shortfall_vs_gold_first_points": gaps,
+            "edge_vs_gold_first_paired": paired,
             "per_question": per_k,
         }
         if report is None:

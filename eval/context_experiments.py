@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import random
 import re
 import statistics
 import string
@@ -93,6 +94,30 @@ def median_ms(values: Sequence[float]) -> float | None:
 
 def em_rate(flags: Sequence[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def paired_difference(
+    treated: Sequence[bool], baseline: Sequence[bool], resamples: int = 2000, seed: int = 13
+) -> dict[str, float | int]:
+    """Exact-match difference ``treated - baseline`` over the same questions, in points, with its spread.
+
+    Why paired: with edge positioning the gold passage lands first whenever the relevance score ranks it first, so
+    the two prompts differ only in the order of the distractors; the share of questions whose outcome flips, and a
+    bootstrap interval over questions, say whether a gap of a few points is an effect or a handful of flips.
+    """
+    if len(treated) != len(baseline) or not treated:
+        raise ValueError(f"need two equally long, non-empty outcome lists, got {len(treated)} and {len(baseline)}")
+    diffs = [int(t) - int(b) for t, b in zip(treated, baseline, strict=True)]
+    rng = random.Random(seed)
+    means = sorted(statistics.fmean(rng.choice(diffs) for _ in diffs) for _ in range(resamples))
+    return {
+        "questions": len(diffs),
+        "difference_points": round(100 * statistics.fmean(diffs), 1),
+        "ci95_low_points": round(100 * means[int(0.025 * resamples)], 1),
+        "ci95_high_points": round(100 * means[int(0.975 * resamples) - 1], 1),
+        "only_treated_right": sum(d > 0 for d in diffs),
+        "only_baseline_right": sum(d < 0 for d in diffs),
+    }
 
 
 def best_threshold(present: Sequence[float], withheld: Sequence[float]) -> dict[str, float]:

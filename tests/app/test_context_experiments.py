@@ -15,6 +15,7 @@ from eval.context_experiments import (
     exact_match,
     highest_safe_threshold,
     load_nq,
+    paired_difference,
     place,
     positions,
     score_summary,
@@ -101,3 +102,16 @@ def test_score_summary_reports_the_spread() -> None:
     summary = score_summary([0.1 * i for i in range(1, 11)])
     assert summary["n"] == 10 and summary["min"] == 0.1 and summary["max"] == 1.0 and summary["median"] == 0.55
     assert score_summary([])["n"] == 0
+
+
+def test_paired_difference_counts_flips_and_brackets_the_mean() -> None:
+    treated = [True] * 18 + [False] * 2 + [True] * 1 + [False] * 19
+    baseline = [True] * 18 + [True] * 2 + [False] * 1 + [False] * 19
+    result = paired_difference(treated, baseline)
+    assert result["questions"] == 40
+    assert (result["only_treated_right"], result["only_baseline_right"]) == (1, 2)
+    assert result["difference_points"] == -2.5
+    assert -100 <= result["ci95_low_points"] <= -2.5 <= result["ci95_high_points"] <= 100
+    assert paired_difference([True, False], [True, False])["difference_points"] == 0.0
+    with pytest.raises(ValueError, match="equally long"):
+        paired_difference([True], [True, False])
