@@ -103,13 +103,10 @@ class CrossEncoderReranker:
             raise ValueError(f"backend must be one of {', '.join(RERANK_BACKENDS)}, got {backend!r}")
         path = Path(source)
         is_hub_id = not path.exists() and not str(source).startswith((".", "/", "~")) and _HUB_ID.fullmatch(str(source))
+        if is_hub_id and backend.startswith("onnx"):
+            path, is_hub_id = _hub_snapshot(str(source), backend), False
         if not is_hub_id:
             check_cross_encoder_folder(path)
-        elif backend.startswith("onnx"):
-            raise RerankerError(
-                f"the {backend} backend exports a local CrossEncoder folder; {source!r} is a hub id: download it to a "
-                "folder first, or set RAGLINE_RERANK_BACKEND=torch"
-            )
         if max_length is None:
             max_length = DEFAULT_MAX_LENGTH if is_hub_id else trained_max_length(path)
         self._lock = threading.Lock()
@@ -172,6 +169,20 @@ class CrossEncoderReranker:
             scores = ((1 - weight) * _min_max(incoming) + weight * _min_max(logits)).astype(np.float32)
         order = np.argsort(-scores, kind="stable")
         return [Hit(hits[i].chunk, float(scores[i]), "rerank") for i in order]
+
+
+def _hub_snapshot(repo_id: str, backend: str) -> Path:
+    """The local folder of a hub model (fetched into the Hugging Face cache if it is not there yet): the onnx
+    engines export from files on disk. Used only when a user names a hub id; ragline's own models are folders."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id))
+    except Exception as exc:  # offline, unknown repo, gated model: the hub raises many types
+        raise RerankerError(
+            f"the {backend} engine exports a local CrossEncoder folder and {repo_id!r} could not be fetched from the "
+            f"model hub ({type(exc).__name__}: {exc}); download it to a folder, or set RAGLINE_RERANK_BACKEND=torch"
+        ) from exc
 
 
 def _cpu_threads() -> int:
