@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -129,6 +129,10 @@ def eval_position(
     stored_only: Annotated[
         bool, typer.Option("--stored-only", help="Ask nothing: report the questions a cut-short run fully answered.")
     ] = False,
+    positioning: Annotated[
+        list[str] | None,
+        typer.Option("--positioning", help="Positioning stages compared (repeat): edge, edge-last, relevance."),
+    ] = None,
     llm_url: UrlOption = None,
 ) -> None:
     """Lost in the middle: exact match with the gold passage first, in the middle and last among k passages, as
@@ -140,9 +144,13 @@ def eval_position(
     input slot. Identical prompts are generated once (with edge, the three input slots give the same prompt unless
     scores tie). A report is written after each k, so a long sweep keeps what it finished.
     """
+    from app.context.positioning import POSITIONINGS
     from eval.context_experiments import em_rate, format_table, paired_difference, positions
 
     sizes = k or [10, 20]
+    stages = list(dict.fromkeys(positioning or ["edge"]))
+    if unknown := [name for name in stages if name not in POSITIONINGS or name == "document"]:
+        raise typer.BadParameter(f"--positioning takes edge, edge-last or relevance; got {', '.join(unknown)}")
     resources = _resources(llm_url)
     questions, passages = _load(data, limit)
     ensure_nq_collection(resources, passages)
@@ -155,40 +163,38 @@ def eval_position(
     for size in sizes:
         t0 = time.perf_counter()
         with _llm_errors():
-            results = _position_sweep(resources, questions, passages, size, workers, stored_only)
+            results = _position_sweep(resources, questions, passages, size, workers, stored_only, stages)
         per_k[str(size)] = results
         for slot in positions(size):
             done = [r for r in results if r["slot"] == slot]
-            rows.append(
-                {
-                    "position": slot,
-                    "k": size,
-                    "questions": len(done),
-                    "em_without": em_rate([r["em_without"] for r in done]),
-                    "em_with_edge": em_rate([r["em_with_edge"] for r in done]),
-                    "gold_slot_with_edge_median": (
-                        sorted(r["gold_slot_with_edge"] for r in done)[len(done) // 2] if done else None
-                    ),
-                }
-            )
+            row: dict[str, Any] = {
+                "position": slot,
+                "k": size,
+                "questions": len(done),
+                "em_without": em_rate([r["em_without"] for r in done]),
+            }
+            for name in stages:
+                row[f"em_with_{name}"] = em_rate([r[f"em_with_{name}"] for r in done])
+                slots = sorted(r[f"gold_slot_with_{name}"] for r in done)
+                row[f"gold_slot_with_{name}_median"] = slots[len(slots) // 2] if slots else None
+            rows.append(row)
         typer.echo(f"k={size}: {len(results)} rows (question × gold slot) in {time.perf_counter() - t0:.0f} s")
         typer.echo(format_table(rows, list(rows[0])))
         mine = [r for r in rows if r["k"] == size]
-        if results:
-            gaps[str(size)] = gap = round(100 * max(mine[0]["em_without"] - r["em_with_edge"] for r in mine), 1)
-            typer.echo(
-                f"k={size}: largest shortfall with edge positioning against gold first (input order): {gap} points"
+        first = sorted((r for r in results if r["slot"] == "first"), key=lambda r: r["id"])
+        for name in stages if results else []:
+            key = f"{size}" if name == "edge" else f"{size}:{name}"
+            gaps[key] = gap = round(100 * max(mine[0]["em_without"] - r[f"em_with_{name}"] for r in mine), 1)
+            typer.echo(f"k={size}: largest shortfall with {name} against gold first (input order): {gap} points")
+            paired[key] = pair = paired_difference(
+                [r[f"em_with_{name}"] for r in first], [r["em_without"] for r in first]
             )
-            first = sorted((r for r in results if r["slot"] == "first"), key=lambda r: r["id"])
-            paired[str(size)] = pair = paired_difference(
-                [r["em_with_edge"] for r in first], [r["em_without"] for r in first]
-            )
-            ranked_first = sum(r["gold_slot_with_edge"] == 1 for r in first)
+            ranked_first = sum(r["gold_rank"] == 1 for r in first)
             typer.echo(
-                f"k={size}: edge vs gold first, paired over {pair['questions']} questions: "
+                f"k={size}: {name} vs gold first, paired over {pair['questions']} questions: "
                 f"{pair['difference_points']:+} points (95% CI {pair['ci95_low_points']:+} to "
-                f"{pair['ci95_high_points']:+}); {pair['only_treated_right']} right only with edge, "
-                f"{pair['only_baseline_right']} only with gold first; edge put the gold passage first for "
+                f"{pair['ci95_high_points']:+}); {pair['only_treated_right']} right only with {name}, "
+                f"{pair['only_baseline_right']} only with gold first; the score ranked the gold passage first for "
                 f"{ranked_first} of {len(first)}"
             )
         payload = {
@@ -204,6 +210,7 @@ def eval_position(
             "results": rows,
             "edge_shortfall_vs_gold_first_points": gaps,
             "edge_vs_gold_first_paired": paired,
+            "positioning": stages,
             "per_question": per_k,
         }
         if report is None:
@@ -221,8 +228,9 @@ def _position_sweep(
     k: int,
     workers: int,
     stored_only: bool = False,
+    stages: Sequence[str] = ("edge",),
 ) -> list[dict[str, Any]]:
-    """One row per question and gold slot: exact match in input order and after edge positioning.
+    """One row per question and gold slot: exact match in input order and after each positioning stage.
 
     ``stored_only``: ask nothing; report the questions whose prompts all have stored answers (a sweep cut short)."""
     from app.context.positioning import make_positioner
@@ -250,26 +258,27 @@ def _position_sweep(
         distractors = [hit(passages[pid], score) for pid, score in list(others.items())[: k - 1]]
         return hit(passages[q.gold], gold[0].score), distractors
 
-    edge = PositionContext("edge", make_positioner("edge"))
+    positioners = {name: PositionContext(name, make_positioner(name)) for name in stages}
+    variants = ("without", *(f"with_{name}" for name in stages))
     plans: list[dict[str, Any]] = []
     for q in questions:
         gold, distractors = scored(q)
         for slot_name, slot in positions(k).items():
             given = place(gold, distractors, slot)
-            state = QueryState(question=q.question, collection=COLLECTION)
-            state.context = sorted(given, key=lambda h: -h.score)
-            positioned = edge(state).context
-            plans.append(
-                {
-                    "question": q,
-                    "slot": slot_name,
-                    "without": build_messages(q.question, given),
-                    "with": build_messages(q.question, positioned),
-                    "gold_slot_with_edge": [h.chunk.id for h in positioned].index(q.gold) + 1,
-                    "gold_rank": sorted(given, key=lambda h: -h.score).index(gold) + 1,
-                }
-            )
-    prompts = {json.dumps(p[v]): p[v] for p in plans for v in ("without", "with")}
+            plan: dict[str, Any] = {
+                "question": q,
+                "slot": slot_name,
+                "without": build_messages(q.question, given),
+                "gold_rank": sorted(given, key=lambda h: -h.score).index(gold) + 1,
+            }
+            for name, stage in positioners.items():
+                state = QueryState(question=q.question, collection=COLLECTION)
+                state.context = sorted(given, key=lambda h: -h.score)
+                positioned = stage(state).context
+                plan[f"with_{name}"] = build_messages(q.question, positioned)
+                plan[f"gold_slot_with_{name}"] = [h.chunk.id for h in positioned].index(q.gold) + 1
+            plans.append(plan)
+    prompts = {json.dumps(p[v]): p[v] for p in plans for v in variants}
     cache = AnswerCache(resources.settings.reports_dir / "context-position-answers.jsonl", resources.generator.model)
     keys = [key for key in prompts if cache.get(key) is None]
     typer.echo(f"k={k}: {len(prompts)} distinct prompts, {len(prompts) - len(keys)} answered by an earlier run")
@@ -285,12 +294,7 @@ def _position_sweep(
         complete = {
             q.id
             for q in questions
-            if all(
-                cache.get(json.dumps(p[v])) is not None
-                for p in plans
-                if p["question"] is q
-                for v in ("without", "with")
-            )
+            if all(cache.get(json.dumps(p[v])) is not None for p in plans if p["question"] is q for v in variants)
         }
         plans = [p for p in plans if p["question"].id in complete]
         typer.echo(f"k={k}: --stored-only, {len(complete)} of {len(questions)} questions fully answered")
@@ -299,19 +303,16 @@ def _position_sweep(
     answers = {key: cache.get(key) or "" for key in prompts}
     rows = []
     for p in plans:
-        q, without, with_edge = p["question"], answers[json.dumps(p["without"])], answers[json.dumps(p["with"])]
-        rows.append(
-            {
-                "id": q.id,
-                "slot": p["slot"],
-                "gold_rank": p["gold_rank"],
-                "gold_slot_with_edge": p["gold_slot_with_edge"],
-                "em_without": exact_match(without, q.answers),
-                "em_with_edge": exact_match(with_edge, q.answers),
-                "answer_without": without,
-                "answer_with_edge": with_edge,
-            }
-        )
+        q = p["question"]
+        row: dict[str, Any] = {"id": q.id, "slot": p["slot"], "gold_rank": p["gold_rank"]}
+        without = answers[json.dumps(p["without"])]
+        row["em_without"], row["answer_without"] = exact_match(without, q.answers), without
+        for name in stages:
+            answer = answers[json.dumps(p[f"with_{name}"])]
+            row[f"gold_slot_with_{name}"] = p[f"gold_slot_with_{name}"]
+            row[f"em_with_{name}"] = exact_match(answer, q.answers)
+            row[f"answer_with_{name}"] = answer
+        rows.append(row)
     return rows
 
 

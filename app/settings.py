@@ -110,8 +110,10 @@ class Settings(BaseSettings):
     context_budget_tokens: int = Field(
         3072, ge=256, description="Tokens for prompt plus answer; the prompt gets this less max_answer_tokens."
     )
-    positioning: Literal["edge", "relevance", "document"] = Field(
-        "edge", description="Evidence order: best first and second-best last (edge), by relevance, or document order."
+    positioning: Literal["edge", "edge-last", "relevance", "document"] = Field(
+        "edge",
+        description="Evidence order: best first and second-best last (edge), mirrored (edge-last), by relevance, or "
+        "document order.",
     )
     compression: Literal["off", "auto", "llmlingua", "longllmlingua", "llmlingua2"] = Field(
         "off",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,18 +88,26 @@ def test_position_sweep_reports_each_slot_with_and_without_edge_positioning(
 ) -> None:
     data, data_dir = _nq_folder(tmp_path / "nq"), tmp_path / "data"
     env = models_env(data_dir, RAGLINE_LLM_BASE_URL=vllm_server.base_url, RAGLINE_LLM_TIMEOUT_S="900")
-    result = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3", "--workers", "4"], env)
+    both = ["--positioning", "edge", "--positioning", "edge-last"]
+    result = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3", "--workers", "4", *both], env)
     assert result.returncode == 0, result.stderr[-3000:]
     report = _report(data_dir, "position")
     assert [(r["position"], r["k"]) for r in report["results"]] == [("first", 3), ("middle", 3), ("last", 3)]
+    assert set(report["edge_vs_gold_first_paired"]) == {"3", "3:edge-last"}
+    assert report["edge_vs_gold_first_paired"]["3"]["questions"] == 1
     rows = report["per_question"]["3"]
     assert [r["slot"] for r in rows] == ["first", "middle", "last"]
     for row in rows:
-        assert row["answer_without"] and row["answer_with_edge"]
-        # edge positioning puts the best-scored passage first and the second best last
+        assert row["answer_without"] and row["answer_with_edge"] and row["answer_with_edge-last"]
+        # edge puts the best-scored passage first and the second best last; edge-last mirrors it
         assert row["gold_slot_with_edge"] == {1: 1, 2: 3, 3: 2}[row["gold_rank"]]
-    # with edge positioning the input slot no longer matters: one prompt, one answer
+        assert row["gold_slot_with_edge-last"] == {1: 3, 2: 1, 3: 2}[row["gold_rank"]]
+    # with a positioning stage the input slot no longer matters: one prompt, one answer per stage
     assert len({r["answer_with_edge"] for r in rows}) == 1
+    assert len({r["answer_with_edge-last"] for r in rows}) == 1
     # a second run asks nothing again
-    again = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3"], env)
-    assert again.returncode == 0 and "4 answered by an earlier run" in again.stdout
+    again = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3", *both], env)
+    assert again.returncode == 0
+    assert re.search(r"k=3: (\d+) distinct prompts, \1 answered by an earlier run", again.stdout)
+    wrong = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3", "--positioning", "middle"], env)
+    assert wrong.returncode != 0 and "--positioning takes" in wrong.stderr + wrong.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.context.positioning import document_order, edge_order, make_positioner
+from app.context.positioning import document_order, edge_last_order, edge_order, make_positioner
 from app.context.structured import has_identifier, structured_kind
 from retrieval.types import Chunk, Hit
 
@@ -28,7 +28,7 @@ def test_document_order_groups_chunks_by_document_in_reading_order() -> None:
 
 def test_unknown_positioning_is_a_clear_error() -> None:
     assert [h.chunk.id for h in make_positioner("relevance")([_hit("x", "d"), _hit("y", "d")])] == ["x", "y"]
-    with pytest.raises(ValueError, match="positioning must be one of edge, relevance, document"):
+    with pytest.raises(ValueError, match="positioning must be one of edge, edge-last, relevance, document"):
         make_positioner("middle")
 
 
@@ -62,3 +62,10 @@ def test_structured_text_is_detected(text: str, kind: str | None) -> None:
 )
 def test_identifiers_are_detected(text: str, expected: bool) -> None:
     assert has_identifier(text) is expected
+
+
+def test_edge_last_puts_the_best_at_the_end_and_the_second_at_the_start() -> None:
+    assert edge_last_order([1, 2, 3, 4, 5, 6]) == [2, 4, 6, 5, 3, 1]
+    assert edge_last_order([1]) == [1] and edge_last_order([]) == []
+    ranked = [_hit("best", "a"), _hit("second", "b"), _hit("third", "c")]
+    assert [h.chunk.id for h in make_positioner("edge-last")(ranked)] == ["second", "third", "best"]
