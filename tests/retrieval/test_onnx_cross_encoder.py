@@ -27,17 +27,6 @@ PASSAGES = [
 
 
 @pytest.fixture(scope="module")
-def cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory, embedder_dir: Path) -> Path:
-    import torch
-    from sentence_transformers.cross_encoder import CrossEncoder
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("cross-encoder-onnx")
-    CrossEncoder(str(embedder_dir), num_labels=1, device="cpu", local_files_only=True).save_pretrained(str(folder))
-    return folder
-
-
-@pytest.fixture(scope="module")
 def torch_scores(cross_encoder_dir: Path) -> np.ndarray:
     return CrossEncoderReranker(cross_encoder_dir, max_length=64, batch_size=4).score(QUERY, PASSAGES)
 
