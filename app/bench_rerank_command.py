@@ -36,7 +36,7 @@ def bench_rerank(
     dataset: Annotated[Path, typer.Option(help="Questions with gold doc ids (JSONL/CSV).")] = DEFAULT_DATASET,
     top_n: Annotated[str, typer.Option(help="Candidates reranked, comma-separated.")] = "20,50",
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
-    max_length: Annotated[int | None, typer.Option(min=16, help="Tokens per pair (default: as trained).")] = None,
+    max_length: Annotated[int | None, typer.Option(min=16, help="Tokens per pair (default rerank_max_length).")] = None,
     weight: Annotated[float | None, typer.Option(min=0, max=1, help="Blend weight (default rerank_weight).")] = None,
     backends: Annotated[
         str, typer.Option(help="Engines, comma-separated; speed-ups are against the first.")

@@ -26,8 +26,10 @@ RerankBackend = Literal["torch", "torch-int8", "onnx", "onnx-int8"]
 """The engine that runs the cross-encoder: torch (fp32, or Linear layers dynamically quantised to int8) or
 onnxruntime on an export of the same weights (fp32, or dynamic int8 MatMuls)."""
 RERANK_BACKENDS: tuple[str, ...] = get_args(RerankBackend)
-DEFAULT_MAX_LENGTH = 256
-"""Tokens per (query, passage) pair for a model that does not record the length it was trained at."""
+DEFAULT_MAX_LENGTH = 192
+"""Tokens per (query, passage) pair. Measured on SciFact's held-out queries with the 3-layer CPU reranker (trained on
+128-token pairs), top 20 through onnx-int8 on two cores: 128 tokens add 1.3 points of nDCG@10 in 90 ms, 192 add 2.8
+in 138 ms, 256 add 2.7 in 193 ms. Longer passages than the model saw in training still help it, up to a point."""
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
@@ -66,19 +68,6 @@ def check_cross_encoder_folder(folder: Path) -> None:
         raise RerankerError(f"{folder} is a {labels}-label classifier; a reranker must output one score")
 
 
-def trained_max_length(folder: Path) -> int:
-    """The tokens per pair ``ragline reranker train`` used for this model (its ``ragline-reranker.json``), else 256.
-
-    A model trained on 128-token pairs reads them best at 128, and at half the cost of 256: unless a length is
-    set (``RAGLINE_RERANK_MAX_LENGTH``), the reranker runs at the length it learned."""
-    record = folder / "ragline-reranker.json"
-    try:
-        length = json.loads(record.read_text()).get("training", {}).get("max_length") if record.is_file() else None
-    except (OSError, json.JSONDecodeError, AttributeError):
-        length = None
-    return int(length) if isinstance(length, int) and 16 <= length <= 512 else DEFAULT_MAX_LENGTH
-
-
 class CrossEncoderReranker:
     """Scores (query, passage) pairs with a CrossEncoder; loads once, validates first, thread-safe to call.
 
@@ -92,12 +81,12 @@ class CrossEncoderReranker:
         self,
         source: str | Path,
         *,
-        max_length: int | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = 32,
         backend: RerankBackend = "torch",
         threads: int | None = None,
     ) -> None:
-        if (max_length is not None and max_length <= 0) or batch_size <= 0:
+        if max_length <= 0 or batch_size <= 0:
             raise ValueError(f"max_length and batch_size must be positive, got {max_length}, {batch_size}")
         if backend not in RERANK_BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(RERANK_BACKENDS)}, got {backend!r}")
@@ -107,8 +96,6 @@ class CrossEncoderReranker:
             path, is_hub_id = _hub_snapshot(str(source), backend), False
         if not is_hub_id:
             check_cross_encoder_folder(path)
-        if max_length is None:
-            max_length = DEFAULT_MAX_LENGTH if is_hub_id else trained_max_length(path)
         self._lock = threading.Lock()
         self._model: Any = None
         self._onnx: Any = None

@@ -97,9 +97,7 @@ def train_command(
     epochs: Annotated[float, typer.Option(min=0.01)] = 1.0,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 3e-5,
-    max_length: Annotated[
-        int | None, typer.Option(min=16, help="Training tokens; default rerank_max_length, else 256.")
-    ] = None,
+    max_length: Annotated[int | None, typer.Option(min=16, help="Training tokens; default rerank_max_length.")] = None,
     device: Annotated[str, typer.Option(help="Torch device to train on: cpu, cuda, cuda:1, ...")] = "cpu",
     layers: Annotated[
         int | None, typer.Option(min=1, help="Keep the first N encoder layers (fewer: faster to train and to run).")
@@ -123,7 +121,6 @@ def train_command(
     from app.reranker.train import TrainConfig, train_cross_encoder
     from app.resources import ModelMissingError, Resources, resolve_model_dir
     from ingest.text_generation import TextGenerationError
-    from retrieval.rerank import DEFAULT_MAX_LENGTH
 
     if (beir is None) == (not synthetic):
         raise typer.BadParameter("give either --beir FOLDER (supervised) or --synthetic --collection NAME")
@@ -205,7 +202,7 @@ def train_command(
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
-        max_length=max_length or settings.rerank_max_length or DEFAULT_MAX_LENGTH,
+        max_length=max_length or settings.rerank_max_length,
         max_steps=max_steps,
         save_steps=save_steps,
         seed=seed,

@@ -127,19 +127,3 @@ def test_eval_variant_reranks_the_fused_lists(sample_resources: Resources, reran
     reranked = variants["hybrid+rerank"](candidates.lists["q1"])
     assert {h.chunk.id for h in reranked[:5]} == {h.chunk.id for h in fused[:5]}
     assert [h.chunk.id for h in reranked[5:]] == [h.chunk.id for h in fused[5:]]
-
-
-def test_the_pair_length_defaults_to_the_length_the_model_was_trained_at(
-    cross_encoder_dir: Path, tmp_path: Path
-) -> None:
-    import json
-    import shutil
-
-    assert CrossEncoderReranker(cross_encoder_dir).max_length == 256  # no training record: the general default
-    trained = tmp_path / "trained"
-    shutil.copytree(cross_encoder_dir, trained)
-    (trained / "ragline-reranker.json").write_text(json.dumps({"training": {"max_length": 128}}))
-    assert CrossEncoderReranker(trained).max_length == 128
-    assert CrossEncoderReranker(trained, max_length=64).max_length == 64  # a set length wins
-    (trained / "ragline-reranker.json").write_text("{not json")
-    assert CrossEncoderReranker(trained).max_length == 256
