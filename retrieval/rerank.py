@@ -71,10 +71,10 @@ def check_cross_encoder_folder(folder: Path) -> None:
 class CrossEncoderReranker:
     """Scores (query, passage) pairs with a CrossEncoder; loads once, validates first, thread-safe to call.
 
-    ``backend`` picks the engine (see ``RerankBackend``). On two CPU cores, top-20 pairs of 128 tokens through a
-    3-layer MiniLM take about 480 ms in torch fp32, 230 ms in torch int8 and 70 ms in onnxruntime int8, at the
-    same held-out nDCG (``ragline reranker eval --backends`` measures it). onnx needs a local folder: the export is
-    made from its weights.
+    ``backend`` picks the engine (see ``RerankBackend``). On two idle CPU cores, top-20 pairs of 128 tokens through
+    a 3-layer MiniLM took 216 ms in torch fp32, 129 ms in torch int8, 186 ms in onnxruntime fp32 and 90 ms in
+    onnxruntime int8, at the same held-out nDCG within 0.1 point (``ragline reranker eval --backends`` measures it).
+    The onnx engines export the model's weights once; a hub id is fetched to the local cache for that.
     """
 
     def __init__(
@@ -173,7 +173,8 @@ def _hub_snapshot(repo_id: str, backend: str) -> Path:
 
 
 def _cpu_threads() -> int:
-    """onnxruntime threads: the cores this process may use, at most 4 (more only adds hand-off cost at 20 pairs)."""
+    """onnxruntime threads: the cores this process may use, capped at 4 so one rerank does not take a large
+    server's every core."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
