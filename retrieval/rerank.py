@@ -74,7 +74,7 @@ class CrossEncoderReranker:
     ``backend`` picks the engine (see ``RerankBackend``). On two idle CPU cores, top-20 pairs of 128 tokens through
     a 3-layer MiniLM took 216 ms in torch fp32, 129 ms in torch int8, 186 ms in onnxruntime fp32 and 90 ms in
     onnxruntime int8, at the same held-out nDCG within 0.1 point (``ragline reranker eval --backends`` measures it).
-    The onnx engines export the model's weights once; a hub id is fetched to the local cache for that.
+    The onnx engines export a local folder's weights once; a hub id runs on the torch engines only.
     """
 
     def __init__(
@@ -93,7 +93,10 @@ class CrossEncoderReranker:
         path = Path(source)
         is_hub_id = not path.exists() and not str(source).startswith((".", "/", "~")) and _HUB_ID.fullmatch(str(source))
         if is_hub_id and backend.startswith("onnx"):
-            path, is_hub_id = _hub_snapshot(str(source), backend), False
+            raise RerankerError(
+                f"the {backend} engine exports a local CrossEncoder folder, and {source!r} is a hub id: save the model "
+                "to a folder and name that, or set RAGLINE_RERANK_BACKEND=torch"
+            )
         if not is_hub_id:
             check_cross_encoder_folder(path)
         self._lock = threading.Lock()
@@ -156,20 +159,6 @@ class CrossEncoderReranker:
             scores = ((1 - weight) * _min_max(incoming) + weight * _min_max(logits)).astype(np.float32)
         order = np.argsort(-scores, kind="stable")
         return [Hit(hits[i].chunk, float(scores[i]), "rerank") for i in order]
-
-
-def _hub_snapshot(repo_id: str, backend: str) -> Path:
-    """The local folder of a hub model (fetched into the Hugging Face cache if it is not there yet): the onnx
-    engines export from files on disk. Used only when a user names a hub id; ragline's own models are folders."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id))
-    except Exception as exc:  # offline, unknown repo, gated model: the hub raises many types
-        raise RerankerError(
-            f"the {backend} engine exports a local CrossEncoder folder and {repo_id!r} could not be fetched from the "
-            f"model hub ({type(exc).__name__}: {exc}); download it to a folder, or set RAGLINE_RERANK_BACKEND=torch"
-        ) from exc
 
 
 def _cpu_threads() -> int:
