@@ -84,7 +84,7 @@ def bench_rerank(
         "collection": collection,
         "dataset": str(dataset),
         "questions": len(items),
-        "max_length": {name: reranker.max_length for name, reranker in variants.items()},
+        "max_length": length,
         "weight": blend,
         "quality_top_n": sizes[0],
         "ndcg@10": {name: round(scores["ndcg@10"], 4) for name, scores in quality.items()},

@@ -84,7 +84,7 @@ def install(spec: ModelSpec, models_dir: Path, *, progress: bool = True) -> Inst
 def _export_query_encoder(spec: ModelSpec, folder: Path) -> None:
     """An embedder's ONNX export for fast query embeddings, made once here rather than on a first query."""
     if spec.kind is ModelKind.SENTENCE_TRANSFORMERS and spec.role is ModelRole.EMBEDDER:
-        from retrieval.onnx_embedder import ensure_export
+        from retrieval.onnx_export import ensure_export
 
         try:
             ensure_export(folder)

@@ -71,8 +71,8 @@ class OnnxCrossEncoder:
                 max_length=self.max_length,
                 return_tensors="np",
             )
-            feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in INPUTS if name in self._inputs}
-            if "token_type_ids" in self._inputs and "token_type_ids" not in encoded:
+            feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in INPUTS if name in encoded}
+            if "token_type_ids" in self._inputs and "token_type_ids" not in feeds:  # one-segment tokenizers
                 feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
             scores.append(self._session.run(None, feeds)[0].reshape(-1))
         logits = np.concatenate(scores).astype(np.float64) if scores else np.zeros(0)

@@ -14,26 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.onnx_export import (
-    EXPORT_DIR,
-    OnnxExport,
-    OnnxExportError,
-    OnnxVariant,
-    ensure_export,
-    export_folder,
-    weights_sha256,
-)
-
-__all__ = [
-    "EXPORT_DIR",
-    "OnnxExport",
-    "OnnxExportError",
-    "OnnxQueryEncoder",
-    "OnnxVariant",
-    "ensure_export",
-    "export_folder",
-    "weights_sha256",
-]
+from retrieval.onnx_export import OnnxExportError, OnnxVariant, ensure_export
 
 
 class OnnxQueryEncoder:

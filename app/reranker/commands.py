@@ -325,7 +325,7 @@ def eval_command(
         "queries": len(lists),
         "top_n": n,
         "k": k,
-        "max_length": next(iter(rerankers.values())).max_length,
+        "max_length": settings.rerank_max_length,
         "weight": settings.rerank_weight,
         "results": results,
         "latency": latency,

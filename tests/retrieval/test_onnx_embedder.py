@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 
 from retrieval.embedder import SMALL_BATCH, SentenceTransformerEmbedder
-from retrieval.onnx_embedder import (
-    EXPORT_DIR,
-    OnnxExportError,
-    OnnxQueryEncoder,
-    ensure_export,
-    export_folder,
-    weights_sha256,
-)
+from retrieval.onnx_embedder import OnnxQueryEncoder
+from retrieval.onnx_export import EXPORT_DIR, OnnxExportError, ensure_export, export_folder, weights_sha256
 
 QUERIES = [
     "refund policy",
