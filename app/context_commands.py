@@ -133,6 +133,14 @@ def eval_position(
         list[str] | None,
         typer.Option("--positioning", help="Positioning stages compared (repeat): edge, edge-last, relevance."),
     ] = None,
+    slot: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slot",
+            help="Input slots of the gold passage (repeat): first, middle, last; default all three. First is the "
+            "baseline and always asked.",
+        ),
+    ] = None,
     llm_url: UrlOption = None,
 ) -> None:
     """Lost in the middle: exact match with the gold passage first, in the middle and last among k passages, as
@@ -143,6 +151,10 @@ def eval_position(
     that score and runs the positioning stage, so the gold passage lands wherever its score puts it, whatever its
     input slot. Identical prompts are generated once (with edge, the three input slots give the same prompt unless
     scores tie). A report is written after each k, so a long sweep keeps what it finished.
+
+    ``--slot first`` asks two prompts per question instead of four (without positioning, gold first; and each
+    stage): the stage's prompt does not depend on the input slot, so this is how to afford the hundreds of questions
+    a gap of two points needs on a CPU server.
     """
     from app.context.positioning import POSITIONINGS
     from eval.context_experiments import em_rate, format_table, paired_difference, positions
@@ -151,6 +163,9 @@ def eval_position(
     stages = list(dict.fromkeys(positioning or ["edge"]))
     if unknown := [name for name in stages if name not in POSITIONINGS or name == "document"]:
         raise typer.BadParameter(f"--positioning takes edge, edge-last or relevance; got {', '.join(unknown)}")
+    if unknown := [name for name in slot or [] if name not in ("first", "middle", "last")]:
+        raise typer.BadParameter(f"--slot takes first, middle or last; got {', '.join(unknown)}")
+    slots = ["first", *(name for name in dict.fromkeys(slot or ["middle", "last"]) if name != "first")]
     resources = _resources(llm_url)
     questions, passages = _load(data, limit)
     ensure_nq_collection(resources, passages)
@@ -163,20 +178,20 @@ def eval_position(
     for size in sizes:
         t0 = time.perf_counter()
         with _llm_errors():
-            results = _position_sweep(resources, questions, passages, size, workers, stored_only, stages)
+            results = _position_sweep(resources, questions, passages, size, workers, stored_only, stages, slots)
         per_k[str(size)] = results
-        for slot in positions(size):
-            done = [r for r in results if r["slot"] == slot]
+        for slot_name in [name for name in positions(size) if name in slots]:
+            done = [r for r in results if r["slot"] == slot_name]
             row: dict[str, Any] = {
-                "position": slot,
+                "position": slot_name,
                 "k": size,
                 "questions": len(done),
                 "em_without": em_rate([r["em_without"] for r in done]),
             }
             for name in stages:
                 row[f"em_with_{name}"] = em_rate([r[f"em_with_{name}"] for r in done])
-                slots = sorted(r[f"gold_slot_with_{name}"] for r in done)
-                row[f"gold_slot_with_{name}_median"] = slots[len(slots) // 2] if slots else None
+                landed = sorted(r[f"gold_slot_with_{name}"] for r in done)
+                row[f"gold_slot_with_{name}_median"] = landed[len(landed) // 2] if landed else None
             rows.append(row)
         typer.echo(f"k={size}: {len(results)} rows (question × gold slot) in {time.perf_counter() - t0:.0f} s")
         typer.echo(format_table(rows, list(rows[0])))
@@ -211,6 +226,7 @@ def eval_position(
             "edge_shortfall_vs_gold_first_points": gaps,
             "edge_vs_gold_first_paired": paired,
             "positioning": stages,
+            "slots": slots,
             "per_question": per_k,
         }
         if report is None:
@@ -229,8 +245,10 @@ def _position_sweep(
     workers: int,
     stored_only: bool = False,
     stages: Sequence[str] = ("edge",),
+    slots: Sequence[str] = ("first", "middle", "last"),
 ) -> list[dict[str, Any]]:
-    """One row per question and gold slot: exact match in input order and after each positioning stage.
+    """One row per question and gold slot (of ``slots``): exact match in input order and after each positioning
+    stage.
 
     ``stored_only``: ask nothing; report the questions whose prompts all have stored answers (a sweep cut short)."""
     from app.context.positioning import make_positioner
@@ -264,6 +282,8 @@ def _position_sweep(
     for q in questions:
         gold, distractors = scored(q)
         for slot_name, slot in positions(k).items():
+            if slot_name not in slots:
+                continue
             given = place(gold, distractors, slot)
             plan: dict[str, Any] = {
                 "question": q,

@@ -111,3 +111,12 @@ def test_position_sweep_reports_each_slot_with_and_without_edge_positioning(
     assert re.search(r"k=3: (\d+) distinct prompts, \1 answered by an earlier run", again.stdout)
     wrong = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3", "--positioning", "middle"], env)
     assert wrong.returncode != 0 and "--positioning takes" in wrong.stderr + wrong.stdout
+    # --slot first: the baseline and each stage only, all answered already
+    first = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3", "--slot", "first", *both], env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "k=3: 3 distinct prompts, 3 answered by an earlier run" in first.stdout
+    report = _report(data_dir, "position")
+    assert [r["position"] for r in report["results"]] == ["first"] and report["slots"] == ["first"]
+    assert report["edge_vs_gold_first_paired"]["3"]["questions"] == 1
+    bad = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3", "--slot", "centre"], env)
+    assert bad.returncode != 0 and "--slot takes" in bad.stderr + bad.stdout
