@@ -171,6 +171,7 @@ def eval_position(
     ensure_nq_collection(resources, passages)
     rows: list[dict[str, Any]] = []
     per_k: dict[str, Any] = {}
+    skipped_per_k: dict[str, list[dict[str, str]]] = {}
     report: Path | None = None
     gaps: dict[str, float] = {}
     paired: dict[str, dict[str, float | int]] = {}
@@ -178,7 +179,15 @@ def eval_position(
     for size in sizes:
         t0 = time.perf_counter()
         with _llm_errors():
-            results = _position_sweep(resources, questions, passages, size, workers, stored_only, stages, slots)
+            results, skipped = _position_sweep(
+                resources, questions, passages, size, workers, stored_only, stages, slots
+            )
+        if skipped:
+            typer.echo(
+                f"k={size}: skipped {len(skipped)} questions, too few answer-free distractors: "
+                + "; ".join(f"{s['id']} ({s['question']!r})" for s in skipped)
+            )
+        skipped_per_k[str(size)] = skipped
         per_k[str(size)] = results
         for slot_name in [name for name in positions(size) if name in slots]:
             done = [r for r in results if r["slot"] == slot_name]
@@ -227,6 +236,7 @@ def eval_position(
             "edge_vs_gold_first_paired": paired,
             "positioning": stages,
             "slots": slots,
+            "skipped": skipped_per_k,
             "per_question": per_k,
         }
         if report is None:
@@ -246,9 +256,10 @@ def _position_sweep(
     stored_only: bool = False,
     stages: Sequence[str] = ("edge",),
     slots: Sequence[str] = ("first", "middle", "last"),
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """One row per question and gold slot (of ``slots``): exact match in input order and after each positioning
-    stage.
+    stage; and the questions skipped because too few retrieved passages are free of every answer (an answer as
+    short as "S" occurs in nearly every passage, so no prompt without it can be built).
 
     ``stored_only``: ask nothing; report the questions whose prompts all have stored answers (a sweep cut short)."""
     from app.context.positioning import make_positioner
@@ -272,15 +283,20 @@ def _position_sweep(
             if passage and h.chunk.doc_id not in others and not exact_match(passage.text, q.answers):
                 others[h.chunk.doc_id] = h.score
         if len(others) < k - 1:
-            raise RuntimeError(f"only {len(others)} answer-free distractors for {q.id}; k={k} needs {k - 1}")
+            raise TooFewDistractorsError(f"{len(others)} answer-free distractors of {k - 1} (answers {q.answers})")
         distractors = [hit(passages[pid], score) for pid, score in list(others.items())[: k - 1]]
         return hit(passages[q.gold], gold[0].score), distractors
 
     positioners = {name: PositionContext(name, make_positioner(name)) for name in stages}
     variants = ("without", *(f"with_{name}" for name in stages))
     plans: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
     for q in questions:
-        gold, distractors = scored(q)
+        try:
+            gold, distractors = scored(q)
+        except TooFewDistractorsError as exc:
+            skipped.append({"id": q.id, "question": q.question, "reason": str(exc)})
+            continue
         for slot_name, slot in positions(k).items():
             if slot_name not in slots:
                 continue
@@ -333,7 +349,11 @@ def _position_sweep(
             row[f"em_with_{name}"] = exact_match(answer, q.answers)
             row[f"answer_with_{name}"] = answer
         rows.append(row)
-    return rows
+    return rows, skipped
+
+
+class TooFewDistractorsError(RuntimeError):
+    """A question whose prompt cannot be built: fewer answer-free passages than the prompt needs."""
 
 
 class AnswerCache:

@@ -30,14 +30,14 @@ DISTRACTORS = [
 ]
 
 
-def _nq_folder(folder: Path) -> Path:
+def _nq_folder(folder: Path, facts: list[tuple[str, list[str], str, str]] = FACTS) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "dev_questions.jsonl").open("w", encoding="utf-8") as out:
-        for i, (question, answers, _, _) in enumerate(FACTS):
+        for i, (question, answers, _, _) in enumerate(facts):
             row = {"id": f"q{i}", "question": question, "answers": answers, "gold_passage": f"g{i}"}
             out.write(json.dumps(row) + "\n")
     with gzip.open(folder / "passages.jsonl.gz", "wt", encoding="utf-8") as out:
-        for i, (_, _, title, text) in enumerate(FACTS):
+        for i, (_, _, title, text) in enumerate(facts):
             out.write(json.dumps({"_id": f"g{i}", "title": title, "text": text}) + "\n")
         for i, (title, text) in enumerate(DISTRACTORS):
             out.write(json.dumps({"_id": f"d{i}", "title": title, "text": text}) + "\n")
@@ -120,3 +120,20 @@ def test_position_sweep_reports_each_slot_with_and_without_edge_positioning(
     assert report["edge_vs_gold_first_paired"]["3"]["questions"] == 1
     bad = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3", "--slot", "centre"], env)
     assert bad.returncode != 0 and "--slot takes" in bad.stderr + bad.stdout
+
+
+@pytest.mark.vllm
+def test_position_sweep_skips_a_question_whose_answer_is_in_every_passage(
+    tmp_path: Path, models_env, vllm_server
+) -> None:
+    # as in NQ-Open's "atlantic ocean's shape is similar to which english alphabet" (answer "S"): every passage
+    # holds an "s", so no answer-free distractor exists and the question is reported as skipped, not a crash
+    short = ("which letter is the atlantic ocean shaped like", ["S"], "Atlantic", "The Atlantic is shaped like an S.")
+    data, data_dir = _nq_folder(tmp_path / "nq", [short, *FACTS]), tmp_path / "data"
+    env = models_env(data_dir, RAGLINE_LLM_BASE_URL=vllm_server.base_url)
+    result = _ragline(["position", "--data", str(data), "--limit", "1", "--k", "3", "--slot", "first"], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "k=3: 0 distinct prompts" in result.stdout and "skipped 1 questions" in result.stdout
+    report = _report(data_dir, "position")
+    assert [s["id"] for s in report["skipped"]["3"]] == ["q0"]
+    assert report["results"][0]["questions"] == 0 and report["edge_vs_gold_first_paired"] == {}
