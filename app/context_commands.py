@@ -157,15 +157,15 @@ def eval_position(
     a gap of two points needs on a CPU server.
     """
     from app.context.positioning import POSITIONINGS
-    from eval.context_experiments import em_rate, format_table, paired_difference, positions
+    from eval.context_experiments import SLOT_NAMES, em_rate, format_table, paired_difference, positions
 
     sizes = k or [10, 20]
     stages = list(dict.fromkeys(positioning or ["edge"]))
     if unknown := [name for name in stages if name not in POSITIONINGS or name == "document"]:
         raise typer.BadParameter(f"--positioning takes edge, edge-last or relevance; got {', '.join(unknown)}")
-    if unknown := [name for name in slot or [] if name not in ("first", "middle", "last")]:
+    if unknown := [name for name in slot or [] if name not in SLOT_NAMES]:
         raise typer.BadParameter(f"--slot takes first, middle or last; got {', '.join(unknown)}")
-    slots = ["first", *(name for name in dict.fromkeys(slot or ["middle", "last"]) if name != "first")]
+    slots = [name for name in SLOT_NAMES if name == "first" or name in (slot or SLOT_NAMES)]
     resources = _resources(llm_url)
     questions, passages = _load(data, limit)
     ensure_nq_collection(resources, passages)
@@ -255,7 +255,7 @@ def _position_sweep(
     workers: int,
     stored_only: bool = False,
     stages: Sequence[str] = ("edge",),
-    slots: Sequence[str] = ("first", "middle", "last"),
+    slots: Sequence[str] = ("first", "middle", "last"),  # eval.context_experiments.SLOT_NAMES
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """One row per question and gold slot (of ``slots``): exact match in input order and after each positioning
     stage; and the questions skipped because too few retrieved passages are free of every answer (an answer as

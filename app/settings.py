@@ -161,8 +161,7 @@ class Settings(BaseSettings):
         None, description="Registry name or folder of a CrossEncoder (`ragline reranker train`); unset = no rerank."
     )
     rerank_top_n: int = Field(30, ge=1, description="Fused, deduplicated candidates the cross-encoder rescores.")
-    # SciFact held-out, 3-layer CPU reranker, onnx-int8 top 20 on 2 idle cores: 128 tokens +1.3 nDCG@10 in 90 ms,
-    # 192 tokens +2.8 in 138 ms, 256 tokens +2.7 in 193 ms.
+    # retrieval.rerank.DEFAULT_MAX_LENGTH, where the measurement behind it is written down.
     rerank_max_length: int = Field(
         192, ge=16, le=512, description="Cross-encoder input tokens (query + passage) per pair."
     )

@@ -71,9 +71,12 @@ def exact_match(output: str, answers: Sequence[str]) -> bool:
     return any(normalize(answer) and normalize(answer) in normalised for answer in answers)
 
 
+SLOT_NAMES = ("first", "middle", "last")
+
+
 def positions(k: int) -> dict[str, int]:
-    """0-based slots of the gold passage among ``k``: first, middle and last."""
-    return {"first": 0, "middle": (k - 1) // 2, "last": k - 1}
+    """0-based slots of the gold passage among ``k``, by name (``SLOT_NAMES``)."""
+    return dict(zip(SLOT_NAMES, (0, (k - 1) // 2, k - 1), strict=True))
 
 
 def place(gold: Passage, distractors: Sequence[Passage], slot: int) -> list[Passage]:
