@@ -8,9 +8,7 @@ which is what lets the abstention experiment withhold a question's gold passage 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -36,6 +34,7 @@ LimitOption = Annotated[int, typer.Option(min=1, help="Questions to evaluate (th
 UrlOption = Annotated[str | None, typer.Option(help="vLLM base URL; default RAGLINE_LLM_BASE_URL.")]
 WorkersOption = Annotated[int, typer.Option(min=1, help="Requests in flight (vLLM batches them).")]
 ANSWER_TOKENS = 48
+ANSWER_TAG = f"answer-tokens={ANSWER_TOKENS}"
 
 
 def _resources(llm_url: str | None) -> Resources:
@@ -262,6 +261,7 @@ def _position_sweep(
     short as "S" occurs in nearly every passage, so no prompt without it can be built).
 
     ``stored_only``: ask nothing; report the questions whose prompts all have stored answers (a sweep cut short)."""
+    from app.answer_cache import AnswerCache
     from app.context.positioning import make_positioner
     from app.context.stages import PositionContext
     from app.prompting import build_messages
@@ -315,7 +315,9 @@ def _position_sweep(
                 plan[f"gold_slot_with_{name}"] = [h.chunk.id for h in positioned].index(q.gold) + 1
             plans.append(plan)
     prompts = {json.dumps(p[v]): p[v] for p in plans for v in variants}
-    cache = AnswerCache(resources.settings.reports_dir / "context-position-answers.jsonl", resources.generator.model)
+    cache = AnswerCache(
+        resources.settings.reports_dir / "context-position-answers.jsonl", resources.generator.model, ANSWER_TAG
+    )
     keys = [key for key in prompts if cache.get(key) is None]
     typer.echo(f"k={k}: {len(prompts)} distinct prompts, {len(prompts) - len(keys)} answered by an earlier run")
 
@@ -356,38 +358,6 @@ class TooFewDistractorsError(RuntimeError):
     """A question whose prompt cannot be built: fewer answer-free passages than the prompt needs."""
 
 
-class AnswerCache:
-    """Answers of a long sweep, appended to a JSONL file as they arrive, so a rerun after an interruption (a timeout
-    on a busy shared server) asks only what is missing. Keyed by model, answer length and the exact messages."""
-
-    def __init__(self, path: Path, model: str, tag: str = f"answer-tokens={ANSWER_TOKENS}") -> None:
-        self.path, self.model, self.tag, self.lock = path, model, tag, threading.Lock()
-        self.answers: dict[str, str] = {}
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    self.answers[row["key"]] = row["answer"]
-        self.added = 0
-
-    def _key(self, prompt_key: str) -> str:
-        return hashlib.sha256(f"{self.model}|{self.tag}|{prompt_key}".encode()).hexdigest()
-
-    def get(self, prompt_key: str) -> str | None:
-        return self.answers.get(self._key(prompt_key))
-
-    def put(self, prompt_key: str, answer: str) -> int:
-        """Stores one answer; returns how many this run has stored."""
-        key = self._key(prompt_key)
-        with self.lock:
-            self.answers[key] = answer
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as out:
-                out.write(json.dumps({"key": key, "answer": answer}, ensure_ascii=False) + "\n")
-            self.added += 1
-            return self.added
-
-
 def _pipeline_positioning(
     resources: Resources,
     questions: list[NQQuestion],
@@ -396,32 +366,57 @@ def _pipeline_positioning(
     report: Path,
     payload: dict[str, Any],
 ) -> None:
-    """The full pipeline (retrieval, fusion, k passages) with edge positioning against plain relevance order."""
+    """The full pipeline (retrieval, fusion, k passages) with edge positioning against plain relevance order,
+    paired over the same questions.
+
+    Generations are stored as they arrive (``context-pipeline-answers.jsonl``), so a run cut short resumes: the
+    retrieval is re-run, the answers it leads to are read back. The report is rewritten after each order."""
+    from app.answer_cache import AnswerCache, CachedGenerator
     from app.pipeline import Pipeline
-    from eval.context_experiments import em_rate, exact_match, format_table, run_concurrently
+    from eval.context_experiments import em_rate, exact_match, format_table, paired_difference, run_concurrently
 
-    pipeline = Pipeline(resources)
-    runs: dict[str, list[dict[str, Any]]] = {}
-    rows = []
-    for positioning in ("relevance", "edge"):
-        options = {"context_top_k": k, "positioning": positioning, "max_answer_tokens": ANSWER_TOKENS}
+    generator = resources.generator
+    cache = AnswerCache(resources.settings.reports_dir / "context-pipeline-answers.jsonl", generator.model, "chat")
+    cached = CachedGenerator(generator, cache)
+    resources.generator = cached  # type: ignore[assignment]  # the Generate stage asks through the cache
+    try:
+        pipeline = Pipeline(resources)
+        runs: dict[str, list[dict[str, Any]]] = {}
+        rows = []
+        for positioning in ("relevance", "edge"):
+            options = {"context_top_k": k, "positioning": positioning, "max_answer_tokens": ANSWER_TOKENS}
 
-        def run(q: NQQuestion, options: dict[str, Any] = options) -> dict[str, Any]:
-            answer, ms = _answer(pipeline, q.question, options)
-            doc_of = {h["chunk_id"]: h["doc_id"] for h in _stage(answer, "fusion").get("hits", [])}
-            order = [doc_of.get(cid) for cid in _stage(answer, "position").get("order", [])]
-            return {
-                "id": q.id,
-                "em": exact_match(answer.text, q.answers),
-                "ms": round(ms),
-                "gold_slot": order.index(q.gold) + 1 if q.gold in order else None,
-                "answer": answer.text,
-            }
+            def run(q: NQQuestion, options: dict[str, Any] = options) -> dict[str, Any]:
+                answer, ms = _answer(pipeline, q.question, options)
+                doc_of = {h["chunk_id"]: h["doc_id"] for h in _stage(answer, "fusion").get("hits", [])}
+                order = [doc_of.get(cid) for cid in _stage(answer, "position").get("order", [])]
+                return {
+                    "id": q.id,
+                    "em": exact_match(answer.text, q.answers),
+                    "ms": round(ms),
+                    "gold_slot": order.index(q.gold) + 1 if q.gold in order else None,
+                    "answer": answer.text,
+                }
 
-        runs[positioning] = run_concurrently(run, questions, workers)
-        rows.append({"pipeline": positioning, "k": k, "em": em_rate([r["em"] for r in runs[positioning]])})
+            t0, reused = time.perf_counter(), cached.reused
+            runs[positioning] = run_concurrently(run, questions, workers)
+            typer.echo(
+                f"pipeline, {positioning}: {len(questions)} questions in {time.perf_counter() - t0:.0f} s, "
+                f"{cached.reused - reused} answers from an earlier run"
+            )
+            rows.append({"pipeline": positioning, "k": k, "em": em_rate([r["em"] for r in runs[positioning]])})
+            payload = {**payload, "pipeline": rows, "per_question_pipeline": runs}
+            report.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    finally:
+        resources.generator = generator  # type: ignore[assignment]
+    pair = paired_difference([r["em"] for r in runs["edge"]], [r["em"] for r in runs["relevance"]])
     typer.echo(format_table(rows, list(rows[0])))
-    payload = {**payload, "pipeline": rows, "per_question_pipeline": runs}
+    typer.echo(
+        f"pipeline, k={k}: edge vs relevance order, paired over {pair['questions']} questions: "
+        f"{pair['difference_points']:+} points (95% CI {pair['ci95_low_points']:+} to {pair['ci95_high_points']:+}); "
+        f"{pair['only_treated_right']} right only with edge, {pair['only_baseline_right']} only with relevance order"
+    )
+    payload = {**payload, "pipeline_edge_vs_relevance_paired": pair}
     report.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
     typer.echo(f"report: {report}")
 
@@ -972,6 +967,7 @@ def eval_hyde(
 
 def _hypotheticals(resources: Resources, questions: dict[str, str], workers: int) -> tuple[dict[str, str], list[float]]:
     """The HyDE search query of each question (the ``hyde`` stage itself), and each generation's time."""
+    from app.answer_cache import AnswerCache
     from app.context.hyde import HYDE_PROMPT, HYDE_TOKENS, HypotheticalDocument
     from eval.context_experiments import run_concurrently
     from retrieval.types import QueryState

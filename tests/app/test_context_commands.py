@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.context_commands import AnswerCache
+from app.answer_cache import AnswerCache
 
 REPO = Path(__file__).resolve().parents[2]
 FACTS = [
@@ -75,11 +75,11 @@ def test_abstention_scores_only_suggests_a_cut_from_both_question_sets(tmp_path:
 
 def test_answer_cache_survives_a_restart_and_keys_on_the_model(tmp_path: Path) -> None:
     path = tmp_path / "answers.jsonl"
-    cache = AnswerCache(path, "model-a")
+    cache = AnswerCache(path, "model-a", "t")
     assert cache.get("prompt") is None
     assert cache.put("prompt", "Ottawa [1].") == 1
-    assert AnswerCache(path, "model-a").get("prompt") == "Ottawa [1]."
-    assert AnswerCache(path, "model-b").get("prompt") is None
+    assert AnswerCache(path, "model-a", "t").get("prompt") == "Ottawa [1]."
+    assert AnswerCache(path, "model-b", "t").get("prompt") is None
 
 
 @pytest.mark.vllm
@@ -137,3 +137,26 @@ def test_position_sweep_skips_a_question_whose_answer_is_in_every_passage(
     report = _report(data_dir, "position")
     assert [s["id"] for s in report["skipped"]["3"]] == ["q0"]
     assert report["results"][0]["questions"] == 0 and report["edge_vs_gold_first_paired"] == {}
+
+
+@pytest.mark.vllm
+def test_position_pipeline_runs_are_stored_and_a_rerun_asks_nothing(tmp_path: Path, models_env, vllm_server) -> None:
+    data, data_dir = _nq_folder(tmp_path / "nq"), tmp_path / "data"
+    env = models_env(data_dir, RAGLINE_LLM_BASE_URL=vllm_server.base_url, RAGLINE_LLM_TIMEOUT_S="900")
+    args = ["position", "--data", str(data), "--limit", "2", "--k", "3", "--slot", "first", "--pipeline"]
+    first = _ragline(args, env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "pipeline, relevance: 2 questions" in first.stdout and "pipeline, edge: 2 questions" in first.stdout
+    report = _report(data_dir, "position")
+    assert [r["pipeline"] for r in report["pipeline"]] == ["relevance", "edge"]
+    runs = report["per_question_pipeline"]
+    assert [r["id"] for r in runs["edge"]] == ["q0", "q1"] and all(r["answer"] for r in runs["edge"])
+    assert report["pipeline_edge_vs_relevance_paired"]["questions"] == 2
+    # the second run re-runs retrieval and reads every generation back from the stored answers
+    again = _ragline(args, env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "pipeline, relevance: 2 questions" in again.stdout
+    assert re.search(r"pipeline, relevance: 2 questions in \d+ s, 2 answers from an earlier run", again.stdout)
+    assert re.search(r"pipeline, edge: 2 questions in \d+ s, 2 answers from an earlier run", again.stdout)
+    rerun = _report(data_dir, "position")["per_question_pipeline"]
+    assert [r["answer"] for r in rerun["edge"]] == [r["answer"] for r in runs["edge"]]
