@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -78,5 +79,5 @@ class CachedGenerator:
         completion = self.generator.chat(messages, max_tokens=max_tokens, temperature=temperature)
         done = self.cache.put(key, json.dumps(asdict(completion)))
         if done % self.progress_every == 0:
-            typer.echo(f"  {done} answers stored")
+            typer.echo(f"  {done} answers stored ({time.strftime('%H:%M:%S')})")
         return completion

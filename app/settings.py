@@ -110,10 +110,11 @@ class Settings(BaseSettings):
     context_budget_tokens: int = Field(
         3072, ge=256, description="Tokens for prompt plus answer; the prompt gets this less max_answer_tokens."
     )
+    # relevance by default: the default generator scores lower with edge order (README, "Context assembly")
     positioning: Literal["edge", "edge-last", "relevance", "document"] = Field(
-        "edge",
-        description="Evidence order: best first and second-best last (edge), mirrored (edge-last), by relevance, or "
-        "document order.",
+        "relevance",
+        description="Evidence order: by relevance (best first), best first and second-best last (edge), mirrored "
+        "(edge-last), or document order.",
     )
     compression: Literal["off", "auto", "llmlingua", "longllmlingua", "llmlingua2"] = Field(
         "off",

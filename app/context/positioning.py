@@ -3,9 +3,12 @@
 Models read the start and the end of a long context best and the middle worst ("lost in the middle", Liu et al.
 2023), so ``edge`` puts the most relevant chunk first, the second most relevant last and the rest toward the middle
 in decreasing relevance. ``edge-last`` is its mirror image, the most relevant chunk last and the second first, for
-models that weight the end of the prompt most (Qwen2.5 0.5B on NQ answers more often with the gold passage last
-than first: ``ragline eval position``). ``relevance`` keeps rank order; ``document`` groups chunks by document
-(documents in order of their best chunk) and keeps each document's chunks in reading order.
+models that weight the end of the prompt most. ``relevance`` (the default) keeps rank order; ``document`` groups
+chunks by document (documents in order of their best chunk) and keeps each document's chunks in reading order.
+
+Which order suits a model is measured, not assumed: ``ragline eval position`` compares them against the gold
+passage in each input slot. The default generator (Qwen2.5-Coder-0.5B) reads the start best at 4 and 10 passages,
+and a strong distractor moved to the end draws its answer, so plain relevance order beats ``edge`` for it.
 """
 
 from __future__ import annotations
