@@ -23,10 +23,14 @@ from app.llm import Completion, Message, OpenAICompatibleGenerator
 
 class AnswerCache:
     """Answers appended to a JSONL file as they arrive. Keyed by model, a tag (the answer length, say) and the
-    exact prompt, so a different model or a different setting never reads another's answers."""
+    exact prompt, so a different model or a different setting never reads another's answers. Every
+    ``progress_every`` new answers it prints ``progress`` with the count and the time: a long run shows it moves."""
 
-    def __init__(self, path: Path, model: str, tag: str) -> None:
+    def __init__(
+        self, path: Path, model: str, tag: str, progress: str = "answers stored", progress_every: int = 10
+    ) -> None:
         self.path, self.model, self.tag, self.lock = path, model, tag, threading.Lock()
+        self.progress, self.progress_every = progress, progress_every
         self.answers: dict[str, str] = {}
         if path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -50,6 +54,8 @@ class AnswerCache:
             with self.path.open("a", encoding="utf-8") as out:
                 out.write(json.dumps({"key": key, "answer": answer}, ensure_ascii=False) + "\n")
             self.added += 1
+            if self.added % self.progress_every == 0:
+                typer.echo(f"  {self.added} {self.progress} ({time.strftime('%H:%M:%S')})")
             return self.added
 
 
@@ -62,8 +68,8 @@ class CachedGenerator:
     stored answer a valid stand-in; a chat service must never answer from it.
     """
 
-    def __init__(self, generator: OpenAICompatibleGenerator, cache: AnswerCache, progress_every: int = 10) -> None:
-        self.generator, self.cache, self.progress_every = generator, cache, progress_every
+    def __init__(self, generator: OpenAICompatibleGenerator, cache: AnswerCache) -> None:
+        self.generator, self.cache, self.lock = generator, cache, threading.Lock()
         self.reused = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -73,11 +79,9 @@ class CachedGenerator:
         key = json.dumps({"messages": messages, "max_tokens": max_tokens, "temperature": temperature})
         stored = self.cache.get(key)
         if stored is not None:
-            with self.cache.lock:
+            with self.lock:
                 self.reused += 1
             return Completion(**json.loads(stored))
         completion = self.generator.chat(messages, max_tokens=max_tokens, temperature=temperature)
-        done = self.cache.put(key, json.dumps(asdict(completion)))
-        if done % self.progress_every == 0:
-            typer.echo(f"  {done} answers stored ({time.strftime('%H:%M:%S')})")
+        self.cache.put(key, json.dumps(asdict(completion)))
         return completion

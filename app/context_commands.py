@@ -323,9 +323,7 @@ def _position_sweep(
 
     def ask(key: str) -> str:
         text = resources.generator.chat(prompts[key], max_tokens=ANSWER_TOKENS).text
-        done = cache.put(key, text)
-        if done % 10 == 0:
-            typer.echo(f"  {done} answers stored ({time.strftime('%H:%M:%S')})")
+        cache.put(key, text)
         return text
 
     if stored_only:
@@ -974,7 +972,10 @@ def _hypotheticals(resources: Resources, questions: dict[str, str], workers: int
 
     stage = HypotheticalDocument(resources.generator)
     cache = AnswerCache(
-        resources.settings.reports_dir / "context-hyde-queries.jsonl", resources.generator.model, f"hyde={HYDE_TOKENS}"
+        resources.settings.reports_dir / "context-hyde-queries.jsonl",
+        resources.generator.model,
+        f"hyde={HYDE_TOKENS}",
+        progress="HyDE queries written",
     )
     missing = [q for q, text in questions.items() if cache.get(HYDE_PROMPT.format(question=text)) is None]
     typer.echo(f"HyDE: {len(questions) - len(missing)} of {len(questions)} queries written by an earlier run")
@@ -983,9 +984,7 @@ def _hypotheticals(resources: Resources, questions: dict[str, str], workers: int
         started = time.perf_counter()
         state = stage(QueryState(question=questions[qid], collection=""))
         elapsed = (time.perf_counter() - started) * 1000
-        done = cache.put(HYDE_PROMPT.format(question=questions[qid]), state.query)
-        if done % 10 == 0:
-            typer.echo(f"  {done} HyDE queries written ({time.strftime('%H:%M:%S')})")
+        cache.put(HYDE_PROMPT.format(question=questions[qid]), state.query)
         return elapsed
 
     spent = run_concurrently(write, missing, workers)
