@@ -63,7 +63,8 @@ def bench_retrieval(
     import numpy as np
     from rank_bm25 import BM25Okapi
 
-    from app.cli import _configure_logging, _fail
+    from app.cli.common import configure_logging as _configure_logging
+    from app.cli.common import fail as _fail
     from app.eval_commands import ensure_corpus_collection
     from app.resources import ModelMissingError, Resources
     from eval.baselines.llamaindex_fusion import LlamaIndexFusionBaseline
@@ -282,7 +283,8 @@ def bench_ingest(
     import tempfile
 
     from app.chunking import make_chunker
-    from app.cli import _configure_logging, _fail, sample_corpus_dir
+    from app.cli.common import configure_logging as _configure_logging
+    from app.cli.common import fail as _fail
     from app.resources import ModelMissingError, Resources, bm25_config
     from eval.beir import load_corpus
     from eval.bench_ingest import (
@@ -295,6 +297,7 @@ def bench_ingest(
     )
     from ingest.chunkers.fixed import load_token_counter
     from ingest.document import Document
+    from ingest.samples import sample_corpus_dir
     from retrieval.index import Index
 
     _configure_logging()
@@ -391,7 +394,7 @@ def _bench_raptor(resources: Resources, parallel: list[int], folder: Path) -> li
     import tempfile
 
     from app.chunking import make_chunker
-    from app.cli import _fail
+    from app.cli.common import fail as _fail
     from app.llm import LLMUnavailableError
     from app.resources import bm25_config
     from eval.bench_ingest import raptor_build

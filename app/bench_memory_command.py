@@ -27,12 +27,15 @@ def bench_memory(
     """Pass rate on turns 25-30 (constraint from turn 2, fact from turn 5) and prompt tokens per turn, both modes."""
     from dataclasses import replace
 
-    from app.cli import SAMPLE_COLLECTION, _configure_logging, _fail, run_ingest, sample_corpus_dir
+    from app.cli.common import configure_logging as _configure_logging
+    from app.cli.common import fail as _fail
+    from app.ingestion import run_ingest
     from app.llm import LLMUnavailableError
     from app.memory_wiring import MemoryDisabledError, build_memory_service
     from app.pipeline import Pipeline
     from app.resources import ModelMissingError, Resources
     from eval.memory_bench import MODES, load_scripts, run_benchmark
+    from ingest.samples import SAMPLE_COLLECTION, sample_corpus_dir
 
     _configure_logging()
     settings = get_settings()

@@ -43,7 +43,8 @@ def bench_rerank(
     ] = "torch,torch-int8,onnx,onnx-int8",
 ) -> None:
     """nDCG@10 of hybrid vs hybrid+rerank and rerank latency at each top N, for each model on each engine."""
-    from app.cli import _configure_logging, _fail
+    from app.cli.common import configure_logging as _configure_logging
+    from app.cli.common import fail as _fail
     from app.reranker.evaluate import HYBRID, compare, hybrid_lists, rerank_latency
     from app.resources import Resources, resolve_reranker
     from eval.qa import DatasetError, load_dataset

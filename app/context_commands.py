@@ -38,7 +38,7 @@ ANSWER_TAG = f"answer-tokens={ANSWER_TOKENS}"
 
 
 def _resources(llm_url: str | None) -> Resources:
-    from app.cli import _fail
+    from app.cli.common import fail as _fail
     from app.resources import Resources
     from app.settings import get_settings
     from app.vllm_server import is_ready
@@ -53,7 +53,7 @@ def _resources(llm_url: str | None) -> Resources:
 
 def _load(data: Path, limit: int | None, extra: int = 300) -> tuple[list[NQQuestion], dict[str, Passage]]:
     """The first ``limit`` questions and the corpus: gold passages of all questions plus ``extra`` others."""
-    from app.cli import _fail
+    from app.cli.common import fail as _fail
     from eval.context_experiments import load_nq
 
     try:
@@ -85,7 +85,7 @@ def ensure_nq_collection(resources: Resources, passages: dict[str, Passage]) -> 
 @contextmanager
 def _llm_errors() -> Iterator[None]:
     """An LLM failure mid-run (a timeout on a busy server) ends the command with its message, not a traceback."""
-    from app.cli import _fail
+    from app.cli.common import fail as _fail
     from app.llm import LLMUnavailableError
 
     try:
@@ -504,7 +504,7 @@ def _calibrate(resources: Resources, questions: list[NQQuestion], passages: dict
     """Prefill speed: two prompts (system text, question; the same with ~10 passages), each behind a fresh nonce so
     the prefix cache cannot help, differ in time by the prefill of the passages alone. Compression speed: the
     ``auto`` method reads passages with the question, timed per passage. Both in generator tokens per second."""
-    from app.cli import _fail
+    from app.cli.common import fail as _fail
     from app.context.calibration import (
         Calibration,
         CalibrationError,
@@ -600,7 +600,7 @@ def eval_abstention(
     ``calibrate`` questions) catch, then (unless ``--scores-only``) runs the pipeline at the suggested cut (or
     ``--threshold``) on ``limit`` NQ questions with the gold present and withheld.
     """
-    from app.cli import _fail
+    from app.cli.common import fail as _fail
     from eval.context_experiments import (
         abstained_share,
         best_threshold,
@@ -700,8 +700,8 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 def ensure_sample_collection(resources: Resources) -> None:
     """The bundled sample corpus in the ``sample`` collection (incremental: unchanged files are not re-embedded)."""
     from app.chunking import make_chunker
-    from app.cli import sample_corpus_dir
     from ingest.job import ingest_path
+    from ingest.samples import sample_corpus_dir
 
     summary = ingest_path(
         resources.index, make_chunker(resources, "fixed"), sample_corpus_dir(), SAMPLE_COLLECTION, progress=False
@@ -880,7 +880,7 @@ def eval_hyde(
     Latency: ``latency_queries`` queries, one at a time, each timed as plain search and as HyDE (generation plus
     search) in the same process; on a shared host the ratio is the number to read.
     """
-    from app.cli import _fail
+    from app.cli.common import fail as _fail
     from app.eval_commands import ensure_corpus_collection
     from eval.beir import load_corpus, load_qrels, load_queries
     from eval.context_experiments import format_table, median_ms

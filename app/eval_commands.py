@@ -120,7 +120,8 @@ def eval_retrieval(
     is reused only for the same corpus, chunker and settings.
     """
     from app.chunking import CHUNKERS
-    from app.cli import _configure_logging, _fail
+    from app.cli.common import configure_logging as _configure_logging
+    from app.cli.common import fail as _fail
     from app.llm import LLMUnavailableError
     from app.resources import ModelMissingError, Resources
     from eval.beir import load_corpus, load_qrels, load_queries

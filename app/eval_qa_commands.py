@@ -159,7 +159,8 @@ def eval_qa(
     precision and recall) by an LLM judge. Results go to <reports_dir>/<run-id>/ as they arrive, so
     `--resume RUN_ID` continues an interrupted run.
     """
-    from app.cli import _configure_logging, _fail
+    from app.cli.common import configure_logging as _configure_logging
+    from app.cli.common import fail as _fail
     from app.llm import LLMUnavailableError
     from app.pipeline import Pipeline
     from app.resources import ModelMissingError, Resources, served_model_name
@@ -331,7 +332,7 @@ def eval_compare(
     tolerance: Annotated[float, typer.Option(min=0, help="Allowed drop (absolute, metrics are 0..1).")] = 0.02,
 ) -> None:
     """Print per-config metric deltas of RUN_B against RUN_A; with --fail-on-regression, gate CI on them."""
-    from app.cli import _fail
+    from app.cli.common import fail as _fail
     from eval.compare import compare_reports, format_deltas, load_report, regressions
 
     settings = get_settings()

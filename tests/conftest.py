@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import sample_corpus_dir
 from app.model_registry import MODELS
 from app.provisioning import is_installed
 from app.resources import Resources
 from app.settings import Settings
 from app.vllm_server import VLLMServer, free_port
+from ingest.samples import sample_corpus_dir
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS_DIR = Path(os.environ.get("RAGLINE_MODELS_DIR", REPO / ".ragline" / "models"))
@@ -90,7 +90,7 @@ def generator_dir() -> Path:
 @pytest.fixture(scope="session")
 def sample_resources(tmp_path_factory: pytest.TempPathFactory, embedder_dir: Path, generator_dir: Path) -> Resources:
     """The sample corpus ingested once into a fresh data dir (real Chroma, real BM25, real embedder)."""
-    from app.cli import run_ingest
+    from app.ingestion import run_ingest
 
     settings = make_settings(tmp_path_factory.mktemp("sample-data"))
     summary = run_ingest(settings, sample_corpus_dir(), "sample", prune=False, meta={}, chunker="fixed")

@@ -21,7 +21,7 @@ PAIRS_FILE = "training-pairs.jsonl"
 
 
 def _fail(message: str) -> typer.Exit:
-    from app.cli import _fail as fail
+    from app.cli.common import fail
 
     return fail(message)
 
@@ -113,7 +113,7 @@ def train_command(
     Hard negatives come from ragline's own hybrid retrieval. Writes the model, a model card (README.md) with
     held-out metrics and ragline-reranker.json to --out; interrupted runs resume from the last checkpoint.
     """
-    from app.cli import _configure_logging
+    from app.cli.common import configure_logging as _configure_logging
     from app.llm import LLMUnavailableError
     from app.model_registry import ModelRole
     from app.reranker.card import training_record, write_record
@@ -272,7 +272,7 @@ def eval_command(
     A supervised model is scored on the queries it recorded as held out. A synthetic model never saw a label, so
     it is scored on the same split a supervised run with ``--held-out``/``--seed`` would hold out: the two compare.
     """
-    from app.cli import _configure_logging
+    from app.cli.common import configure_logging as _configure_logging
     from app.reranker.card import read_record, write_record
     from app.reranker.data import split_queries
     from app.reranker.evaluate import compare, hybrid_lists, rerank_latency

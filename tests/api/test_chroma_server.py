@@ -13,9 +13,9 @@ import chromadb
 import httpx
 import pytest
 
-from app.cli import sample_corpus_dir
 from app.resources import Resources
 from app.vllm_server import free_port
+from ingest.samples import sample_corpus_dir
 from tests.api.conftest import client_for, resources_like, upload, wait_for_job
 
 pytestmark = pytest.mark.vllm

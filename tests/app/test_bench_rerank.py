@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from app.bench_rerank_command import _top_ns
-from app.cli import app
+from app.cli.root import app
 from app.reranker.data import LabelledQuery, mine_pairs
 from app.reranker.train import TrainConfig, train_cross_encoder
 from app.resources import Resources

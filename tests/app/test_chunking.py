@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from app.chunking import make_chunker
-from app.cli import sample_corpus_dir
 from app.llm import LLMUnavailableError
 from app.resources import Resources
 from app.vllm_server import VLLMServer, free_port
 from ingest.job import ingest_path
+from ingest.samples import sample_corpus_dir
 
 
 @pytest.fixture

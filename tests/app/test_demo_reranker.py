@@ -43,7 +43,7 @@ def test_training_writes_a_loadable_reranker_and_is_then_found_trained(
 
 
 def test_the_demo_turns_rerank_on_only_when_its_reranker_was_trained(tmp_path: Path, settings_for) -> None:
-    from app.cli import _demo_env
+    from app.cli.services import demo_env as _demo_env
 
     settings = settings_for(tmp_path / "data", models_dir=tmp_path / "models")
     assert _demo_env(settings).get("RAGLINE_RERANKER") == os.environ.get("RAGLINE_RERANKER")

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 
 from app.api import deps
 from app.api.main import create_app
-from app.cli import sample_corpus_dir
 from app.pipeline import Answer, Pipeline
 from app.resources import Resources
 from ingest.loaders import discover, load_document
+from ingest.samples import sample_corpus_dir
 
 pytestmark = pytest.mark.vllm
 EU_POLICY = "policies/refund-policy-eu-2024.md"

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from app.chunking import make_chunker
-from app.cli import sample_corpus_dir
 from app.context.budget import BudgetExceededError
 from app.context.outcome import EMPTY_ANSWER, TRUNCATED_NOTE
 from app.llm import Completion
 from app.pipeline import Answer, Pipeline
 from app.resources import Resources
 from ingest.job import ingest_path
+from ingest.samples import sample_corpus_dir
 
 pytestmark = pytest.mark.vllm
 QUESTION = "How long do EU customers have to request a refund?"

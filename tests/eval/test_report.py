@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from app.cli import app
+from app.cli.root import app
 from eval.compare import compare_reports, regressions
 from eval.report import write_report
 

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.cli import sample_corpus_dir
+from ingest.samples import sample_corpus_dir
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.index import Index
 from retrieval.manifest import Manifest

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import sample_corpus_dir
 from ingest.chunkers.fixed import FixedSizeChunker, load_token_counter
 from ingest.job import ingest_path
+from ingest.samples import sample_corpus_dir
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.index import DocumentWrite, Index
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import sample_corpus_dir
 from ingest.loaders import LoadError, discover, load_document
+from ingest.samples import sample_corpus_dir
 
 SAMPLE = sample_corpus_dir()
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from app.cli import sample_corpus_dir
 from ingest.loaders import discover, load_document
+from ingest.samples import sample_corpus_dir
 from retrieval.bm25 import BM25Config, BM25Index
 from retrieval.tokenize import Tokenizer, TokenizerConfig
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.cli import _ui_command
+from app.cli.services import ui_command_line as _ui_command
 from app.resources import Resources
 from app.ui.state import memory_available
 from app.ui.views import QUESTION_PLACEHOLDER

@@ -1,0 +1,47 @@
+"""What every command of the CLI shares: failing with a message, logging set-up, and SIGTERM as Ctrl-C.
+
+Only the CLI imports this module; library code raises exceptions and never prints or exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import sys
+
+import typer
+
+NOISY_LOGGERS = ("httpx", "sentence_transformers", "chromadb", "urllib3", "bm25s")
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` in red on stderr and return the exit to raise (``raise fail(...) from None``)."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """INFO (or DEBUG) on stderr, with the chatty third-party loggers held at WARNING."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def stop_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so the cleanup that stops child servers runs either way."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def check_collection_name(collection: str) -> None:
+    """Collection names become Chroma names and folder names: refuse anything else before work starts."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", collection):
+        raise fail(f"collection name {collection!r} must be 1-63 letters, digits, '-' or '_'")

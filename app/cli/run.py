@@ -1,0 +1,179 @@
+"""``ragline ingest | ask | chat``: put documents in, get cited answers out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from app.cli.common import check_collection_name, configure_logging, fail
+from app.settings import get_settings
+from ingest.samples import SAMPLE_COLLECTION
+
+if TYPE_CHECKING:
+    from app.pipeline import Answer, Pipeline
+    from memory.service import MemoryService
+
+app = typer.Typer()
+
+CHAT_HELP = "Commands: /summary (session summary), /export (session as JSON), /exit (or Ctrl-D)."
+
+
+@app.command("ingest")
+def ingest_command(
+    path: Annotated[Path, typer.Argument(help="A file or folder to ingest.")],
+    collection: Annotated[str, typer.Option(help="Collection to write into.")] = SAMPLE_COLLECTION,
+    chunker: Annotated[str, typer.Option(help="fixed | semantic | semantic-cluster | raptor (needs vLLM).")] = "fixed",
+    prune: Annotated[bool, typer.Option(help="Delete documents whose files are gone.")] = False,
+    meta: Annotated[list[str] | None, typer.Option(help="Extra metadata key=value for every document.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Ingest files incrementally: unchanged files are skipped, changed ones replaced."""
+    from app.ingestion import parse_metadata, run_ingest
+    from app.llm import LLMUnavailableError
+    from app.resources import ModelMissingError
+
+    configure_logging()
+    if not path.exists():
+        raise fail(f"{path} does not exist")
+    check_collection_name(collection)
+    try:
+        extra = parse_metadata(meta or [])
+        summary = run_ingest(get_settings(), path, collection, prune=prune, meta=extra, chunker=chunker)
+    except (ModelMissingError, ValueError, LLMUnavailableError) as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict(), indent=2))
+        return
+    typer.echo(
+        f"{collection}: {len(summary.added)} added, {len(summary.updated)} updated, {len(summary.skipped)} "
+        f"skipped, {len(summary.deleted)} deleted, {len(summary.failed)} failed; "
+        f"{summary.chunks_written} chunks in {summary.seconds:.1f} s"
+    )
+    for doc_id, reason in summary.failed.items():
+        typer.echo(f"  failed {doc_id}: {reason}")
+
+
+@app.command("ask")
+def ask_command(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Annotated[str, typer.Option(help="Collection to search.")] = SAMPLE_COLLECTION,
+    filter_: Annotated[list[str] | None, typer.Option("--filter", help="Metadata filter key=value.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print answer, citations and trace as JSON.")] = False,
+    stream: Annotated[bool, typer.Option(help="Print the answer as it is generated.")] = True,
+) -> None:
+    """Answer a question from a collection, with [n] citations and their sources."""
+    from app.llm import LLMUnavailableError
+    from app.pipeline import Pipeline
+    from app.resources import ModelMissingError, Resources
+    from retrieval.filters import parse_cli
+
+    configure_logging()
+    try:
+        filters = parse_cli(filter_ or [])
+        pipeline = Pipeline(Resources(get_settings()))
+        if as_json:
+            typer.echo(json.dumps(pipeline.run(question, collection, filters).as_dict(), indent=2, ensure_ascii=False))
+            return
+        answer = _print_answer(pipeline, question, collection, filters, stream)
+    except (LLMUnavailableError, ModelMissingError, LookupError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    _print_sources(answer.citations, header="\nSources:")
+
+
+def _print_answer(
+    pipeline: Pipeline, question: str, collection: str, filters: Mapping[str, Any] | None, stream: bool
+) -> Answer:
+    """Print the answer, token by token when streaming, and return it for its citations."""
+    from app.pipeline import Answer
+
+    if not stream:
+        answer = pipeline.run(question, collection, filters)
+        typer.echo(answer.text)
+        return answer
+    final: Answer | None = None
+    for part in pipeline.stream(question, collection, filters):
+        if isinstance(part, Answer):
+            final = part
+        else:
+            typer.echo(part, nl=False)
+    typer.echo()
+    if final is None:
+        raise ValueError("the pipeline's stream ended without an answer")
+    return final
+
+
+def _print_sources(citations: list[dict[str, object]], header: str | None = None) -> None:
+    if not citations:
+        if header is not None:
+            typer.echo("\n(no sources cited)")
+        return
+    if header is not None:
+        typer.echo(header)
+    for citation in citations:
+        typer.echo(f"  [{citation['id']}] {citation['source']} — {citation['title']}")
+
+
+@app.command("chat")
+def chat_command(
+    session: Annotated[str, typer.Option(help="Session name: created on first use, resumed afterwards.")],
+    user: Annotated[str, typer.Option(help="Whose persistent memory the session reads and writes.")] = "default",
+    collection: Annotated[str, typer.Option(help="Collection a new session searches.")] = SAMPLE_COLLECTION,
+) -> None:
+    """Chat with your documents; follow-ups are understood from the conversation, which is remembered.
+
+    The session is created on first use and resumed afterwards, from any process: its turns, summary and memory
+    items live in the memory store and Chroma, so quitting and coming back loses nothing.
+    """
+    from app.memory_wiring import MemoryDisabledError, build_memory_service
+    from app.resources import ModelMissingError, Resources
+
+    configure_logging()
+    try:
+        service = build_memory_service(Resources(get_settings()))
+        record = service.open_session(session, user=user, collection=collection)
+    except (ModelMissingError, MemoryDisabledError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    state = "resumed" if record.turns else "new"
+    typer.echo(f"session {record.id} ({state}, {record.turns} turns, collection {record.collection}). {CHAT_HELP}")
+    while (question := _read_question()) is not None:
+        if question == "/summary":
+            typer.echo(service.session(record.id).summary or "(no summary yet)")
+        elif question == "/export":
+            typer.echo(json.dumps(service.export(record.id), indent=2, ensure_ascii=False))
+        elif question:
+            _chat_turn(service, record.id, question)
+
+
+def _read_question() -> str | None:
+    """The next line typed at the prompt; None on /exit, /quit, Ctrl-D or Ctrl-C."""
+    try:
+        question = input("\nyou> ").strip()
+    except (EOFError, KeyboardInterrupt):
+        typer.echo()
+        return None
+    return None if question in ("/exit", "/quit") else question
+
+
+def _chat_turn(service: MemoryService, session_id: str, question: str) -> None:
+    """Stream one answer; an error is printed and the conversation goes on."""
+    from app.llm import LLMUnavailableError
+    from memory.errors import SessionBusyError
+
+    try:
+        answer = None
+        typer.echo("ragline> ", nl=False)
+        for part in service.stream(session_id, question):
+            if isinstance(part, str):
+                typer.echo(part, nl=False)
+            else:
+                answer = part
+        typer.echo()
+    except (LLMUnavailableError, SessionBusyError, LookupError, ValueError) as exc:
+        typer.secho(f"\nerror: {exc}", fg=typer.colors.RED, err=True)
+        return
+    if answer is not None:
+        _print_sources(answer.citations)
