@@ -6,6 +6,7 @@ import pytest
 
 from eval.experiments.abstention import (
     abstained_share,
+    answerability_table,
     best_threshold,
     highest_safe_threshold,
     score_summary,
@@ -40,3 +41,26 @@ def test_score_summary_reports_the_spread() -> None:
     summary = score_summary([0.1 * i for i in range(1, 11)])
     assert summary["n"] == 10 and summary["min"] == 0.1 and summary["max"] == 1.0 and summary["median"] == 0.55
     assert score_summary([])["n"] == 0
+
+
+def test_answerability_cuts_count_gate_refusals_at_every_cut() -> None:
+    results = [
+        {"withheld": False, "abstained": False, "p_yes": 0.8, "answer_contained": True},
+        {"withheld": False, "abstained": True, "p_yes": 0.9, "answer_contained": False},
+        {"withheld": True, "abstained": False, "p_yes": 0.25, "answer_contained": False},
+        {"withheld": True, "abstained": False, "p_yes": None, "answer_contained": False},
+    ]
+    table = {row["p_yes cut"]: row for row in answerability_table(results)}
+    assert table[0.1] == {
+        "p_yes cut": 0.1,
+        "withheld: I don't know": 0.0,
+        "present: refused": 0.5,
+        "present: correct": 0.5,
+    }
+    assert table[0.3]["withheld: I don't know"] == 0.5  # an unreadable judgement is never refused
+    assert table[0.9] == {
+        "p_yes cut": 0.9,
+        "withheld: I don't know": 0.5,
+        "present: refused": 1.0,
+        "present: correct": 0.0,
+    }
