@@ -1,5 +1,6 @@
-"""``ragline eval abstention --scores-only`` and ``ragline eval position`` end to end, on a small NQ-format folder
-written by the test (real embedder, real Chroma; the position sweep against the real vLLM)."""
+"""``ragline eval abstention --scores-only`` and ``ragline eval position`` (app/cli/experiments.py) end to end,
+on a small NQ-format folder written by the test (real embedder, real Chroma; the position sweep against the real
+vLLM)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.answer_cache import AnswerCache
-
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FACTS = [
     ("who wrote the novel moby dick", ["Herman Melville"], "Moby-Dick", "Moby-Dick is a novel by Herman Melville."),
     ("what is the capital of canada", ["Ottawa"], "Ottawa", "Ottawa is the capital city of Canada, in Ontario."),
@@ -71,15 +70,6 @@ def test_abstention_scores_only_suggests_a_cut_from_both_question_sets(tmp_path:
     cut = report["suggested_threshold"]
     assert max(scores["sample off-topic"]) < cut <= min(scores["sample answerable"] + scores["nq gold present"])
     assert "pipeline" not in report
-
-
-def test_answer_cache_survives_a_restart_and_keys_on_the_model(tmp_path: Path) -> None:
-    path = tmp_path / "answers.jsonl"
-    cache = AnswerCache(path, "model-a", "t")
-    assert cache.get("prompt") is None
-    assert cache.put("prompt", "Ottawa [1].") == 1
-    assert AnswerCache(path, "model-a", "t").get("prompt") == "Ottawa [1]."
-    assert AnswerCache(path, "model-b", "t").get("prompt") is None
 
 
 @pytest.mark.vllm
