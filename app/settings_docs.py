@@ -120,7 +120,7 @@ def _annotation_text(annotation: Any) -> str:
         return f"{text} or unset" if optional else text
     if origin is dict:
         key, value = (_annotation_text(arg) for arg in get_args(annotation))
-        return f"JSON object {key} → {value}"
+        return f"JSON object ({key} → {value})"
     if annotation is Path:
         return "path"
     if annotation is str:
