@@ -9,6 +9,7 @@ import typer
 
 from app.cli.common import fail
 from app.settings import Settings
+from app.settings_docs import render_settings_markdown, write_settings_markdown
 
 app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
 
@@ -27,3 +28,14 @@ def config_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         return
     for key, value in values.items():
         typer.echo(f"{key:22} = {json.dumps(value):40} # {origins[key]}")
+
+
+@app.command("docs")
+def config_docs(
+    write: Annotated[bool, typer.Option("--write", help="Write docs/configuration.md instead of printing.")] = False,
+) -> None:
+    """Print the settings reference as Markdown (env var, type, default, description), or write it to docs/."""
+    if not write:
+        typer.echo(render_settings_markdown(), nl=False)
+        return
+    typer.echo(f"wrote {write_settings_markdown()}")
