@@ -1,19 +1,24 @@
-"""The benchmark building blocks run on a tiny corpus (numbers are printed by `ragline bench`, never asserted)."""
+"""The ingest bench: throughput rows on a tiny corpus (never asserted as numbers), the LlamaIndex baseline, and
+the padding count behind the ingestion batch size (exact arithmetic, no clock)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-import eval.bench_ingest as bench_ingest
-from eval.bench_ingest import llamaindex_pipeline, ours, raw_embedder
-from eval.bench_retrieval import build_scale_collection, percentiles, synthesize, time_query_path
+import eval.bench.ingest as bench_ingest
+from eval.bench.ingest import (
+    embedder_token_lengths,
+    llamaindex_pipeline,
+    ours,
+    padded_tokens,
+    padding_by_batch,
+    raw_embedder,
+)
 from ingest.chunkers.fixed import FixedSizeChunker, load_token_counter
 from ingest.document import Document
 from retrieval.embedder import SentenceTransformerEmbedder
-from retrieval.fusion import ConvexFusion
 from retrieval.index import Index
 
 TEXTS = [
@@ -26,26 +31,6 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def embedder(embedder_dir: Path) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(embedder_dir)
-
-
-def test_synthetic_corpus_has_the_requested_size_and_unit_vectors(embedder: SentenceTransformerEmbedder) -> None:
-    vectors = embedder.embed(TEXTS[:10])
-    texts, synthetic = synthesize(TEXTS, vectors, 300)
-    assert len(texts) == 300 and synthetic.shape == (300, vectors.shape[1])
-    assert np.allclose(np.linalg.norm(synthetic, axis=1), 1.0, atol=1e-5)
-
-
-def test_scale_collection_and_stage_timing(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
-    texts, vectors = synthesize(TEXTS, embedder.embed(TEXTS), 250)
-    index = Index(tmp_path, embedder)
-    build_scale_collection(index, "scale", texts, vectors, batch=100, progress=False)
-    assert index.counts("scale").consistent and index.counts("scale").chunks == 250
-    times = time_query_path(index, "scale", ["protein kinase growth", "cohort risk"], ConvexFusion(0.5), k=10)
-    overlapped, sequential = times["overlapped"].summary(), times["sequential"].summary()
-    assert set(overlapped) == {"bm25", "embed_query", "dense_search", "search", "fusion", "dedup", "total"}
-    assert set(sequential) == {"bm25", "dense", "fusion", "dedup", "total"}
-    assert all(stage["n"] == 2 for stage in [*overlapped.values(), *sequential.values()])
-    assert percentiles([1.0, 2.0, 3.0])["p50"] == 2.0
 
 
 def test_ingest_throughput_rows(tmp_path: Path, embedder: SentenceTransformerEmbedder, generator_dir: Path) -> None:
@@ -72,3 +57,23 @@ def test_llamaindex_baseline_ingests_in_slices_and_keeps_every_node(
     client = chromadb.PersistentClient(path=str(tmp_path / "llama"), settings=Settings(anonymized_telemetry=False))
     stored = client.get_collection("llamaindex-bench").count()
     assert measured.documents == 20 and measured.chunks == stored >= 20
+
+
+def test_padded_tokens_sorts_then_pads_each_mini_batch() -> None:
+    assert padded_tokens([3, 10, 4, 9], mini_batch=2) == 2 * 10 + 2 * 4
+    assert padded_tokens([5], mini_batch=64) == 5
+
+
+def test_small_calls_pad_more_than_one_sorted_pass() -> None:
+    # Each document holds one long and one short text: two documents per call pair them badly.
+    documents = [[100, 10], [100, 10], [100, 10], [100, 10]]
+    ratios = padding_by_batch(documents, [1, 2, 4], mini_batch=2)
+    assert ratios[4] == 1.0
+    assert ratios[1] == (4 * 2 * 100) / (2 * 2 * 100 + 2 * 2 * 10)
+    assert ratios[1] > ratios[2] >= ratios[4]
+
+
+def test_lengths_are_the_embedders_tokens_capped_at_its_maximum(embedder_dir: Path) -> None:
+    lengths = embedder_token_lengths(embedder_dir, [["short text", "word " * 2000], []])
+    assert lengths[1] == []
+    assert 2 < lengths[0][0] < 10 and lengths[0][1] == 256

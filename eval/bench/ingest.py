@@ -12,15 +12,21 @@ processes' load than wall time does.
 
 from __future__ import annotations
 
-import time
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from eval.beir import load_corpus
+from eval.bench.common import Clock
 from ingest.document import Document
 from ingest.job import Chunker, ingest_documents, ingest_path
+from retrieval.bm25 import BM25Config
 from retrieval.index import Index
 from retrieval.types import Embedder
+
+PADDING_BATCHES = (32, 128, 256, 512, 1024)
+EMBED_MINI_BATCH = 64  # SentenceTransformerEmbedder's default batch_size
 
 
 @dataclass(frozen=True)
@@ -62,29 +68,19 @@ def mean_rate(label: str, runs: Sequence[Throughput]) -> Throughput:
     )
 
 
-class _Clock:
-    """Wall and process CPU time of one measured block."""
-
-    def __enter__(self) -> _Clock:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-
 def raw_embedder(
     embedder: Embedder, chunker: Chunker, documents: Sequence[Document], label: str = "raw embedder (limit)"
 ) -> Throughput:
     """The embedder alone on every chunk text in one call (chunking not timed): the rate to measure against."""
     texts = [chunk.text for document in documents for chunk in chunker.chunk(document)]
-    with _Clock() as clock:
+    with Clock() as clock:
         embedder.embed(texts)
     return Throughput(label, len(documents), len(texts), clock.wall, clock.cpu)
 
 
 def ours(index: Index, chunker: Chunker, documents: Sequence[Document], batch_documents: int) -> Throughput:
-    with _Clock() as clock:
+    """Our ingestion job end to end (chunk, embed, Chroma, manifest, BM25) on ``documents``."""
+    with Clock() as clock:
         summary = ingest_documents(
             index, chunker, documents, "bench-ingest", total=len(documents), batch_documents=batch_documents
         )
@@ -122,7 +118,7 @@ def llamaindex_pipeline(
     )
     inputs = [LlamaDocument(text=d.text, id_=d.doc_id, metadata=dict(d.metadata)) for d in documents]
     nodes = 0
-    with _Clock() as clock:
+    with Clock() as clock:
         # One run per slice: ChromaVectorStore.add sends up to 41,665 nodes in one call, more than Chroma's
         # SQLite-bound max batch (5,461 here), so the whole SciFact corpus in one run fails inside Chroma.
         for start in range(0, len(inputs), LLAMAINDEX_RUN_DOCUMENTS):
@@ -159,7 +155,7 @@ def raptor_build(index: Index, chunker: Chunker, folder: Path, label: str) -> Ra
     generator (``VLLMTextGenerator.calls``), so they are the requests actually sent."""
     generator = getattr(chunker, "generator", None)
     calls_before = int(getattr(generator, "calls", 0))
-    with _Clock() as clock:
+    with Clock() as clock:
         summary = ingest_path(index, chunker, folder, "bench-raptor", progress=False)
     if summary.failed:
         first = next(iter(summary.failed.items()))
@@ -216,3 +212,188 @@ def embedder_token_lengths(model_dir: Path, texts_per_document: Sequence[Sequenc
         [min(len(ids), cap) for ids in tokenizer(list(texts))["input_ids"]] if texts else []
         for texts in texts_per_document
     ]
+
+
+def load_documents(corpus: Path, limit: int | None = None) -> list[Document]:
+    """The first ``limit`` documents (all by default) of a BEIR ``corpus.jsonl[.gz]``, title above text, as
+    ``ragline ingest`` would read them."""
+    rows = load_corpus(corpus)
+    items = list(rows.items())[:limit] if limit else list(rows.items())
+    return [Document(i, f"{d['title']}\n{d['text']}".strip(), {"title": d["title"] or i}) for i, d in items]
+
+
+@dataclass(frozen=True)
+class LlamaIndexSplitter:
+    """How the LlamaIndex baseline splits text: our chunk size and overlap, counted in the generator's tokens."""
+
+    chunk_size: int
+    chunk_overlap: int
+    tokenize: Callable[[str], list[int]]
+
+
+@dataclass(frozen=True)
+class IngestSetup:
+    """The parts the ingest bench measures, built by the caller from its settings.
+
+    ``raptor_chunker(n)`` returns a fresh RAPTOR chunker that builds ``n`` documents at once; ``llamaindex`` is
+    None to leave the LlamaIndex baseline out."""
+
+    chunker: Chunker
+    embedder: Embedder
+    embedder_model_dir: Path
+    bm25_config: BM25Config
+    batch_documents: int
+    llamaindex: LlamaIndexSplitter | None
+    raptor_chunker: Callable[[int], Chunker]
+
+
+@dataclass(frozen=True)
+class PaddingRatios:
+    """Padded tokens per documents-per-embedding-call, relative to one sorted pass (``padding_by_batch``)."""
+
+    documents: int
+    corpus: str
+    ratios: dict[int, float]
+
+
+@dataclass(frozen=True)
+class ThroughputComparison:
+    """Our ingestion next to the raw embedder run before and after it (their mean is the limit) and LlamaIndex.
+
+    ``llamaindex_error`` says why the LlamaIndex row is missing when the baseline was asked for and failed."""
+
+    padding: PaddingRatios
+    before: Throughput
+    after: Throughput
+    ours: Throughput
+    llamaindex: Throughput | None
+    llamaindex_error: str | None
+
+    @property
+    def limit(self) -> Throughput:
+        return mean_rate("raw embedder (limit, mean)", [self.before, self.after])
+
+    @property
+    def results(self) -> list[Throughput]:
+        """The compared rows: the limit, ours, then LlamaIndex when it ran."""
+        return [self.limit, self.ours, *([self.llamaindex] if self.llamaindex else [])]
+
+    @property
+    def ours_vs_limit(self) -> float:
+        return round(self.ours.chunks_per_s / self.limit.chunks_per_s, 3)
+
+    @property
+    def ours_vs_limit_cpu(self) -> float:
+        """The raw embedder's CPU seconds over ours: the share of our CPU time that embedding needs."""
+        return round(self.limit.cpu_seconds / max(self.ours.cpu_seconds, 1e-9), 3)
+
+    @property
+    def ours_vs_llamaindex(self) -> float | None:
+        return round(self.ours.chunks_per_s / self.llamaindex.chunks_per_s, 2) if self.llamaindex else None
+
+
+@dataclass(frozen=True)
+class IngestBenchResult:
+    """What ``ragline bench ingest`` measured; ``as_report`` is the results file's content."""
+
+    corpus: str
+    batch_documents: int
+    raptor_folder: Path | None
+    raptor: list[RaptorBuild] | None
+    throughput: ThroughputComparison | None
+
+    def as_report(self) -> dict[str, object]:
+        report: dict[str, object] = {"corpus": self.corpus, "batch_documents": self.batch_documents}
+        if self.raptor is not None:
+            report["raptor_folder"] = str(self.raptor_folder)
+            report["raptor"] = [build.as_dict() for build in self.raptor]
+        comparison = self.throughput
+        if comparison is None:
+            return report
+        report["padding_vs_one_sorted_pass"] = comparison.padding.ratios
+        if comparison.llamaindex_error is not None:
+            report["llamaindex_error"] = comparison.llamaindex_error
+        report["raw_runs"] = [comparison.before.as_dict(), comparison.after.as_dict()]
+        report["results"] = [row.as_dict() for row in comparison.results]
+        report["ours_vs_limit"] = comparison.ours_vs_limit
+        report["ours_vs_limit_cpu"] = comparison.ours_vs_limit_cpu
+        if comparison.ours_vs_llamaindex is not None:
+            report["ours_vs_llamaindex"] = comparison.ours_vs_llamaindex
+        return report
+
+
+IngestEvent = PaddingRatios | Throughput | RaptorBuild
+"""What the ingest bench reports as soon as it has it, before the whole run ends."""
+
+
+def bench_raptor(
+    setup: IngestSetup, parallel: Sequence[int], folder: Path, on_event: Callable[[IngestEvent], None]
+) -> list[RaptorBuild]:
+    """RAPTOR builds of ``folder``, one per ``parallel_documents`` value, each into a fresh index against the same
+    LLM server. The first build warms vLLM's prefix cache for the later ones, so list the value you claim is
+    faster first: the comparison then errs against it."""
+    builds = []
+    for value in parallel:
+        chunker = setup.raptor_chunker(value)
+        with tempfile.TemporaryDirectory(prefix="ragline-bench-raptor-") as scratch:
+            index = Index(Path(scratch), setup.embedder, bm25_config=setup.bm25_config)
+            build = raptor_build(index, chunker, folder, f"raptor, {value} document(s) at once")
+        on_event(build)
+        builds.append(build)
+    return builds
+
+
+def compare_throughput(
+    setup: IngestSetup, documents: Sequence[Document], corpus: str, on_event: Callable[[IngestEvent], None]
+) -> ThroughputComparison:
+    """Docs/s and chunks/s of our ingestion (``setup.chunker``) vs the raw embedder and LlamaIndex, same run.
+
+    The raw embedder runs before and after our ingest and the limit is their mean, so load that drifts during the
+    run (a shared machine) moves the limit with it. A failing LlamaIndex baseline is recorded, not raised: it
+    must not discard the rows measured before it."""
+    chunker, embedder = setup.chunker, setup.embedder
+    lengths = embedder_token_lengths(setup.embedder_model_dir, [[c.text for c in chunker.chunk(d)] for d in documents])
+    padding = PaddingRatios(len(documents), corpus, padding_by_batch(lengths, PADDING_BATCHES, EMBED_MINI_BATCH))
+    on_event(padding)
+    embedder.embed([d.text for d in documents[:8]])  # load and warm the model outside every measurement
+    before = raw_embedder(embedder, chunker, documents, "raw embedder, before")
+    on_event(before)
+    llamaindex, llamaindex_error = None, None
+    with tempfile.TemporaryDirectory(prefix="ragline-bench-") as scratch:
+        index = Index(Path(scratch) / "ours", embedder, bm25_config=setup.bm25_config)
+        measured = ours(index, chunker, documents, setup.batch_documents)
+        on_event(measured)
+        after = raw_embedder(embedder, chunker, documents, "raw embedder, after")
+        on_event(after)
+        if setup.llamaindex is not None:
+            splitter = setup.llamaindex
+            try:
+                llamaindex = llamaindex_pipeline(
+                    documents,
+                    setup.embedder_model_dir,
+                    Path(scratch) / "llama",
+                    splitter.chunk_size,
+                    splitter.chunk_overlap,
+                    splitter.tokenize,
+                )
+                on_event(llamaindex)
+            except Exception as exc:  # a broken baseline must not discard the rows measured before it
+                llamaindex_error = f"{type(exc).__name__}: {exc}"
+    return ThroughputComparison(padding, before, after, measured, llamaindex, llamaindex_error)
+
+
+def bench_ingest(
+    setup: IngestSetup,
+    documents: Sequence[Document],
+    *,
+    corpus: str,
+    raptor_folder: Path | None,
+    raptor_parallel: Sequence[int],
+    throughput: bool,
+    on_event: Callable[[IngestEvent], None] = lambda event: None,
+) -> IngestBenchResult:
+    """RAPTOR builds of ``raptor_folder`` (when given), then the throughput comparison on ``documents`` (when
+    ``throughput``); ``on_event`` hears each measured row as it is measured."""
+    raptor = bench_raptor(setup, raptor_parallel, raptor_folder, on_event) if raptor_folder else None
+    comparison = compare_throughput(setup, documents, corpus, on_event) if throughput else None
+    return IngestBenchResult(corpus, setup.batch_documents, raptor_folder, raptor, comparison)
