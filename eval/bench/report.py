@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from eval.bench.common import speedup
-from eval.bench.ingest import IngestBenchResult, IngestEvent, PaddingRatios, RaptorBuild, Throughput
+from eval.bench.ingest import IngestBenchResult, IngestEvent, RaptorBuild, Throughput
 from eval.bench.memory import MODES
+from eval.bench.padding import PaddingRatios
 from eval.bench.rerank import HYBRID, RerankBenchResult
 from eval.bench.retrieval import RetrievalBenchResult, ScaleRun
 
