@@ -1,7 +1,254 @@
-"""``ragline bench ...``: latency and throughput against baselines."""
+"""``ragline bench ...``: measured, never asserted. Each benchmark prints medians and ratios against baselines run
+in the same process, and writes its numbers to ``<data_dir>/reports/``.
+
+Each command parses its flags, builds the parts with ``app.bench_wiring``, runs the bench from ``eval.bench`` and
+prints what ``eval.bench.report`` renders."""
 
 from __future__ import annotations
 
-from app.bench_commands import bench_app as app
+from pathlib import Path
+from typing import Annotated
 
-__all__ = ["app"]
+import typer
+
+from app.cli.common import configure_logging, fail
+from app.settings import get_settings
+from eval.bench.memory import CONVERSATION_SCRIPTS
+from eval.bench.rerank import SAMPLE_QA
+
+app = typer.Typer(help="Benchmarks: latency and throughput against baselines.", no_args_is_help=True)
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``--sizes``: comma-separated corpus sizes, each at least 100 chunks."""
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--sizes must be comma-separated integers, got {text!r}") from None
+    if any(size < 100 for size in sizes):
+        raise typer.BadParameter("every size must be at least 100")
+    return sizes
+
+
+def parse_positive_ints(text: str) -> list[int]:
+    """Comma-separated positive integers, in the order given."""
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise typer.BadParameter(f"expected positive integers, got {text!r}")
+    return values
+
+
+def parse_top_ns(text: str) -> list[int]:
+    """``--top-n``: comma-separated positive candidate counts, deduplicated and sorted."""
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise typer.BadParameter(f"--top-n must be comma-separated integers, got {text!r}") from None
+    if not values or values[0] < 1:
+        raise typer.BadParameter("--top-n values must be positive")
+    return values
+
+
+@app.command("retrieval")
+def bench_retrieval(
+    beir: Annotated[Path, typer.Option(help="BEIR folder of the real corpus (quality + text for scale).")] = Path(
+        "../shared/data/scifact"
+    ),
+    split: Annotated[str, typer.Option(help="qrels split for nDCG@10.")] = "train",
+    sizes: Annotated[str, typer.Option(help="Synthetic corpus sizes (chunks) for latency.")] = "10000,100000",
+    queries: Annotated[int, typer.Option(min=5, help="Queries timed per size.")] = 100,
+    baseline_queries: Annotated[int, typer.Option(min=5, help="Queries timed for slow baselines.")] = 20,
+    baseline_max_size: Annotated[
+        int,
+        typer.Option(
+            min=100,
+            help="Build the LlamaIndex and rank-bm25 baselines only up to this size: at 1M chunks building them "
+            "takes longer than our own index (the output says which were skipped).",
+        ),
+    ] = 100_000,
+    quality_queries: Annotated[
+        int | None, typer.Option(min=5, help="Judged queries for nDCG@10 on the real corpus (default: all).")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the synthetic collections for a later run (reused there).")] = False,
+) -> None:
+    """Per-stage latency p50/p95 at each size against baselines in the same run; nDCG@10 on the real corpus.
+
+    Our path is the pipeline's own retrieval stages (hybrid search with BM25 beside the query embedding, fusion,
+    dedup; no rerank), timed next to the former sequential path on each query. The query embedding is also
+    timed per engine (torch, onnx, onnx-int8) on the same queries."""
+    from app.bench_wiring import retrieval_bench_parts, stage_paths
+    from app.resources import ModelMissingError
+    from eval.bench.common import write_report
+    from eval.bench.report import retrieval_lines
+    from eval.bench.retrieval import RetrievalBenchConfig
+    from eval.bench.retrieval import bench_retrieval as run_bench
+
+    configure_logging()
+    settings = get_settings()
+    scale_sizes = parse_sizes(sizes)
+    config = RetrievalBenchConfig(scale_sizes, queries, baseline_queries, baseline_max_size, quality_queries, keep)
+    try:
+        parts = retrieval_bench_parts(settings, beir, split)
+    except (FileNotFoundError, ValueError, ModelMissingError) as exc:
+        raise fail(str(exc)) from None
+    result = run_bench(
+        parts.index,
+        parts.collection,
+        parts.dataset,
+        fusion=parts.fusion,
+        embedder_model_dir=parts.embedder_model_dir,
+        embedder_backend=settings.embedder_backend,
+        query_paths=lambda index: stage_paths(index, parts.fusion),
+        scale_dir=settings.data_dir / "bench-scale",
+        config=config,
+        corpus=str(beir),
+        on_phase=lambda phase: typer.echo(f"{phase} …"),
+    )
+    for line in retrieval_lines(result):
+        typer.echo(line)
+    typer.echo(f"\nreport: {write_report(settings.reports_dir, 'retrieval', result.as_report())}")
+
+
+@app.command("ingest")
+def bench_ingest(
+    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl[.gz] to ingest.")] = Path(
+        "../shared/data/scifact/corpus.jsonl.gz"
+    ),
+    limit: Annotated[int | None, typer.Option(min=10, help="Use the first N documents (default: all).")] = None,
+    baseline: Annotated[bool, typer.Option(help="Also run LlamaIndex's IngestionPipeline.")] = True,
+    raptor: Annotated[
+        bool, typer.Option(help="Also time RAPTOR builds of the sample corpus (needs vLLM at RAGLINE_LLM_BASE_URL).")
+    ] = False,
+    raptor_parallel: Annotated[
+        str, typer.Option(help="With --raptor: documents built at once, one build per value (comma-separated).")
+    ] = "16,1",
+    raptor_folder: Annotated[
+        Path | None, typer.Option(help="With --raptor: the folder to build (default: the bundled sample corpus).")
+    ] = None,
+    throughput: Annotated[
+        bool, typer.Option(help="Run the throughput comparison (--no-throughput: RAPTOR only).")
+    ] = True,
+) -> None:
+    """Docs/s and chunks/s of `ragline ingest` (fixed chunker) vs the raw embedder and LlamaIndex, same run.
+
+    The raw embedder runs before and after our ingest and the limit is their mean, so load that drifts during the
+    run (a shared machine) moves the limit with it; CPU seconds per row are printed beside the wall time."""
+    from app.bench_wiring import ingest_setup
+    from app.llm import LLMUnavailableError
+    from app.resources import ModelMissingError
+    from eval.bench.common import write_report
+    from eval.bench.ingest import bench_ingest as run_bench
+    from eval.bench.ingest import load_documents
+    from eval.bench.report import ingest_event_line, ingest_lines
+    from ingest.samples import sample_corpus_dir
+
+    configure_logging()
+    folder = (raptor_folder or sample_corpus_dir()) if raptor else None
+    parallel = parse_positive_ints(raptor_parallel) if raptor else []
+    if folder is not None and not folder.is_dir():
+        raise fail(f"--raptor-folder {folder} is not a folder")
+    settings = get_settings()
+    try:
+        documents = load_documents(corpus, limit)
+        setup = ingest_setup(settings, llamaindex=baseline)
+        result = run_bench(
+            setup, documents, corpus=str(corpus), raptor_folder=folder, raptor_parallel=parallel,
+            throughput=throughput, on_event=lambda event: typer.echo(ingest_event_line(event)),
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError, ModelMissingError, LLMUnavailableError) as exc:
+        raise fail(str(exc)) from None
+    except RuntimeError as exc:  # a RAPTOR build with failed documents
+        raise fail(f"{exc} (a slow, shared vLLM: raise RAGLINE_LLM_TIMEOUT_S)") from None
+    for line in ingest_lines(result):
+        typer.echo(line)
+    typer.echo(f"report: {write_report(settings.reports_dir, 'ingest', result.as_report())}")
+
+
+@app.command("memory")
+def bench_memory(
+    scripts: Annotated[Path, typer.Option(help="Folder of conversation scripts (*.json).")] = CONVERSATION_SCRIPTS,
+    limit: Annotated[int | None, typer.Option(min=1, help="Run only the first N scripts.")] = None,
+    turns: Annotated[
+        int | None, typer.Option(min=1, help="Cut every script to its first N turns (smoke runs).")
+    ] = None,
+    max_answer_tokens: Annotated[int, typer.Option(min=8, help="Answer length, both modes.")] = 96,
+    context_top_k: Annotated[int, typer.Option(min=1, help="Evidence chunks per prompt, both modes.")] = 4,
+    concurrency: Annotated[int, typer.Option(min=1, help="Conversations in flight at once (vLLM batches).")] = 10,
+    mode: Annotated[list[str] | None, typer.Option(help="memory and/or keep_everything (default both).")] = None,
+) -> None:
+    """Pass rate on turns 25-30 (constraint from turn 2, fact from turn 5) and prompt tokens per turn, both modes."""
+    from app.bench_wiring import memory_bench_parts
+    from app.llm import LLMUnavailableError
+    from app.memory_wiring import MemoryDisabledError
+    from app.resources import ModelMissingError
+    from eval.bench.common import report_path
+    from eval.bench.memory import MODES, load_scripts, run_benchmark
+    from eval.bench.report import memory_lines
+
+    configure_logging()
+    settings = get_settings()
+    try:
+        loaded = load_scripts(scripts, limit=limit, turns=turns)
+        parts = memory_bench_parts(settings, loaded, lambda: typer.echo("ingesting the sample corpus …"))
+    except (FileNotFoundError, ModelMissingError, MemoryDisabledError, LLMUnavailableError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    options = {"max_answer_tokens": max_answer_tokens, "context_top_k": context_top_k}
+    # Keep-everything must not be cut by the prompt budget: give it the whole model context.
+    baseline = {**options, "context_budget_tokens": parts.model_context_tokens}
+    out = report_path(settings.reports_dir, "memory")
+    typer.echo(f"{len(loaded)} scripts × {len(loaded[0].turns)} turns, report (updated each turn): {out}")
+    result = run_benchmark(
+        parts.service, parts.pipeline, loaded, memory_options=options, baseline_options=baseline, out=out,
+        modes=mode or MODES, concurrency=concurrency,
+    )  # fmt: skip
+    for line in memory_lines(result.summary):
+        typer.echo(line)
+    typer.echo(f"\nreport: {out}")
+
+
+@app.command("rerank")
+def bench_rerank(
+    model: Annotated[list[str], typer.Option(help="Reranker: registry name, trained name or folder (repeatable).")],
+    collection: Annotated[str, typer.Option(help="Collection the questions are asked of.")] = "sample",
+    dataset: Annotated[Path, typer.Option(help="Questions with gold doc ids (JSONL/CSV).")] = SAMPLE_QA,
+    top_n: Annotated[str, typer.Option(help="Candidates reranked, comma-separated.")] = "20,50",
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    max_length: Annotated[int | None, typer.Option(min=16, help="Tokens per pair (default rerank_max_length).")] = None,
+    weight: Annotated[float | None, typer.Option(min=0, max=1, help="Blend weight (default rerank_weight).")] = None,
+    backends: Annotated[
+        str, typer.Option(help="Engines, comma-separated; speed-ups are against the first.")
+    ] = "torch,torch-int8,onnx,onnx-int8",
+) -> None:
+    """nDCG@10 of hybrid vs hybrid+rerank and rerank latency at each top N, for each model on each engine."""
+    from app.bench_wiring import rerank_bench_parts
+    from eval.bench.common import write_report
+    from eval.bench.report import rerank_lines
+    from eval.bench.rerank import bench_rerank as run_bench
+    from eval.qa import DatasetError
+    from retrieval.rerank import RERANK_BACKENDS
+
+    configure_logging()
+    settings = get_settings()
+    engines = list(dict.fromkeys(b.strip() for b in backends.split(",") if b.strip()))
+    if not engines or any(b not in RERANK_BACKENDS for b in engines):
+        raise typer.BadParameter(f"--backends takes {', '.join(RERANK_BACKENDS)}; got {backends!r}")
+    sizes = parse_top_ns(top_n)
+    blend = settings.rerank_weight if weight is None else weight
+    length = max_length or settings.rerank_max_length
+    try:
+        parts = rerank_bench_parts(
+            settings, model, engines, collection=collection, dataset=dataset, limit=limit, max_length=length,
+            depth=max(sizes),
+        )  # fmt: skip
+    except (DatasetError, FileNotFoundError, ValueError, LookupError) as exc:
+        raise fail(str(exc)) from None
+    result = run_bench(
+        parts.variants, parts.candidates, sizes, weight=blend, collection=collection, dataset=str(dataset),
+        questions=parts.questions, max_length=length,
+    )  # fmt: skip
+    for line in rerank_lines(result):
+        typer.echo(line)
+    typer.echo(f"report: {write_report(settings.reports_dir, 'rerank', result.as_report())}")

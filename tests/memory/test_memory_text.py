@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.memory_bench import load_scripts, mentions
+from eval.bench.memory import load_scripts, mentions
 from memory.prompts import clean_rewrite, keeps_question
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "eval" / "datasets" / "conversations"

@@ -1,4 +1,5 @@
-"""``ragline bench rerank`` end to end on the real sample index, with a real (tiny, one-step) cross-encoder."""
+"""``ragline bench``: the rerank bench end to end on the real sample index, with a real (tiny, one-step) cross-encoder;
+the flag parsers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from app.bench_rerank_command import _top_ns
+from app.cli.bench import parse_top_ns
 from app.cli.root import app
 from app.reranker.data import LabelledQuery, mine_pairs
 from app.reranker.train import TrainConfig, train_cross_encoder
@@ -72,6 +73,6 @@ def test_a_missing_reranker_folder_is_a_clear_error(sample_resources: Resources,
 
 
 def test_top_n_must_be_positive_integers() -> None:
-    assert _top_ns("50,20,20") == [20, 50]
+    assert parse_top_ns("50,20,20") == [20, 50]
     with pytest.raises(typer.BadParameter):
-        _top_ns("twenty")
+        parse_top_ns("twenty")

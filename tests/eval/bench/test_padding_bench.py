@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.bench_ingest import embedder_token_lengths, padded_tokens, padding_by_batch
+from eval.bench.padding import embedder_token_lengths, padded_tokens, padding_by_batch
 
 
 def test_padded_tokens_sorts_then_pads_each_mini_batch() -> None:

@@ -31,6 +31,8 @@ from memory.protocols import AnswersQuestions, Message
 from memory.service import MemoryService
 
 MODES = ("memory", "keep_everything")
+CONVERSATION_SCRIPTS = Path(__file__).resolve().parents[1] / "datasets" / "conversations"
+"""The bundled scripts: five 30-turn conversations over the sample corpus."""
 
 
 @dataclass(frozen=True)
@@ -69,16 +71,27 @@ class ScriptRun:
     done: bool = False
 
 
-def load_scripts(folder: Path) -> list[Script]:
+@dataclass(frozen=True)
+class MemoryBenchResult:
+    """Every (mode, script) run, their summary per mode (``summarize``), and the results file that holds both."""
+
+    report_path: Path
+    summary: dict[str, dict[str, Any]]
+    runs: list[ScriptRun]
+
+
+def load_scripts(folder: Path, *, limit: int | None = None, turns: int | None = None) -> list[Script]:
+    """The scripts in ``folder`` (``*.json``, by name): only the first ``limit`` of them and, for smoke runs,
+    each cut to its first ``turns`` turns."""
     paths = sorted(folder.glob("*.json"))
     if not paths:
         raise FileNotFoundError(f"no conversation scripts (*.json) in {folder}")
     scripts = []
-    for path in paths:
+    for path in paths[:limit]:
         data = json.loads(path.read_text())
-        turns = tuple(ScriptTurn(t["user"], t.get("check"), tuple(t.get("expect_any", ()))) for t in data["turns"])
+        steps = tuple(ScriptTurn(t["user"], t.get("check"), tuple(t.get("expect_any", ()))) for t in data["turns"])
         markers = {k: tuple(v) for k, v in data.get("markers", {}).items()}
-        scripts.append(Script(data["name"], data.get("collection", "sample"), turns, markers))
+        scripts.append(Script(data["name"], data.get("collection", "sample"), steps[:turns], markers))
     return scripts
 
 
@@ -233,7 +246,7 @@ def run_benchmark(
     out: Path,
     modes: Sequence[str] = MODES,
     concurrency: int = 10,
-) -> dict[str, Any]:
+) -> MemoryBenchResult:
     """Run every (mode, script) pair concurrently; ``out`` is rewritten after each turn, so a stopped run reports
     what finished."""
     runs: list[ScriptRun] = []
@@ -272,4 +285,4 @@ def run_benchmark(
         for future in futures:
             future.result()
     write()
-    return json.loads(out.read_text())
+    return MemoryBenchResult(out, summarize(runs), runs)
