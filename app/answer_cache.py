@@ -18,7 +18,8 @@ from typing import Any
 
 import typer
 
-from app.llm import Completion, Message, OpenAICompatibleGenerator
+from app.llm import Completion, OpenAICompatibleGenerator
+from retrieval.protocols import Message
 
 
 class AnswerCache:

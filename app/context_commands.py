@@ -514,11 +514,11 @@ def _calibrate(resources: Resources, questions: list[NQQuestion], passages: dict
     )
     from app.context.compression import CompressionUnavailableError, EvidenceCompressor, timed_compress
     from app.context.factory import AUTO_METHOD, compression_model_dir
-    from app.context.tokens import TokenCounter
     from app.prompting import SYSTEM_PROMPT
+    from app.token_counter import ChatTemplateTokenCounter
 
     settings = resources.settings
-    counter = TokenCounter(resources.generator_dir)
+    counter = ChatTemplateTokenCounter(resources.generator_dir)
     texts = [f"{p.title}\n{p.text}" for p in passages.values()]
     samples: list[tuple[int, float, int, float]] = []
     for i in range(repeats):

@@ -20,7 +20,7 @@ from pathlib import Path
 from ingest.document import Document
 from ingest.job import Chunker, ingest_documents, ingest_path
 from retrieval.index import Index
-from retrieval.types import Embedder
+from retrieval.protocols import Embedder
 
 
 @dataclass(frozen=True)

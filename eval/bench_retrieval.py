@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from retrieval.fusion import Fusion
 from retrieval.index import DocumentWrite, Index
+from retrieval.protocols import Embedder
 from retrieval.stages import Deduplicate, Fuse, HybridSearch, Search
-from retrieval.types import Chunk, Embedder, QueryState, Stage
+from retrieval.types import Chunk, QueryState, Stage
 
 
 @dataclass

@@ -21,8 +21,8 @@ from tqdm import tqdm
 from ingest.document import Document
 from ingest.loaders import LoadError, discover, load_document
 from ingest.overlap import EmbedWritePipeline
-from ingest.text_generation import TextGenerationError
 from retrieval.index import DocumentWrite, Index
+from retrieval.protocols import TextGenerationError
 from retrieval.types import Chunk
 
 log = logging.getLogger(__name__)

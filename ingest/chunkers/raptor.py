@@ -29,7 +29,7 @@ from retrieval.types import Chunk
 if TYPE_CHECKING:
     from ingest.document import Document
     from ingest.job import Chunker
-    from ingest.text_generation import TextGenerator
+    from retrieval.protocols import TextGenerator
 
 log = logging.getLogger(__name__)
 
