@@ -1,28 +1,12 @@
-"""The pure text parts: cleaning a rewritten query, scoring a benchmark answer, the scripted conversations."""
+"""The memory benchmark's pure text parts: scoring an answer, the scripted conversations."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from eval.memory_bench import load_scripts, mentions
-from memory.prompts import clean_rewrite, keeps_question
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "eval" / "datasets" / "conversations"
-
-
-@pytest.mark.parametrize(
-    ("generated", "expected"),
-    [
-        ('"What is the refund window for UK customers?"\n', "What is the refund window for UK customers?"),
-        ("Standalone question: How long are EU backups kept?", "How long are EU backups kept?"),
-        ("\n\nFirst line\nsecond line", "First line"),
-        ("   \n", "and for UK?"),
-    ],
-)
-def test_clean_rewrite(generated: str, expected: str) -> None:
-    assert clean_rewrite(generated, "and for UK?", max_chars=200) == expected
 
 
 def test_mentions_matches_whole_words_ignoring_case() -> None:
@@ -46,12 +30,3 @@ def test_scripts_plant_a_constraint_and_a_fact_that_the_last_turns_check() -> No
         assert mentions(script.turns[4].user, fact)
         assert not any(mentions(t.user, fact) for t in script.turns[5:24]), script.name
         assert mentions(script.turns[1].user, script.markers["constraint"]), script.name
-
-
-def test_a_rewrite_that_drops_the_question_is_rejected() -> None:
-    assert keeps_question("What is the refund window for UK customers?", "and for UK customers?")
-    assert keeps_question("How do I fix error ERR-4012?", "How is it fixed?")
-    # A small generator's typical failure: it repeats the previous question instead of rewriting this one.
-    assert not keeps_question(
-        "What does the glossary say a ledger entry is?", "Which command rotates a merchant's gateway token?"
-    )
