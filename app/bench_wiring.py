@@ -18,10 +18,10 @@ from eval.bench.memory import Script
 from eval.bench.rerank import Reranker, RerankVariant
 from eval.bench.retrieval import QueryPath
 from ingest.job import Chunker
-from memory.protocols import AnswersQuestions
 from memory.service import MemoryService
 from retrieval.fusion import Fusion
 from retrieval.index import Index
+from retrieval.protocols import AnswersQuestions
 from retrieval.types import Hit, QueryState, Stage, TraceEntry
 
 
@@ -91,7 +91,7 @@ def ingest_setup(settings: Settings, *, llamaindex: bool) -> IngestSetup:
 
     def raptor_chunker(parallel_documents: int) -> Chunker:
         chunker = make_chunker(resources, "raptor")
-        chunker.parallel_documents = parallel_documents  # type: ignore[attr-defined]
+        chunker.parallel_documents = parallel_documents
         return chunker
 
     splitter = None

@@ -31,7 +31,7 @@ def make_chunker(resources: Resources, name: str) -> Chunker:
 
         kind = MaxMinSemanticChunker if name == "semantic" else ClusterSemanticChunker
         chunker = kind(resources.embedder.embed, tokenize, max_tokens=settings.chunk_size)
-        chunker.signature = f"{name}:{settings.chunk_size}:{tokens}"  # type: ignore[attr-defined]
+        chunker.signature = f"{name}:{settings.chunk_size}:{tokens}"
         return chunker
     from app.text_generator import VLLMTextGenerator
     from ingest.chunkers.raptor import RaptorChunker
@@ -39,5 +39,5 @@ def make_chunker(resources: Resources, name: str) -> Chunker:
     resources.generator.served_models()  # fail before ingesting anything when vLLM is not reachable
     leaves = FixedSizeChunker(tokenize, RAPTOR_LEAF_TOKENS, 0, tokenizer_name=tokens)
     raptor = RaptorChunker(leaves, resources.embedder.embed, VLLMTextGenerator(resources.generator))
-    raptor.signature = f"raptor:{leaves.signature}:{resources.generator.model}"  # type: ignore[attr-defined]
+    raptor.signature = f"raptor:{leaves.signature}:{resources.generator.model}"
     return raptor

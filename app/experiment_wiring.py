@@ -256,8 +256,8 @@ def calibrate_host(
     from app.context.calibration import Calibration, calibration_path, prefill_rate, save_calibration
     from app.context.compression import EvidenceCompressor, timed_compress
     from app.context.factory import AUTO_METHOD, compression_model_dir
-    from app.context.tokens import TokenCounter
     from app.prompting import SYSTEM_PROMPT
+    from app.token_counter import ChatTemplateTokenCounter
 
     settings = resources.settings
     compressor = EvidenceCompressor(
@@ -266,7 +266,7 @@ def calibrate_host(
     samples = measure_speeds(
         resources.generator,
         SYSTEM_PROMPT,
-        TokenCounter(resources.generator_dir).count,
+        ChatTemplateTokenCounter(resources.generator_dir).count,
         lambda text, question: timed_compress(compressor, text, question)[1],
         questions,
         passages,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import openai
 
-Message = dict[str, str]
+from retrieval.protocols import Message
 
 
 class LLMUnavailableError(RuntimeError):

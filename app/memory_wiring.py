@@ -1,4 +1,8 @@
-"""Builds the ``MemoryService`` from process resources: the one place ``app`` hands memory its parts."""
+"""Builds the ``MemoryService`` from process resources: the one place ``app`` hands memory its parts.
+
+Memory gets the same chat-template token counter as the prompt budget (``ChatTemplateTokenCounter`` over the
+generator's tokenizer), so the history it keeps under ``memory_budget_tokens`` is counted as the prompt counts it.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,10 @@ from app.pipeline import Pipeline
 from app.resources import Resources
 from app.settings import Settings
 from app.text_generator import VLLMTextGenerator
+from app.token_counter import ChatTemplateTokenCounter
 from memory.persistent import PersistentMemory
 from memory.service import MemoryConfig, MemoryService
 from memory.store import MemoryStore
-from memory.tokens import ChatTokenCounter
 
 MEMORY_DB = "memory.sqlite3"
 
@@ -37,7 +41,7 @@ def build_memory_service(resources: Resources, pipeline: Pipeline | None = None)
         PersistentMemory(resources.index.vectors, resources.embedder),
         pipeline or Pipeline(resources),
         VLLMTextGenerator(resources.generator),
-        ChatTokenCounter(resources.generator_dir),
+        ChatTemplateTokenCounter(resources.generator_dir),
         memory_config(settings),
         lock_wait_s=settings.llm_timeout_s,
     )

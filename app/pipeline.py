@@ -11,11 +11,11 @@ from pydantic import ValidationError
 from app.context.factory import context_stages
 from app.context.hyde import HypotheticalDocument
 from app.context.outcome import settle
-from app.context.tokens import TokenCounter
 from app.llm import OpenAICompatibleGenerator
 from app.prompting import CheckCitations
 from app.resources import Resources
 from app.settings import Settings
+from app.token_counter import ChatTemplateTokenCounter
 from retrieval import filters as filter_lang
 from retrieval.fusion import make_fusion
 from retrieval.rerank import Rerank
@@ -177,7 +177,9 @@ class Pipeline:
                 yield delta
             raw = "".join(parts)
             # the stream carries no finish reason: an answer that used every allowed token was cut
-            at_limit = bool(raw) and TokenCounter(self.resources.generator_dir).count(raw) >= generate.max_tokens
+            at_limit = (
+                bool(raw) and ChatTemplateTokenCounter(self.resources.generator_dir).count(raw) >= generate.max_tokens
+            )
             state.answer, notes = settle(raw, "length" if at_limit else "stop")
             entry.items_out = 1
             entry.details.update(model=self.resources.generator.model, streamed=True, **notes)

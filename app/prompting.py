@@ -14,7 +14,8 @@ from dataclasses import replace
 
 from app.citations import check_citations
 from app.context.budget import BudgetExceededError, BudgetPlanner, TokenBudget
-from app.context.tokens import Message, TokenCounter
+from app.token_counter import ChatTemplateTokenCounter
+from retrieval.protocols import Message
 from retrieval.types import Hit, QueryState
 
 SYSTEM_PROMPT = (
@@ -69,7 +70,7 @@ def build_messages(
 class SourceCost:
     """Tokens one source block costs in the prompt, and a source cut down to a token count (for selection)."""
 
-    def __init__(self, counter: TokenCounter) -> None:
+    def __init__(self, counter: ChatTemplateTokenCounter) -> None:
         self.counter = counter
 
     def __call__(self, hit: Hit, text: str | None = None) -> int:
@@ -92,7 +93,7 @@ class AssemblePrompt:
 
     name = "assemble"
 
-    def __init__(self, counter: TokenCounter, planner: BudgetPlanner, system: str = SYSTEM_PROMPT) -> None:
+    def __init__(self, counter: ChatTemplateTokenCounter, planner: BudgetPlanner, system: str = SYSTEM_PROMPT) -> None:
         self.counter, self.planner, self.system = counter, planner, system
         self.cost = SourceCost(counter)
 

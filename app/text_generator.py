@@ -1,4 +1,5 @@
-"""The vLLM-backed ``TextGenerator`` that ``app`` hands to ingestion (RAPTOR summaries)."""
+"""The vLLM-backed ``retrieval.protocols.TextGenerator`` that ``app`` hands to ingestion (RAPTOR summaries), memory
+(session summaries) and reranker training (synthetic queries)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from app.llm import OpenAICompatibleGenerator
-from ingest.text_generation import TextGenerationError
+from retrieval.protocols import TextGenerationError
 
 
 class VLLMTextGenerator:

@@ -1,6 +1,8 @@
-"""Per-answer metrics for QA evaluation: exact match, token F1, containment and abstention.
+"""Per-answer metrics for QA evaluation: SQuAD exact match, SQuAD token F1, answer containment and abstention.
 
-EM, F1 and containment are the SQuAD / NQ-open definitions from ``eval.metrics`` (shared with the rest of the
+Each key an answer is scored under says what it computes, and ``ANSWER_METRICS`` defines every key in one sentence
+(the HTML report prints those definitions under its metrics table). EM, F1 and containment are the SQuAD /
+NQ-open definitions from ``eval.metrics`` (shared with the rest of the
 evaluation code so every report normalizes answers the same way). Abstention is scored separately: a model that
 says "I don't know" is neither right nor wrong on the facts, and the rate at which it abstains is a property of
 the pipeline that must be visible on its own (a compression setting that doubles abstentions looks like a drop in
@@ -15,7 +17,18 @@ from typing import Any
 
 from eval.metrics import contains_answer, exact_match, token_f1
 
-__all__ = ["abstained", "answer_scores"]
+__all__ = ["ANSWER_METRICS", "abstained", "answer_scores"]
+
+ANSWER_METRICS: dict[str, str] = {
+    "exact_match": "SQuAD exact match: the normalized answer equals a normalized gold answer (1 or 0).",
+    "token_f1": "SQuAD token F1 between the normalized answer and the best-matching gold answer.",
+    "contains": "A normalized gold answer occurs in the normalized answer as whole tokens (NQ-open accuracy for "
+    "long answers; not exact match).",
+    "abstained": 'The pipeline declined to answer: an abstention gate in the trace, or an "I don\'t know" reply.',
+    "abstained_answerable": "Abstained on a question with gold answers: a false refusal (lower is better).",
+    "abstained_unanswerable": "Abstained on a question without gold answers: the right behaviour (higher is better).",
+}
+"""What each answer score computes, by the key it is stored under in ``results.jsonl`` and the report."""
 
 _ABSTAIN = re.compile(
     r"\b(i\s+(?:do\s+not|don'?t|dont)\s+know"
@@ -41,7 +54,8 @@ def abstained(answer: str, trace: Mapping[str, Any] | None = None) -> bool:
 
 
 def answer_scores(answer: str, answers: Sequence[str], trace: Mapping[str, Any] | None = None) -> dict[str, float]:
-    """EM, token F1 and containment against the gold ``answers`` (max over them), plus abstention as 0/1.
+    """Exact match, token F1 and containment against the gold ``answers`` (max over them), plus abstention as 0/1;
+    the keys are those of ``ANSWER_METRICS``.
 
     Without gold answers only abstention is defined; the other keys are left out rather than scored as 0. A
     question without answers is one the corpus cannot answer, so abstention is also split: on unanswerable

@@ -1,8 +1,11 @@
-"""Retrieval metrics (P@k, recall@k, MRR@k, nDCG@k) and answer metrics (EM, token F1, containment).
+"""Retrieval metrics (P@k, recall@k, MRR@k, nDCG@k) and answer metrics (SQuAD exact match, SQuAD token F1, and
+containment of the gold answer in the prediction).
 
 Retrieval metrics follow the trec_eval / pytrec_eval definitions used by BEIR, so numbers here are comparable
 with published BEIR results. Answer metrics follow the SQuAD evaluation script's normalization, the de facto
-standard for extractive QA and for NQ-open.
+standard for extractive QA and for NQ-open. ``exact_match`` is SQuAD EM (equality after normalization) and
+nothing else; the substring test that suits long generated answers is ``contains_answer``, reported as
+``contains``: a table must not label it EM.
 """
 
 from __future__ import annotations
@@ -161,7 +164,10 @@ def _require_answers(answers: Sequence[str]) -> None:
 
 
 def exact_match(prediction: str, answers: Sequence[str]) -> float:
-    """1.0 if the normalized prediction equals any normalized gold answer, else 0.0 (max over answers)."""
+    """SQuAD exact match: 1.0 if the normalized prediction equals any normalized gold answer, else 0.0.
+
+    Equality, not containment: a correct answer inside a longer sentence scores 0 here (``contains_answer`` is the
+    metric for that)."""
     _require_answers(answers)
     pred = normalize_answer(prediction)
     return float(any(pred == normalize_answer(answer) for answer in answers))
@@ -190,9 +196,10 @@ def token_f1(prediction: str, answers: Sequence[str]) -> float:
 
 
 def contains_answer(prediction: str, answers: Sequence[str]) -> float:
-    """1.0 if any normalized gold answer occurs in the normalized prediction, else 0.0.
+    """Answer containment: 1.0 if any normalized gold answer occurs in the normalized prediction, else 0.0.
 
-    This is the NQ-open metric for long generative answers, where EM fails on any surrounding words. The match is
+    This is the NQ-open accuracy for long generative answers, where EM fails on any surrounding words; it is not
+    exact match and is reported under its own name (``contains``). The match is
     on whole tokens (the normalized strings are padded with spaces), so "1" does not match "1999" and "cat" does
     not match "concatenate". Answers that normalize to nothing (e.g. "the") never match, since the empty string
     would be contained in every prediction.

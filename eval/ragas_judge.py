@@ -19,7 +19,7 @@ import numpy as np
 from ragas.embeddings.base import BaseRagasEmbedding
 from ragas.llms.base import InstructorBaseRagasLLM, InstructorTypeVar
 
-from retrieval.types import Embedder
+from retrieval.protocols import Embedder
 
 __all__ = ["METRICS", "CheckedLLM", "JudgeConfig", "JudgeOutputError", "JudgeUnavailableError", "RagasJudge"]
 

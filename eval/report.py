@@ -15,12 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from eval.answer_metrics import ANSWER_METRICS
 from eval.ragas_judge import METRICS as RAGAS_METRICS
 
 __all__ = ["HEADLINE", "percentile", "summarize", "write_report"]
 
-ANSWER_KEYS = ("exact_match", "token_f1", "contains", "abstained")
-RETRIEVAL_PREFIXES = ("p@", "recall@", "mrr", "ndcg@", "gold_context_recall")
 HEADLINE = (
     "exact_match", "token_f1", "contains", "abstained_answerable", "abstained_unanswerable", "mrr", "ndcg@10",
     *RAGAS_METRICS,
@@ -238,6 +237,8 @@ judge {% if manifest.judge %}<code>{{ manifest.judge.model }}</code> at <code>{{
 <table id="metrics"><tr><th>config</th><th>answered</th>{% for k in metric_keys %}<th>{{ k }}</th>{% endfor %}</tr>
 {% for c in configs %}<tr><td>{{ c }}</td><td>{{ summaries[c].answered }}/{{ summaries[c].questions }}</td>
 {% for k in metric_keys %}{{ cell(flat[c].get(k)) }}{% endfor %}</tr>{% endfor %}</table>
+<dl id="metric-definitions">{% for k in metric_keys if k in definitions %}<dt>{{ k }}</dt><dd>{{ definitions[k] }}</dd>
+{% endfor %}</dl>
 {% if plots.metrics %}<img src="{{ plots.metrics }}" alt="metrics per config">{% endif %}
 
 <h2>RAGAS (judge: {{ manifest.judge.model if manifest.judge else "none" }})</h2>
@@ -343,6 +344,7 @@ def write_report(
         summaries=summaries,
         flat=flat,
         metric_keys=metric_keys,
+        definitions=ANSWER_METRICS,
         ragas_metrics=RAGAS_METRICS,
         stages=_stage_order(summaries),
         token_terms=sorted({t for s in summaries.values() for t in s["tokens"]}),

@@ -19,17 +19,27 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from ingest.document import Document
+from ingest.embed_write import EmbedWritePipeline
 from ingest.loaders import LoadError, discover, load_document
-from ingest.overlap import EmbedWritePipeline
-from ingest.text_generation import TextGenerationError
 from retrieval.index import DocumentWrite, Index
+from retrieval.protocols import TextGenerationError
 from retrieval.types import Chunk
 
 log = logging.getLogger(__name__)
 
 
 class Chunker(Protocol):
+    """A chunking strategy as the ingestion job uses it.
+
+    ``name`` is recorded in every chunk's metadata. ``signature`` says how documents are chunked (strategy and
+    parameters): it enters each document's index hash, so switching chunkers re-chunks the collection instead of
+    silently mixing strategies. ``parallel_documents`` is how many documents ``chunk_all`` chunks at once: 1 for
+    CPU-bound chunkers, more for one that waits on a service (RAPTOR's summaries).
+    """
+
     name: str
+    signature: str
+    parallel_documents: int
 
     def chunk(self, document: Document) -> list[Chunk]: ...
 
@@ -37,8 +47,7 @@ class Chunker(Protocol):
 def index_hash(document: Document, chunker: Chunker) -> str:
     """What decides whether a document must be re-indexed: its content and how it is chunked. Switching a
     collection to another chunker (or chunk size) therefore re-chunks every document on the next ingest."""
-    signature = getattr(chunker, "signature", chunker.name)
-    return hashlib.sha256(f"{document.content_hash}\0{signature}".encode()).hexdigest()
+    return hashlib.sha256(f"{document.content_hash}\0{chunker.signature}".encode()).hexdigest()
 
 
 @dataclass
@@ -146,7 +155,7 @@ def ingest_documents(
     """Index documents from any source (files, a BEIR corpus, an upload): skip unchanged, replace changed,
     and with ``prune`` delete the known documents this run did not see.
 
-    Three stages overlap (see ``ingest.overlap``): this thread reads and chunks batch N+2 while one thread embeds
+    Three stages overlap (see ``ingest.embed_write``): this thread reads and chunks batch N+2 while one thread embeds
     batch N+1 and another writes batch N. Writes stay strictly in order, one batch at a time, through
     ``Index.write``, so the crash-safe write order and the repair on the next run are exactly those of a
     sequential job."""
@@ -211,9 +220,10 @@ def ingest_documents(
 def chunk_all(chunker: Chunker, pending: Sequence[tuple[Document, str, bool]]) -> list[list[Chunk] | str]:
     """Chunk a batch of documents: each becomes its chunks or the reason it failed, in the batch's order.
 
-    A chunker that waits on a service (RAPTOR's summaries) declares ``parallel_documents``: that many documents
-    are chunked at once, so their requests reach vLLM together and its continuous batching fills up, instead of
-    one document's tree at a time. Other chunkers are CPU-bound and run here, one document after another."""
+    A chunker that waits on a service (RAPTOR's summaries) declares ``parallel_documents`` above 1: that many
+    documents are chunked at once, so their requests reach vLLM together and its continuous batching fills up,
+    instead of one document's tree at a time. Other chunkers are CPU-bound and run here, one document after
+    another."""
 
     def one(document: Document) -> list[Chunk] | str:
         try:
@@ -223,7 +233,7 @@ def chunk_all(chunker: Chunker, pending: Sequence[tuple[Document, str, bool]]) -
         return chunks if chunks else "the chunker produced no chunks"
 
     documents = [document for document, _, _ in pending]
-    workers = min(int(getattr(chunker, "parallel_documents", 1)), len(documents))
+    workers = min(chunker.parallel_documents, len(documents))
     if workers <= 1:
         return [one(document) for document in documents]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chunk") as pool:

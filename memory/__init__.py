@@ -9,5 +9,5 @@ session summary (and their user statements into persistent memory), and an overs
 persistent memory and compressed. Everything is durable in SQLite (``<data_dir>/memory.sqlite3``) and Chroma.
 
 This package never imports ``app``: the generator, the pipeline and the token counter come in through the small
-protocols in ``memory.protocols``.
+protocols in ``retrieval.protocols``.
 """

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from memory.protocols import Embedder
 from memory.store import MemoryItem
+from retrieval.protocols import Embedder
 from retrieval.types import Chunk, Hit
 
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")

@@ -23,9 +23,9 @@ from typing import Any
 from memory.errors import SessionBusyError
 from memory.persistent import PersistentMemory
 from memory.prompts import clean_rewrite, compress_prompt, keeps_question, rewrite_prompt, summary_prompt
-from memory.protocols import AnswersQuestions, Message, TextGenerator, TokenCounter
 from memory.store import MemoryStore, SessionRecord, Turn, check_name
 from memory.tiers import MemoryBudget, MemoryContext, assemble
+from retrieval.protocols import AnswersQuestions, Message, TextGenerator, TokenCounter
 from retrieval.types import TraceEntry
 
 log = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ class MemoryService:
             prompt = summary_prompt(session.summary, pending, int(limit * _WORDS_PER_TOKEN))
             summary = self.summarizer.complete([prompt], max_tokens=limit)[0].strip()
             reason = "fold"
-            if self.counter.count_text(summary) >= limit * self.config.pressure:
+            if self.counter.count(summary) >= limit * self.config.pressure:
                 archived = self.store.add_item(
                     session.id, tenant=tenant, user=session.user, kind="summary", text=summary
                 )
@@ -309,7 +309,7 @@ class MemoryService:
             details["summary_error"] = message
             return details
         self.store.set_summary(session.id, summary, reason, [t.position for t in pending])
-        details.update(summary_updated=True, summary_tokens=self.counter.count_text(summary))
+        details.update(summary_updated=True, summary_tokens=self.counter.count(summary))
         return details
 
     def _finish(self, prepared: _Prepared, question: str, answer: Any) -> None:

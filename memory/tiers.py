@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memory.persistent import Recalled
-from memory.protocols import Message, TokenCounter
 from memory.store import Turn
+from retrieval.protocols import Message, TokenCounter
 
 MEMORY_PREAMBLE = (
     "Conversation memory. Use it to understand the user's questions and keep to the constraints and facts the "
@@ -84,7 +84,7 @@ def _truncate(text: str, counter: TokenCounter, tokens: int) -> str:
     low, high = 0, len(words)
     while low < high:
         middle = (low + high + 1) // 2
-        if counter.count_text(" ".join(words[:middle])) <= tokens:
+        if counter.count(" ".join(words[:middle])) <= tokens:
             low = middle
         else:
             high = middle - 1
@@ -98,7 +98,11 @@ def assemble(
     budget: MemoryBudget,
     counter: TokenCounter,
 ) -> MemoryContext:
-    """The memory messages under ``budget``: keeps them below the pressure threshold by evicting in order."""
+    """The memory messages under ``budget``: keeps them below the pressure threshold by evicting in order.
+
+    Tokens are counted with ``counter.count_history``, the count the prompt budget charges for this history (its H
+    term), so memory's limit and the prompt's budget agree on what the same messages cost.
+    """
     keep = list(active)
     evicted: list[Turn] = []
     if len(keep) > budget.active_turns:
@@ -110,7 +114,7 @@ def assemble(
     truncated = False
     while True:
         messages = build_messages(summary, recall, keep)
-        tokens = counter.count_messages(messages) if messages else 0
+        tokens = counter.count_history(messages)
         if tokens < budget.threshold:
             break
         if len(keep) > 1:
@@ -120,7 +124,7 @@ def assemble(
         elif keep:
             evicted.append(keep.pop(0))
         elif summary and not truncated:
-            overhead = counter.count_messages(build_messages("x", [], []))
+            overhead = counter.count_history(build_messages("x", [], []))
             summary = _truncate(summary, counter, max(0, budget.threshold - overhead - 1))
             truncated = True
         else:

@@ -18,7 +18,8 @@ import numpy as np
 from retrieval import filters
 from retrieval.bm25 import BM25Config, BM25Index, fingerprint
 from retrieval.manifest import Manifest
-from retrieval.types import Chunk, Embedder, Hit
+from retrieval.protocols import Embedder
+from retrieval.types import Chunk, Hit
 from retrieval.vector_store import ChromaVectorStore
 
 log = logging.getLogger(__name__)

@@ -34,15 +34,6 @@ class Hit:
     """The chunk's stored embedding when the search returned it (dense), so dedup need not fetch it again."""
 
 
-class Embedder(Protocol):
-    """Turns texts into L2-normalised vectors (rows), so cosine similarity is a dot product."""
-
-    @property
-    def dimension(self) -> int: ...
-
-    def embed(self, texts: list[str]) -> np.ndarray: ...
-
-
 class Searcher(Protocol):
     name: str
 

@@ -128,3 +128,17 @@ def live_resources(sample_resources: Resources, vllm_server: VLLMServer) -> Reso
     resources.__dict__["index"] = sample_resources.index
     resources.__dict__["embedder"] = sample_resources.embedder
     return resources
+
+
+@pytest.fixture(scope="session")
+def memory_resources(request: pytest.FixtureRequest, sample_resources: Resources) -> Resources:
+    """The live sample resources, or the same over an already running vLLM: ``RAGLINE_TEST_LLM_BASE_URL`` points
+    the memory and sessions tests at one (for example the one a benchmark is using) instead of starting a second
+    server on a machine that has room for one."""
+    url = os.environ.get("RAGLINE_TEST_LLM_BASE_URL")
+    if not url:
+        return request.getfixturevalue("live_resources")
+    resources = Resources(sample_resources.settings.model_copy(update={"llm_base_url": url}))
+    resources.__dict__["index"] = sample_resources.index
+    resources.__dict__["embedder"] = sample_resources.embedder
+    return resources

@@ -14,16 +14,17 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from app.chunking import make_chunker
+from app.ingestion import ingest_from_documents
 from app.resources import Resources
 from ingest.document import Document
-from ingest.job import Chunker, LoadFailure, ingest_documents
+from ingest.job import Chunker, LoadFailure
 from ingest.loaders import LoadError, discover, load_document
 from retrieval.sqlite import open_database
 from retrieval.types import Chunk
@@ -156,11 +157,11 @@ class _CountingChunker:
     It passes on ``parallel_documents``, so a RAPTOR upload builds several documents' trees at once as the CLI
     does, and reports under a lock because those documents finish on different threads."""
 
-    def __init__(self, inner: Chunker, on_chunks: Any) -> None:
+    def __init__(self, inner: Chunker, on_chunks: Callable[[int], None]) -> None:
         self.inner, self.on_chunks = inner, on_chunks
         self.name = inner.name
-        self.signature = getattr(inner, "signature", inner.name)
-        self.parallel_documents = int(getattr(inner, "parallel_documents", 1))
+        self.signature = inner.signature
+        self.parallel_documents = inner.parallel_documents
         self._lock = threading.Lock()
 
     def chunk(self, document: Document) -> list[Chunk]:
@@ -229,14 +230,7 @@ class JobRunner:
         try:
             chunker = _CountingChunker(make_chunker(self.resources, upload.chunker), on_chunks)
             with self.write_lock:
-                summary = ingest_documents(
-                    self.resources.index,
-                    chunker,
-                    documents(),
-                    upload.collection,
-                    batch_documents=self.resources.settings.ingest_batch_documents,
-                    progress=False,
-                )
+                summary = ingest_from_documents(self.resources, chunker, documents(), upload.collection)
             status = "succeeded" if not summary.failed else ("failed" if not summary.chunks_written else "partial")
             store.update(
                 job_id,

@@ -12,7 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from app.context.tokens import Message, TokenCounter
+from app.token_counter import ChatTemplateTokenCounter
+from retrieval.protocols import Message
 
 
 class BudgetExceededError(ValueError):
@@ -45,7 +46,7 @@ class TokenBudget:
 class BudgetPlanner:
     """Computes the fixed terms of the budget for one request and how many tokens evidence may take."""
 
-    def __init__(self, counter: TokenCounter, total_tokens: int, reserve_tokens: int) -> None:
+    def __init__(self, counter: ChatTemplateTokenCounter, total_tokens: int, reserve_tokens: int) -> None:
         if reserve_tokens < 0 or total_tokens <= reserve_tokens:
             raise ValueError(
                 f"total_tokens ({total_tokens}) must exceed reserve_tokens ({reserve_tokens}), and the reserve be >= 0"

@@ -16,11 +16,11 @@ from app.context.calibration import calibration_path, usable_calibration
 from app.context.compression import CompressionUnavailableError, EvidenceCompressor
 from app.context.positioning import make_positioner
 from app.context.stages import CompressContext, PositionContext
-from app.context.tokens import TokenCounter
 from app.model_registry import ModelRole
 from app.prompting import MIN_TRIM_TOKENS, SYSTEM_PROMPT, AssemblePrompt, SourceCost, user_message
 from app.resources import Resources, resolve_model_dir
 from app.settings import Settings
+from app.token_counter import ChatTemplateTokenCounter
 from retrieval.stages import SelectContext
 from retrieval.types import QueryState, Stage
 
@@ -46,7 +46,7 @@ def compression_model_dir(settings: Settings, method: str) -> Path:
 
 def context_stages(resources: Resources, settings: Settings, source: str = "deduplicated") -> list[Stage]:
     """Selection under the token budget, positioning, compression (unless off), assembly and the abstention gate."""
-    counter = TokenCounter(resources.generator_dir)
+    counter = ChatTemplateTokenCounter(resources.generator_dir)
     planner = BudgetPlanner(counter, settings.context_budget_tokens, settings.max_answer_tokens)
     cost = SourceCost(counter)
 

@@ -120,7 +120,7 @@ def train_command(
     from app.reranker.data import beir_queries, mine_pairs, split_queries
     from app.reranker.train import TrainConfig, train_cross_encoder
     from app.resources import ModelMissingError, Resources, resolve_model_dir
-    from ingest.text_generation import TextGenerationError
+    from retrieval.protocols import TextGenerationError
 
     if (beir is None) == (not synthetic):
         raise typer.BadParameter("give either --beir FOLDER (supervised) or --synthetic --collection NAME")

@@ -1,7 +1,7 @@
 """Documents page logic: store uploads, ingest them through the ingestion job, list and delete documents.
 
 Uploaded files are kept under ``<data_dir>/uploads/<collection>/`` so a document can be re-ingested or inspected
-later; their doc id is the file name. Ingestion goes through ``ingest.job.ingest_documents``, the same
+later; their doc id is the file name. Ingestion goes through ``app.ingestion.ingest_from_documents``, the same
 incremental, crash-safe write path as ``ragline ingest``, with a callback that drives the page's progress bar.
 """
 
@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from app.chunking import make_chunker
+from app.ingestion import ingest_from_documents
 from app.resources import Resources
 from ingest.document import Document
-from ingest.job import IngestSummary, LoadFailure, ingest_documents
+from ingest.job import IngestSummary, LoadFailure
 from ingest.loaders import LOADERS, LoadError, load_document
 from retrieval.index import Index
 
@@ -86,14 +87,8 @@ def ingest_files(
 ) -> IngestSummary:
     """Ingest files under ``root`` (doc ids relative to it) into ``collection``; unchanged files are skipped."""
     check_collection_name(collection)
-    return ingest_documents(
-        resources.index,
-        make_chunker(resources, chunker),
-        _load(paths, root, progress),
-        collection,
-        total=len(paths),
-        batch_documents=resources.settings.ingest_batch_documents,
-        progress=False,
+    return ingest_from_documents(
+        resources, make_chunker(resources, chunker), _load(paths, root, progress), collection, total=len(paths)
     )
 
 

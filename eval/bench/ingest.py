@@ -30,7 +30,7 @@ from ingest.document import Document
 from ingest.job import Chunker, ingest_documents, ingest_path
 from retrieval.bm25 import BM25Config
 from retrieval.index import Index
-from retrieval.types import Embedder
+from retrieval.protocols import Embedder
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def raptor_build(index: Index, chunker: Chunker, folder: Path, label: str) -> Ra
     chunks = index.manifest.chunks("bench-raptor")
     return RaptorBuild(
         label,
-        int(getattr(chunker, "parallel_documents", 1)),
+        chunker.parallel_documents,
         len(summary.added),
         len(chunks),
         sum(1 for chunk in chunks if chunk.level > 0),

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memory.protocols import AnswersQuestions, Message
 from memory.service import MemoryService
+from retrieval.protocols import AnswersQuestions, Message
 
 MODES = ("memory", "keep_everything")
 CONVERSATION_SCRIPTS = Path(__file__).resolve().parents[1] / "datasets" / "conversations"

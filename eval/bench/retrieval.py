@@ -29,7 +29,8 @@ from eval.metrics import evaluate_retrieval
 from retrieval.bm25 import BM25Config
 from retrieval.fusion import Fusion
 from retrieval.index import DocumentWrite, Index
-from retrieval.types import Chunk, Embedder
+from retrieval.protocols import Embedder
+from retrieval.types import Chunk
 
 EMBEDDING_ENGINES = ("torch", "onnx", "onnx-int8")
 

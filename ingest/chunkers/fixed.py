@@ -37,6 +37,7 @@ class FixedSizeChunker:
     """Sentence-aware fixed-size chunking with overlap."""
 
     name = "fixed"
+    parallel_documents = 1
 
     def __init__(
         self,

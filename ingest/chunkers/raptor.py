@@ -29,7 +29,7 @@ from retrieval.types import Chunk
 if TYPE_CHECKING:
     from ingest.document import Document
     from ingest.job import Chunker
-    from ingest.text_generation import TextGenerator
+    from retrieval.protocols import TextGenerator
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class RaptorChunker:
     ``max_cluster_chars`` the text one summary prompt may carry (a larger cluster is cut into consecutive parts).
     ``parallel_documents`` is how many documents' trees the ingestion job builds at once (``ingest.job.chunk_all``):
     a short document has one cluster per level, so without it vLLM would see one request at a time.
+    ``signature`` defaults to the name; ``app.chunking.make_chunker`` sets one naming the leaves and the model.
     """
 
     name = "raptor"
@@ -113,6 +114,7 @@ class RaptorChunker:
         self.soft_threshold = soft_threshold
         self.max_cluster_chars = max_cluster_chars
         self.parallel_documents = parallel_documents
+        self.signature: str = self.name
 
     def chunk(self, document: Document) -> list[Chunk]:
         base = {**document.metadata, "chunker": self.name}

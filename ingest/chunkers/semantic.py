@@ -102,7 +102,11 @@ class _Prepared:
 
 
 class _SemanticChunker:
+    """The shared pipeline of the semantic chunkers; ``signature`` defaults to the name, and the factory that
+    knows the tokenizer and limits (``app.chunking.make_chunker``) sets a fuller one."""
+
     name = "semantic-base"
+    parallel_documents = 1
 
     def __init__(self, embed: EmbedFn, tokenize: TokenizeFn, max_tokens: int, min_tokens: int) -> None:
         if not callable(embed):
@@ -113,6 +117,7 @@ class _SemanticChunker:
         self.min_tokens = _check_int("min_tokens", min_tokens, 0, self.max_tokens - 1)
         self._embed = embed
         self._tokenize = tokenize
+        self.signature: str = self.name
 
     # -- the strategy -------------------------------------------------------------------------------------------
     def _group(self, doc: _Prepared) -> list[Span]:

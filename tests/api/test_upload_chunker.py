@@ -16,6 +16,7 @@ class _ParallelChunker:
     """Stands in for RAPTOR's one relevant trait (it declares parallel_documents); chunking delegates to fixed."""
 
     name = "parallel"
+    signature = "parallel"
     parallel_documents = 16
 
     def __init__(self) -> None:

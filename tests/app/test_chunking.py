@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from app.chunking import make_chunker
+from app.ingestion import ingest_from_path
 from app.llm import LLMUnavailableError
 from app.resources import Resources
 from app.vllm_server import VLLMServer, free_port
-from ingest.job import ingest_path
 from ingest.samples import sample_corpus_dir
 
 
@@ -48,9 +48,9 @@ def test_unknown_chunker_names_the_choices(resources: Resources) -> None:
 def test_switching_chunker_rechunks_every_document(resources: Resources, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(sample_corpus_dir() / "runbooks", corpus)
-    first = ingest_path(resources.index, make_chunker(resources, "fixed"), corpus, "c", progress=False)
-    again = ingest_path(resources.index, make_chunker(resources, "fixed"), corpus, "c", progress=False)
-    semantic = ingest_path(resources.index, make_chunker(resources, "semantic"), corpus, "c", progress=False)
+    first = ingest_from_path(resources, make_chunker(resources, "fixed"), corpus, "c", progress=False)
+    again = ingest_from_path(resources, make_chunker(resources, "fixed"), corpus, "c", progress=False)
+    semantic = ingest_from_path(resources, make_chunker(resources, "semantic"), corpus, "c", progress=False)
     assert len(first.added) == 6 and len(again.skipped) == 6
     assert len(semantic.updated) == 6
     chunks = resources.index.manifest.chunks("c")

@@ -9,8 +9,8 @@ import pytest
 from app.context.abstain import AbstainGate
 from app.context.budget import BudgetExceededError, BudgetPlanner
 from app.context.outcome import EMPTY_ANSWER, TRUNCATED_NOTE, settle
-from app.context.tokens import TokenCounter
 from app.prompting import SYSTEM_PROMPT, AssemblePrompt, CheckCitations, SourceCost, format_source, user_message
+from app.token_counter import ChatTemplateTokenCounter
 from retrieval.stages import SelectContext
 from retrieval.types import Chunk, Hit, QueryState
 
@@ -18,8 +18,8 @@ QUESTION = "How long do EU customers have to request a refund?"
 
 
 @pytest.fixture(scope="module")
-def counter(generator_dir: Path) -> TokenCounter:
-    return TokenCounter(generator_dir)
+def counter(generator_dir: Path) -> ChatTemplateTokenCounter:
+    return ChatTemplateTokenCounter(generator_dir)
 
 
 def _hits(n: int, words: int = 120) -> list[Hit]:
@@ -39,7 +39,7 @@ def _state(hits: list[Hit], history: list[dict[str, str]] | None = None) -> Quer
     return state
 
 
-def _run(counter: TokenCounter, state: QueryState, total: int, reserve: int = 256, k: int = 10) -> dict:
+def _run(counter: ChatTemplateTokenCounter, state: QueryState, total: int, reserve: int = 256, k: int = 10) -> dict:
     planner = BudgetPlanner(counter, total, reserve)
     cost = SourceCost(counter)
 
@@ -51,7 +51,7 @@ def _run(counter: TokenCounter, state: QueryState, total: int, reserve: int = 25
     return next(e for e in state.trace if e.stage == "assemble").details["budget"]
 
 
-def test_terms_add_up_to_the_prompt_the_template_renders(counter: TokenCounter) -> None:
+def test_terms_add_up_to_the_prompt_the_template_renders(counter: ChatTemplateTokenCounter) -> None:
     history = [{"role": "user", "content": "Hi, I am in Berlin."}, {"role": "assistant", "content": "Hello!"}]
     state = _state(_hits(3), history)
     budget = _run(counter, state, total=3072, reserve=384)
@@ -63,7 +63,7 @@ def test_terms_add_up_to_the_prompt_the_template_renders(counter: TokenCounter) 
     assert state.messages[0]["content"] == SYSTEM_PROMPT  # the stable prefix comes first
 
 
-def test_evidence_is_cut_least_relevant_first_to_fit_the_budget(counter: TokenCounter) -> None:
+def test_evidence_is_cut_least_relevant_first_to_fit_the_budget(counter: ChatTemplateTokenCounter) -> None:
     hits = _hits(8)
     one_source = SourceCost(counter)(hits[0])
     state = _state(hits)
@@ -76,7 +76,7 @@ def test_evidence_is_cut_least_relevant_first_to_fit_the_budget(counter: TokenCo
     assert select["dropped"] and select["dropped"][-1] == "c7"
 
 
-def test_a_question_longer_than_the_budget_is_a_typed_error(counter: TokenCounter) -> None:
+def test_a_question_longer_than_the_budget_is_a_typed_error(counter: ChatTemplateTokenCounter) -> None:
     state = QueryState(question="refund " * 900, collection="c")
     state.candidates["deduplicated"] = _hits(2)
     with pytest.raises(BudgetExceededError, match="over the prompt budget") as caught:
@@ -84,7 +84,7 @@ def test_a_question_longer_than_the_budget_is_a_typed_error(counter: TokenCounte
     assert isinstance(caught.value, ValueError)
 
 
-def test_oldest_history_goes_first_when_fixed_terms_overflow(counter: TokenCounter) -> None:
+def test_oldest_history_goes_first_when_fixed_terms_overflow(counter: ChatTemplateTokenCounter) -> None:
     history = [{"role": "user", "content": f"turn {i} " + "words " * 150} for i in range(6)]
     state = _state(_hits(1), history)
     budget = _run(counter, state, total=1024)

@@ -12,10 +12,10 @@ import pytest
 from app.chunking import make_chunker
 from app.context.budget import BudgetExceededError
 from app.context.outcome import EMPTY_ANSWER, TRUNCATED_NOTE
+from app.ingestion import ingest_from_path
 from app.llm import Completion
 from app.pipeline import Answer, Pipeline
 from app.resources import Resources
-from ingest.job import ingest_path
 from ingest.samples import sample_corpus_dir
 
 pytestmark = pytest.mark.vllm
@@ -35,16 +35,7 @@ STRUCTURED = {
 
 
 def _ingest(resources: Resources, folder: Path, collection: str) -> None:
-    summary = ingest_path(
-        resources.index,
-        make_chunker(resources, "fixed"),
-        folder,
-        collection,
-        prune=False,
-        extra_metadata={},
-        max_file_mb=resources.settings.max_file_mb,
-        batch_documents=resources.settings.ingest_batch_documents,
-    )
+    summary = ingest_from_path(resources, make_chunker(resources, "fixed"), folder, collection)
     assert not summary.failed, summary.failed
 
 

@@ -15,8 +15,8 @@ from app.vllm_server import VLLMServer
 from ingest.chunkers.fixed import FixedSizeChunker, load_token_counter
 from ingest.chunkers.raptor import RaptorChunker
 from ingest.document import Document
-from ingest.text_generation import TextGenerationError
 from retrieval.embedder import SentenceTransformerEmbedder
+from retrieval.protocols import TextGenerationError
 from retrieval.types import Chunk
 
 pytestmark = pytest.mark.vllm

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from app.context.budget import BudgetPlanner
+from app.token_counter import ChatTemplateTokenCounter
 from memory.persistent import Recalled
 from memory.store import Turn
 from memory.tiers import MemoryBudget, assemble
-from memory.tokens import ChatTokenCounter
 
 
 @pytest.fixture(scope="module")
-def counter(generator_dir: Path) -> ChatTokenCounter:
-    return ChatTokenCounter(generator_dir)
+def counter(generator_dir: Path) -> ChatTemplateTokenCounter:
+    return ChatTemplateTokenCounter(generator_dir)
 
 
 def turn(position: int, words: int = 10) -> Turn:
@@ -25,7 +26,7 @@ def recalled(score: float) -> Recalled:
     return Recalled(id=f"r{score}", kind="fact", text=f"a recalled fact scored {score}", score=score, session_id="s")
 
 
-def test_active_turns_beyond_the_limit_are_evicted_oldest_first(counter: ChatTokenCounter) -> None:
+def test_active_turns_beyond_the_limit_are_evicted_oldest_first(counter: ChatTemplateTokenCounter) -> None:
     context = assemble("", [], [turn(i) for i in range(4)], MemoryBudget(10_000, 0.7, 3), counter)
     # Evicted down to one below the limit, so the summary is rewritten every other turn.
     assert [t.position for t in context.evicted] == [0, 1]
@@ -33,7 +34,7 @@ def test_active_turns_beyond_the_limit_are_evicted_oldest_first(counter: ChatTok
     assert [m["role"] for m in context.messages] == ["user", "assistant"] * 2
 
 
-def test_pressure_evicts_active_then_least_relevant_recall(counter: ChatTokenCounter) -> None:
+def test_pressure_evicts_active_then_least_relevant_recall(counter: ChatTemplateTokenCounter) -> None:
     active = [turn(i, words=60) for i in range(3)]
     items = [recalled(0.9), recalled(0.4)]
     loose = assemble("the user is an EU customer", items, active, MemoryBudget(10_000, 0.7, 3), counter)
@@ -49,7 +50,7 @@ def test_pressure_evicts_active_then_least_relevant_recall(counter: ChatTokenCou
     assert counter.count_messages(tight.messages) == tight.tokens
 
 
-def test_an_oversized_summary_is_truncated_to_fit(counter: ChatTokenCounter) -> None:
+def test_an_oversized_summary_is_truncated_to_fit(counter: ChatTemplateTokenCounter) -> None:
     summary = "constraint: EU customer. " + "filler " * 400
     budget = MemoryBudget(200, 0.7, 3)
     context = assemble(summary, [], [], budget, counter)
@@ -63,3 +64,17 @@ def test_budget_arguments_are_checked() -> None:
         MemoryBudget(100, 1.5, 3)
     with pytest.raises(ValueError, match="active_turns"):
         MemoryBudget(100, 0.7, 0)
+
+
+@pytest.mark.parametrize("summary", ["the user is an EU customer", ""], ids=["with-summary", "active-turns-only"])
+def test_memory_counts_a_history_as_the_prompt_budget_charges_it(
+    counter: ChatTemplateTokenCounter, summary: str
+) -> None:
+    context = assemble(
+        summary, [recalled(0.9)] if summary else [], [turn(0), turn(1)], MemoryBudget(10_000, 0.7, 3), counter
+    )
+    budget, kept = BudgetPlanner(counter, 8_192, 512).plan(
+        "You answer from the sources.", context.messages, "question?"
+    )
+    assert kept == context.messages
+    assert context.tokens == budget.H

@@ -9,8 +9,8 @@ import pytest
 
 from ingest.chunkers.fixed import FixedSizeChunker, load_token_counter
 from ingest.document import Document
+from ingest.embed_write import EmbedWritePipeline
 from ingest.job import chunk_all, ingest_documents
-from ingest.overlap import EmbedWritePipeline
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.index import DocumentWrite, Index
 
@@ -76,7 +76,7 @@ def test_parallel_chunking_keeps_order_and_reasons(chunker, generator_dir: Path)
     pending = [(d, "h", False) for d in documents]
     sequential = chunk_all(chunker, pending)
     parallel_chunker = FixedSizeChunker(load_token_counter(generator_dir), chunk_size=32, chunk_overlap=4)
-    parallel_chunker.parallel_documents = 4  # type: ignore[attr-defined]  # as RAPTOR declares it
+    parallel_chunker.parallel_documents = 4  # as RAPTOR declares it
     assert chunk_all(parallel_chunker, pending) == sequential
     assert sequential[-1] == "the chunker produced no chunks"
 
