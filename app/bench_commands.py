@@ -65,7 +65,7 @@ def bench_retrieval(
 
     from app.cli.common import configure_logging as _configure_logging
     from app.cli.common import fail as _fail
-    from app.eval_commands import ensure_corpus_collection
+    from app.corpus_collections import ensure_corpus_collection
     from app.resources import ModelMissingError, Resources
     from eval.baselines.llamaindex_fusion import LlamaIndexFusionBaseline
     from eval.beir import load_beir

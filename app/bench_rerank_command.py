@@ -45,9 +45,10 @@ def bench_rerank(
     """nDCG@10 of hybrid vs hybrid+rerank and rerank latency at each top N, for each model on each engine."""
     from app.cli.common import configure_logging as _configure_logging
     from app.cli.common import fail as _fail
-    from app.reranker.evaluate import HYBRID, compare, hybrid_lists, rerank_latency
+    from app.reranker.evaluation_run import hybrid_lists
     from app.resources import Resources, resolve_reranker
     from eval.qa import DatasetError, load_dataset
+    from eval.rerank_quality import HYBRID, compare, rerank_latency
     from retrieval.rerank import RERANK_BACKENDS, CrossEncoderReranker
 
     _configure_logging()

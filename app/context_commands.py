@@ -881,7 +881,7 @@ def eval_hyde(
     search) in the same process; on a shared host the ratio is the number to read.
     """
     from app.cli.common import fail as _fail
-    from app.eval_commands import ensure_corpus_collection
+    from app.corpus_collections import ensure_corpus_collection
     from eval.beir import load_corpus, load_qrels, load_queries
     from eval.context_experiments import format_table, median_ms
 
@@ -999,7 +999,7 @@ def _scores(
     depth: int,
 ) -> dict[str, dict[str, float]]:
     """BM25, dense and the configured hybrid fusion, scored like ``ragline eval retrieval`` (filters applied)."""
-    from eval.retrieval_bench import Candidates, evaluate_variants, standard_variants
+    from eval.retrieval_quality import Candidates, evaluate_variants, standard_variants
 
     settings = resources.settings
     candidates = Candidates()

@@ -41,6 +41,16 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+class ConsoleLog:
+    """A run's progress on the terminal (``app.run_log.RunLog``): info on stdout, warnings in yellow on stderr."""
+
+    def info(self, message: str) -> None:
+        typer.echo(message)
+
+    def warn(self, message: str) -> None:
+        typer.secho(message, fg=typer.colors.YELLOW, err=True)
+
+
 def check_collection_name(collection: str) -> None:
     """Collection names become Chroma names and folder names: refuse anything else before work starts."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", collection):

@@ -1,4 +1,4 @@
-"""Per-chunker retrieval evaluation on a documented corpus subset: the subset rule and `ragline eval retrieval`."""
+"""``ragline eval retrieval | qa``, run as a user runs them: flags in, report files and messages out."""
 
 from __future__ import annotations
 
@@ -9,27 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from eval.corpus_subset import corpus_subset
+from app.resources import Resources
+from eval.qa import RunStore
 from retrieval.manifest import Manifest
 
-QRELS = {"q1": {"d03": 1}, "q2": {"d07": 1, "d11": 1}}
-
-
-def test_subset_keeps_every_judged_document_and_is_reproducible() -> None:
-    ids = [f"d{i:02}" for i in range(20)]
-    subset = corpus_subset(ids, QRELS, 8, seed=0)
-    assert len(subset) == 8 and {"d03", "d07", "d11"} <= set(subset)
-    assert subset == sorted(subset, key=ids.index), "corpus order is kept"
-    assert corpus_subset(ids, QRELS, 8, seed=0) == subset
-    assert corpus_subset(ids, QRELS, 8, seed=1) != subset
-    assert corpus_subset(ids, QRELS, 50) == ids
-
-
-def test_subset_rejects_sizes_that_drop_judged_documents() -> None:
-    with pytest.raises(ValueError, match="cannot hold the 3 judged"):
-        corpus_subset([f"d{i:02}" for i in range(20)], QRELS, 2)
-    with pytest.raises(ValueError, match="not in the corpus"):
-        corpus_subset(["d03", "d07"], QRELS, 5)
+SAMPLE_QA = Path(__file__).resolve().parents[3] / "eval" / "datasets" / "sample_qa.jsonl"
 
 
 def _beir_folder(root: Path) -> Path:
@@ -77,3 +61,34 @@ def test_eval_retrieval_on_a_subset_per_chunker(tmp_path: Path, models_env) -> N
     assert "Traceback" not in too_small.stderr
     unknown = _eval(folder, env, "--chunker", "paragraphs", "--pipeline", "bm25")
     assert unknown.returncode != 0 and "--chunker must be one of" in unknown.stderr + unknown.stdout
+
+
+@pytest.mark.vllm
+def test_cli_reports_bad_rows_and_resumes_an_interrupted_run(
+    live_resources: Resources, models_env, tmp_path: Path
+) -> None:
+    settings = live_resources.settings
+    dataset = tmp_path / "qa.jsonl"
+    rows = [json.loads(line) for line in SAMPLE_QA.read_text().splitlines()[:2]]
+    dataset.write_text(f"{json.dumps(rows[0])}\n{{broken\n{json.dumps(rows[1])}\n")
+    env = models_env(settings.data_dir, RAGLINE_LLM_BASE_URL=settings.llm_base_url)
+    base = [sys.executable, "-m", "app.cli", "eval", "qa"]
+
+    def ragline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, env=env, timeout=600)
+
+    first = ragline("--dataset", str(dataset), "--collection", "sample", "--no-ragas", "--run-id", "cli-run")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "qa.jsonl:2: invalid JSON" in first.stderr
+    run = settings.reports_dir / "cli-run"
+    lines = (run / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    (run / "results.jsonl").write_text(lines[0] + "\n" + lines[1][:40])  # as if killed while writing the second
+    resumed = ragline("--resume", "cli-run")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "1 results already stored" in resumed.stdout
+    store = RunStore(run)
+    assert sorted(r["id"] for r in store.records()) == ["q01", "q02"]
+    report = json.loads((run / "report.json").read_text())
+    assert report["summary"]["default"]["answered"] == 2
+    assert 'id="metrics"' in (run / "report.html").read_text()
