@@ -21,7 +21,7 @@ from app.reranker.data import hybrid_search, split_queries
 from app.resources import Resources
 from app.run_log import RunLog
 from app.settings import Settings
-from eval.beir import load_beir
+from eval.beir import BeirDataset, load_beir
 from eval.rerank_quality import compare, rerank_latency
 from retrieval.index import Index
 from retrieval.rerank import CrossEncoderReranker
@@ -103,17 +103,7 @@ def evaluate_reranker(settings: Settings, request: RerankerEvalRequest, log: Run
         )
         for backend in dict.fromkeys(request.backends)
     }
-    held = [qid for qid in record.get("held_out_qids", []) if qid in dataset.queries]
-    if not held and record.get("mode") == "synthetic":
-        held = split_queries(list(dataset.queries), request.held_out, request.seed)[1]
-        log.info(
-            f"synthetic model: scoring the {len(held)} held-out queries of --held-out {request.held_out} "
-            f"--seed {request.seed}"
-        )
-    if not held:
-        raise ValueError(
-            f"{request.model} records no held-out queries of {request.beir} ({request.split}); train it with --held-out"
-        )
+    held = _held_out_qids(record, dataset, request, log)
     queries = {qid: dataset.queries[qid] for qid in held[: request.limit]}
     top_n = request.top_n or settings.rerank_top_n
     lists, results = held_out_results(
@@ -142,3 +132,22 @@ def evaluate_reranker(settings: Settings, request: RerankerEvalRequest, log: Run
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2))
     return HeldOutEvaluation(report, target, request.model / CARD)
+
+
+def _held_out_qids(
+    record: Mapping[str, Any], dataset: BeirDataset, request: RerankerEvalRequest, log: RunLog
+) -> list[str]:
+    """The queries the model recorded as held out; for a synthetic model, the split a supervised run would hold out.
+    ``ValueError`` when there are none."""
+    held = [qid for qid in record.get("held_out_qids", []) if qid in dataset.queries]
+    if not held and record.get("mode") == "synthetic":
+        held = split_queries(list(dataset.queries), request.held_out, request.seed)[1]
+        log.info(
+            f"synthetic model: scoring the {len(held)} held-out queries of --held-out {request.held_out} "
+            f"--seed {request.seed}"
+        )
+    if not held:
+        raise ValueError(
+            f"{request.model} records no held-out queries of {request.beir} ({request.split}); train it with --held-out"
+        )
+    return held
