@@ -17,7 +17,7 @@ from eval.bench.ingest import IngestSetup
 from eval.bench.memory import Script
 from eval.bench.rerank import Reranker, RerankVariant
 from eval.bench.retrieval import QueryPath
-from ingest.job import Chunker
+from ingest.job import Chunker, IngestSummary
 from memory.service import MemoryService
 from retrieval.fusion import Fusion
 from retrieval.index import Index
@@ -63,20 +63,21 @@ class RetrievalBenchParts:
     dataset: BeirDataset
     fusion: Fusion
     embedder_model_dir: Path
+    ingested: IngestSummary
 
 
 def retrieval_bench_parts(settings: Settings, beir: Path, split: str) -> RetrievalBenchParts:
     """Load the BEIR folder and ingest its corpus as ``beir-<folder name>`` (unchanged documents are skipped)."""
-    from app.eval_commands import ensure_corpus_collection
+    from app.corpus_collections import ensure_corpus_collection
     from eval.beir import load_beir
     from retrieval.fusion import make_fusion
 
     dataset = load_beir(beir, split)
     resources = Resources(settings)
     collection = f"beir-{beir.resolve().name}"
-    ensure_corpus_collection(resources, collection, dataset.corpus)
+    ingested = ensure_corpus_collection(resources, collection, dataset.corpus)
     fusion = make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)
-    return RetrievalBenchParts(resources.index, collection, dataset, fusion, resources.embedder.model_dir)
+    return RetrievalBenchParts(resources.index, collection, dataset, fusion, resources.embedder.model_dir, ingested)
 
 
 def ingest_setup(settings: Settings, *, llamaindex: bool) -> IngestSetup:
@@ -151,7 +152,7 @@ class HybridCandidates:
         self.lists, self.queries, self.qrels = lists, queries, qrels
 
     def ndcg_at_10(self, rerankers: Mapping[str, Reranker], top_n: int, weight: float) -> dict[str, float]:
-        from app.reranker.evaluate import compare
+        from eval.rerank_quality import compare
 
         scores = compare(
             self.lists, self.queries, self.qrels, rerankers, top_n, ks=(10,), progress=False, weight=weight
@@ -159,7 +160,7 @@ class HybridCandidates:
         return {name: metrics["ndcg@10"] for name, metrics in scores.items()}
 
     def latency(self, reranker: Reranker, top_n: int) -> dict[str, float]:
-        from app.reranker.evaluate import rerank_latency
+        from eval.rerank_quality import rerank_latency
 
         return rerank_latency(reranker, self.lists, self.queries, top_n)
 
@@ -186,7 +187,7 @@ def rerank_bench_parts(
 ) -> RerankBenchParts:
     """The questions with gold ids from ``dataset``, their hybrid lists ``depth`` deep from ``collection``, and a
     cross-encoder per model and engine. Raises ``DatasetError`` when no question has gold ids."""
-    from app.reranker.evaluate import hybrid_lists
+    from app.reranker.evaluation_run import hybrid_lists
     from app.resources import resolve_reranker
     from eval.qa import DatasetError, load_dataset
     from retrieval.rerank import CrossEncoderReranker

@@ -205,7 +205,7 @@ def hyde_query_sets(
     """The first ``limit_queries`` judged queries of a BEIR folder, its corpus ingested (as ``collection``,
     default ``beir-<folder>``), and with ``sample_qa`` the sample QA set on the ingested sample collection.
     Raises ``FileNotFoundError`` or ``ValueError`` for a bad folder or file."""
-    from app.eval_commands import ensure_corpus_collection
+    from app.corpus_collections import describe_corpus_failures, describe_corpus_ingest, ensure_corpus_collection
     from eval.beir import load_corpus, load_qrels, load_queries
     from ingest.samples import SAMPLE_COLLECTION
 
@@ -216,7 +216,10 @@ def hyde_query_sets(
         raise FileNotFoundError(f"no corpus.jsonl[.gz] in {beir}")
     documents = load_corpus(corpus_path)
     name = collection or f"beir-{beir.resolve().name}"
-    ensure_corpus_collection(resources, name, documents)
+    ingested = ensure_corpus_collection(resources, name, documents)
+    on_progress(describe_corpus_ingest(ingested))
+    if failures := describe_corpus_failures(ingested):
+        on_progress(failures)
     queries = {q: (texts[q], None) for q in list(judged)[:limit_queries] if q in texts}
     sets = [QuerySet(beir.resolve().name, name, queries, judged)]
     if not sample_qa:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BeirDataset", "load_beir", "load_corpus", "load_qrels", "load_queries"]
+__all__ = ["BeirDataset", "BeirFiles", "load_beir", "load_corpus", "load_qrels", "load_queries", "resolve_beir_files"]
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -149,3 +149,34 @@ def load_beir(folder: str | Path, split: str = "train") -> BeirDataset:
         queries={qid: all_queries[qid] for qid in qrels},
         qrels=qrels,
     )
+
+
+@dataclass(frozen=True)
+class BeirFiles:
+    """The three files of one BEIR evaluation: documents, query texts and the judgments of one split."""
+
+    corpus: Path
+    queries: Path
+    qrels: Path
+
+
+def resolve_beir_files(
+    folder: Path | None, corpus: Path | None, queries: Path | None, qrels: Path | None, split: str
+) -> BeirFiles:
+    """The files given one by one, or found in a BEIR ``folder`` for ``split`` (a file given wins over the
+    folder's). Raises ``ValueError`` naming the missing option or file, so a command can report it as bad usage."""
+    if folder is not None:
+        corpus = corpus or next(
+            (folder / n for n in ("corpus.jsonl", "corpus.jsonl.gz") if (folder / n).exists()), None
+        )
+        queries = queries or folder / "queries.jsonl"
+        qrels = qrels or folder / "qrels" / f"{split}.tsv"
+    if corpus is None or queries is None or qrels is None:
+        missing = [
+            name for name, value in (("--corpus", corpus), ("--queries", queries), ("--qrels", qrels)) if not value
+        ]
+        raise ValueError(f"give {', '.join(missing)} (or --beir FOLDER holding them)")
+    for path in (corpus, queries, qrels):
+        if not path.is_file():
+            raise ValueError(f"{path} does not exist")
+    return BeirFiles(corpus, queries, qrels)

@@ -15,7 +15,7 @@ from typing import Any
 
 from eval.report import LOWER_IS_BETTER, flat_metrics
 
-__all__ = ["Delta", "compare_reports", "format_deltas", "load_report", "regressions"]
+__all__ = ["Delta", "RunComparison", "compare_reports", "compare_runs", "format_deltas", "load_report", "regressions"]
 
 NOT_GATED = {"abstained"}
 """Overall abstention mixes a right refusal (unanswerable) with a wrong one (answerable): shown, never gated; its
@@ -24,6 +24,8 @@ two halves gate instead."""
 
 @dataclass(frozen=True)
 class Delta:
+    """One metric of one config in both runs (``None`` on the side that lacks it)."""
+
     config: str
     metric: str
     before: float | None
@@ -68,6 +70,7 @@ def compare_reports(before: Mapping[str, Any], after: Mapping[str, Any]) -> list
 
 
 def regressions(deltas: list[Delta], tolerance: float) -> list[Delta]:
+    """The deltas that moved in their bad direction by more than ``tolerance``."""
     return [d for d in deltas if d.regressed(tolerance)]
 
 
@@ -76,6 +79,7 @@ def _fmt(value: float | None) -> str:
 
 
 def format_deltas(deltas: list[Delta], tolerance: float) -> str:
+    """A table of every delta, regressions marked."""
     lines = [f"{'config':16} {'metric':22} {'before':>8} {'after':>8} {'delta':>8}"]
     for d in deltas:
         change = d.change
@@ -83,3 +87,20 @@ def format_deltas(deltas: list[Delta], tolerance: float) -> str:
         delta = "–" if change is None else f"{change:+.3f}"
         lines.append(f"{d.config:16} {d.metric:22} {_fmt(d.before):>8} {_fmt(d.after):>8} {delta:>8}{mark}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """Two runs compared: the deltas of the configs both ran, the configs only one ran, and the regressions."""
+
+    deltas: list[Delta]
+    only_in_one: list[str]
+    regressions: list[Delta]
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path, reports_dir: Path, tolerance: float) -> RunComparison:
+    """Load both runs (see ``load_report``) and compare ``run_b`` against the baseline ``run_a``."""
+    before, after = load_report(run_a, reports_dir), load_report(run_b, reports_dir)
+    deltas = compare_reports(before, after)
+    only = sorted(set(before["summary"]) ^ set(after["summary"]))
+    return RunComparison(deltas, only, regressions(deltas, tolerance))

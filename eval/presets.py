@@ -4,11 +4,12 @@ The ablation adds one component at a time on the same questions: bm25 → dense 
 +positioning → +compression → +memory. Every config is built only from fields the running ``Settings`` has, so
 the preset works on a build where some components do not exist yet; a step whose setting is missing, or whose
 model is not available, is reported as skipped with the reason instead of silently running as its predecessor.
+The caller passes in what it knows about models (the registry's names, the models folder): eval never imports app.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ COMPRESSION_METHOD = "llmlingua"
 
 @dataclass(frozen=True)
 class PresetConfig:
+    """One config of a preset: its name, the ``Settings`` overrides and a note for the report."""
+
     name: str
     options: dict[str, Any]
     note: str = ""
@@ -32,24 +35,27 @@ class PresetConfig:
 
 @dataclass(frozen=True)
 class SkippedConfig:
+    """A step the preset could not build on this installation, and why."""
+
     name: str
     reason: str
 
 
 @dataclass
 class Preset:
+    """The configs a preset runs, in order, and the steps it had to skip."""
+
     configs: list[PresetConfig] = field(default_factory=list)
     skipped: list[SkippedConfig] = field(default_factory=list)
 
 
-def _reranker_available(name: str, models_dir: Path | None) -> str | None:
-    """``None`` when ``name`` is a registered model, a folder, or a model trained into ``models_dir``; else why not.
+def _reranker_available(name: str, models_dir: Path | None, registered_models: Collection[str]) -> str | None:
+    """``None`` when ``name`` is in ``registered_models``, a folder, or a model trained into ``models_dir``; else
+    why not.
 
     A CrossEncoder folder holds a ``config.json``; a folder without one is a training run still in progress.
     """
-    from app.model_registry import MODELS
-
-    if name in MODELS:
+    if name in registered_models:
         return None
     for folder in (Path(name), *([models_dir / name] if models_dir else [])):
         if folder.is_dir():
@@ -59,8 +65,14 @@ def _reranker_available(name: str, models_dir: Path | None) -> str | None:
     return f"reranker {name!r} is neither a registered model nor a folder (train one: `ragline reranker train`)"
 
 
-def ablation(fields: Mapping[str, Any], reranker: str | None, models_dir: Path | None = None) -> Preset:
-    """The cumulative ablation for a ``Settings`` class whose ``model_fields`` are ``fields``.
+def ablation(
+    fields: Mapping[str, Any],
+    reranker: str | None,
+    models_dir: Path | None = None,
+    registered_models: Collection[str] = (),
+) -> Preset:
+    """The cumulative ablation for a ``Settings`` class whose ``model_fields`` are ``fields``; ``reranker`` is
+    accepted when it names one of ``registered_models`` or a finished model folder (as is, or in ``models_dir``).
 
     bm25-only and dense-only are convex fusion at α = 0 and α = 1: with min-max normalised scores a list weighted
     0 adds nothing, so the fused ranking is exactly the other list's ranking (``retrieval/fusion.py``).
@@ -85,7 +97,7 @@ def ablation(fields: Mapping[str, Any], reranker: str | None, models_dir: Path |
             continue
         if setting == "reranker":
             reason = "no reranker configured: set RAGLINE_RERANKER or pass --reranker" if not value else None
-            reason = reason or _reranker_available(str(value), models_dir)
+            reason = reason or _reranker_available(str(value), models_dir, registered_models)
             if reason:
                 preset.skipped.append(SkippedConfig(name, reason))
                 continue
@@ -96,8 +108,13 @@ def ablation(fields: Mapping[str, Any], reranker: str | None, models_dir: Path |
 
 
 def build_preset(
-    name: str, fields: Mapping[str, Any], reranker: str | None = None, models_dir: Path | None = None
+    name: str,
+    fields: Mapping[str, Any],
+    reranker: str | None = None,
+    models_dir: Path | None = None,
+    registered_models: Collection[str] = (),
 ) -> Preset:
+    """The preset called ``name`` (see ``PRESETS``); ``ValueError`` for an unknown name."""
     if name == "ablation":
-        return ablation(fields, reranker, models_dir)
+        return ablation(fields, reranker, models_dir, registered_models)
     raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")

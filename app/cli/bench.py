@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import configure_logging, fail
+from app.cli.common import configure_logging, fail, print_corpus_ingest
 from app.settings import get_settings
 from eval.bench.memory import CONVERSATION_SCRIPTS
 from eval.bench.rerank import SAMPLE_QA
@@ -94,6 +94,7 @@ def bench_retrieval(
         parts = retrieval_bench_parts(settings, beir, split)
     except (FileNotFoundError, ValueError, ModelMissingError) as exc:
         raise fail(str(exc)) from None
+    print_corpus_ingest(parts.ingested)
     result = run_bench(
         parts.index,
         parts.collection,

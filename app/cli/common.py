@@ -9,8 +9,12 @@ import logging
 import re
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from ingest.job import IngestSummary
 
 NOISY_LOGGERS = ("httpx", "sentence_transformers", "chromadb", "urllib3", "bm25s")
 
@@ -41,7 +45,27 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+class ConsoleLog:
+    """A run's progress on the terminal (``app.run_log.RunLog``): info on stdout, warnings in yellow on stderr."""
+
+    def info(self, message: str) -> None:
+        typer.echo(message)
+
+    def warn(self, message: str) -> None:
+        typer.secho(message, fg=typer.colors.YELLOW, err=True)
+
+
 def check_collection_name(collection: str) -> None:
     """Collection names become Chroma names and folder names: refuse anything else before work starts."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}", collection):
         raise fail(f"collection name {collection!r} must be 1-63 letters, digits, '-' or '_'")
+
+
+def print_corpus_ingest(summary: IngestSummary) -> None:
+    """The one line a command prints after ingesting its evaluation corpus, and the failures (on stderr) if any."""
+    from app.corpus_collections import describe_corpus_failures, describe_corpus_ingest
+
+    log = ConsoleLog()
+    log.info(describe_corpus_ingest(summary))
+    if failures := describe_corpus_failures(summary):
+        log.warn(failures)

@@ -1,7 +1,138 @@
-"""``ragline reranker ...``: train and evaluate the cross-encoder reranker offline."""
+"""``ragline reranker train | eval``: train a cross-encoder offline and measure it on held-out queries.
+
+Each command parses its flags, calls ``app.reranker.training_run.train_reranker`` or
+``app.reranker.evaluation_run.evaluate_reranker`` and prints what it returns.
+"""
 
 from __future__ import annotations
 
-from app.reranker.commands import reranker_app as app
+from pathlib import Path
+from typing import Annotated
 
-__all__ = ["app"]
+import typer
+
+from app.cli.common import ConsoleLog, configure_logging, fail
+from app.settings import get_settings
+
+app = typer.Typer(help="Train and evaluate the cross-encoder reranker offline.", no_args_is_help=True)
+
+
+@app.command("train")
+def train_command(
+    beir: Annotated[Path | None, typer.Option(help="Supervised: a BEIR folder (corpus, queries, qrels).")] = None,
+    split: Annotated[str, typer.Option(help="Supervised: which qrels/<split>.tsv to train on.")] = "train",
+    held_out: Annotated[int, typer.Option(min=0, help="Queries kept out of training and evaluated on.")] = 209,
+    synthetic: Annotated[
+        bool, typer.Option(help="No labels: vLLM writes a question per sampled chunk of --collection.")
+    ] = False,
+    questions: Annotated[int, typer.Option(min=2, help="Synthetic: chunks sampled.")] = 300,
+    per_chunk: Annotated[
+        int, typer.Option(min=1, max=3, help="Synthetic: questions per sampled chunk, each in another style.")
+    ] = 1,
+    filter_top_k: Annotated[
+        int, typer.Option(min=1, help="Synthetic: keep a question only if it retrieves its chunk in the top k.")
+    ] = 10,
+    collection: Annotated[
+        str | None, typer.Option(help="Collection searched for negatives; default beir-<folder> (ingested if needed).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Model folder; default <models_dir>/reranker-<collection>.")] = None,
+    base: Annotated[str | None, typer.Option(help="Starting encoder: registry name or folder.")] = None,
+    negatives: Annotated[int, typer.Option(min=1, help="Hard negatives per query.")] = 3,
+    depth: Annotated[int, typer.Option(min=2, help="Hybrid candidates searched for negatives.")] = 30,
+    epochs: Annotated[float, typer.Option(min=0.01)] = 1.0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    learning_rate: Annotated[float, typer.Option(min=0.0)] = 3e-5,
+    max_length: Annotated[int | None, typer.Option(min=16, help="Training tokens; default rerank_max_length.")] = None,
+    device: Annotated[str, typer.Option(help="Torch device to train on: cpu, cuda, cuda:1, ...")] = "cpu",
+    layers: Annotated[
+        int | None, typer.Option(min=1, help="Keep the first N encoder layers (fewer: faster to train and to run).")
+    ] = None,
+    max_steps: Annotated[int, typer.Option(help="Stop after N steps (-1: all epochs).")] = -1,
+    save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (resumable).")] = 50,
+    seed: Annotated[int, typer.Option(help="Split, sampling and training seed.")] = 13,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out if there is one.")] = True,
+    k: Annotated[int, typer.Option(min=1, help="Cut-off of the held-out metrics.")] = 10,
+) -> None:
+    """Fine-tune a CrossEncoder from the MiniLM encoder: supervised (BEIR qrels) or synthetic (vLLM questions).
+
+    Hard negatives come from ragline's own hybrid retrieval. Writes the model, a model card (README.md) with
+    held-out metrics and ragline-reranker.json to --out; interrupted runs resume from the last checkpoint.
+    """
+    from ingest.text_generation import TextGenerationError
+
+    from app.llm import LLMUnavailableError
+    from app.reranker.train import TrainConfig
+    from app.reranker.training_run import TrainingRequest, train_reranker
+
+    if (beir is None) == (not synthetic):
+        raise typer.BadParameter("give either --beir FOLDER (supervised) or --synthetic --collection NAME")
+    if synthetic and collection is None:
+        raise typer.BadParameter("--synthetic needs --collection (an ingested collection)")
+    configure_logging()
+    settings = get_settings()
+    training = TrainConfig(
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        max_length=max_length or settings.rerank_max_length, max_steps=max_steps, save_steps=save_steps, seed=seed,
+        device=device, layers=layers,
+    )  # fmt: skip
+    request = TrainingRequest(
+        training, beir, split, held_out, questions, per_chunk, filter_top_k, collection, out, base, negatives, depth,
+        resume, k,
+    )  # fmt: skip
+    try:
+        outcome = train_reranker(settings, request, ConsoleLog())
+    except (FileNotFoundError, ValueError, LookupError, LLMUnavailableError) as exc:
+        raise fail(str(exc)) from None
+    except TextGenerationError as exc:
+        raise fail(f"{exc}; is vLLM running (`ragline llm serve`)?") from None
+    held_out_report = outcome.record["held_out"]
+    for variant, scores in (held_out_report or {}).get("results", {}).items():
+        typer.echo(f"  {variant:15} nDCG@{k} {scores[f'ndcg@{k}']:.4f}  MRR@{k} {scores[f'mrr@{k}']:.4f}")
+    typer.echo(f"reranker: {outcome.model} ({outcome.minutes:.1f} min); use it with RAGLINE_RERANKER={outcome.model}")
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[Path, typer.Argument(help="A reranker folder trained by `ragline reranker train`.")],
+    beir: Annotated[Path, typer.Option(help="The BEIR folder the model was trained on.")],
+    split: Annotated[str, typer.Option(help="qrels/<split>.tsv holding the held-out queries.")] = "train",
+    top_n: Annotated[int | None, typer.Option(min=1, help="Candidates reranked; default rerank_top_n.")] = None,
+    backends: Annotated[
+        str, typer.Option(help="Engines compared, comma-separated: torch, torch-int8, onnx, onnx-int8.")
+    ] = "torch,onnx-int8",
+    held_out: Annotated[
+        int, typer.Option(min=1, help="Models without recorded held-out queries (synthetic): split this many.")
+    ] = 209,
+    seed: Annotated[int, typer.Option(help="Seed of that split (the one `reranker train --beir` uses).")] = 13,
+    latency_queries: Annotated[int, typer.Option(min=1, help="Queries timed for rerank latency.")] = 30,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N held-out queries.")] = None,
+    k: Annotated[int, typer.Option(min=1)] = 10,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here too.")] = None,
+) -> None:
+    """nDCG@k of hybrid vs hybrid+rerank on the model's held-out queries, per engine, and rerank latency at top-20/50.
+
+    A supervised model is scored on the queries it recorded as held out. A synthetic model never saw a label, so
+    it is scored on the same split a supervised run with ``--held-out``/``--seed`` would hold out: the two compare.
+    """
+    from app.reranker.evaluation_run import RerankerEvalRequest, evaluate_reranker
+    from retrieval.rerank import RERANK_BACKENDS, RerankerError
+
+    configure_logging()
+    chosen = [b.strip() for b in backends.split(",") if b.strip()]
+    if not chosen or any(b not in RERANK_BACKENDS for b in chosen):
+        raise typer.BadParameter(f"--backends takes {', '.join(RERANK_BACKENDS)}; got {backends!r}")
+    request = RerankerEvalRequest(
+        model, beir, split, chosen, top_n, held_out, seed, latency_queries, limit, k, json_out
+    )
+    try:
+        evaluation = evaluate_reranker(get_settings(), request, ConsoleLog())
+    except (FileNotFoundError, ValueError, RerankerError) as exc:
+        raise fail(str(exc)) from None
+    report = evaluation.report
+    typer.echo(f"\n{report['queries']} held-out queries, top {report['top_n']} reranked")
+    for variant, scores in report["results"].items():
+        typer.echo(f"  {variant:28} nDCG@{k} {scores[f'ndcg@{k}']:.4f}  recall@{k} {scores[f'recall@{k}']:.4f}  "
+                   f"MRR@{k} {scores[f'mrr@{k}']:.4f}")  # fmt: skip
+    for name, timing in report["latency"].items():
+        typer.echo(f"  rerank {name:18} median {timing['median_ms']} ms  p90 {timing['p90_ms']} ms")
+    typer.echo(f"report: {evaluation.report_path}; model card updated: {evaluation.card}")

@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 from eval.experiments.answer_cache import AnswerCache
 from eval.experiments.common import Progress, format_table, median_ms, no_progress, run_concurrently
 from eval.experiments.protocols import HybridSearchIndex
-from eval.retrieval_bench import Candidates, evaluate_variants, standard_variants
+from eval.retrieval_quality import Candidates, evaluate_variants, standard_variants
 from retrieval.types import Hit
 
 
@@ -44,7 +44,7 @@ class HybridConfig:
 
     @property
     def hybrid_name(self) -> str:
-        """The variant name ``eval.retrieval_bench.standard_variants`` gives the configured fusion."""
+        """The variant name ``eval.retrieval_quality.standard_variants`` gives the configured fusion."""
         return f"rrf(k={self.rrf_k})" if self.fusion == "rrf" else f"convex(α={self.fusion_alpha:.2f})"
 
 

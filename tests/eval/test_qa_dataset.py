@@ -1,4 +1,4 @@
-"""Question-set loading: JSONL and CSV, malformed rows reported by line number and skipped; config files."""
+"""Question-set loading: JSONL and CSV, malformed rows reported by line number and skipped; the run store."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from app.eval_qa_commands import load_config_file
 from eval.qa import DatasetError, RunStore, load_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,24 +81,6 @@ def test_store_ignores_then_repairs_a_torn_last_line(tmp_path: Path) -> None:
     store.repair()
     store.append({"config": "c", "id": "2"})
     assert store.done() == {("c", "1"), ("c", "2")}
-
-
-def test_config_files_are_flat_tables_of_known_settings(tmp_path: Path) -> None:
-    good = tmp_path / "good.toml"
-    good.write_text("fusion = 'rrf'\ncontext_top_k = 6\n")
-    assert load_config_file(good) == {"fusion": "rrf", "context_top_k": 6}
-    typo = tmp_path / "typo.toml"
-    typo.write_text("context_topk = 6\n")
-    with pytest.raises(ValueError, match=r"unknown setting.*context_topk"):
-        load_config_file(typo)
-    nested = tmp_path / "nested.toml"
-    nested.write_text("[retrieval]\nfusion = 'rrf'\n")
-    with pytest.raises(ValueError, match="tables are not settings"):
-        load_config_file(nested)
-    broken = tmp_path / "broken.toml"
-    broken.write_text("fusion = \n")
-    with pytest.raises(ValueError, match="not valid TOML"):
-        load_config_file(broken)
 
 
 def test_failed_questions_run_again_on_resume_and_the_retry_replaces_the_error(tmp_path: Path) -> None:

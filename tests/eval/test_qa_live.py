@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -74,33 +71,3 @@ def test_unparsable_judge_output_is_a_missing_value_with_the_reason(live_resourc
     for outcome in result.values():
         assert outcome["value"] is None
         assert outcome["reason"].startswith("unparsable judge output"), outcome
-
-
-def test_cli_reports_bad_rows_and_resumes_an_interrupted_run(
-    live_resources: Resources, models_env, tmp_path: Path
-) -> None:
-    settings = live_resources.settings
-    dataset = tmp_path / "qa.jsonl"
-    rows = [json.loads(line) for line in SAMPLE_QA.read_text().splitlines()[:2]]
-    dataset.write_text(f"{json.dumps(rows[0])}\n{{broken\n{json.dumps(rows[1])}\n")
-    env = models_env(settings.data_dir, RAGLINE_LLM_BASE_URL=settings.llm_base_url)
-    base = [sys.executable, "-m", "app.cli", "eval", "qa"]
-
-    def ragline(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*base, *args], capture_output=True, text=True, env=env, timeout=600)
-
-    first = ragline("--dataset", str(dataset), "--collection", "sample", "--no-ragas", "--run-id", "cli-run")
-    assert first.returncode == 0, first.stderr[-2000:]
-    assert "qa.jsonl:2: invalid JSON" in first.stderr
-    run = settings.reports_dir / "cli-run"
-    lines = (run / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 2
-    (run / "results.jsonl").write_text(lines[0] + "\n" + lines[1][:40])  # as if killed while writing the second
-    resumed = ragline("--resume", "cli-run")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "1 results already stored" in resumed.stdout
-    store = RunStore(run)
-    assert sorted(r["id"] for r in store.records()) == ["q01", "q02"]
-    report = json.loads((run / "report.json").read_text())
-    assert report["summary"]["default"]["answered"] == 2
-    assert 'id="metrics"' in (run / "report.html").read_text()

@@ -1,12 +1,10 @@
-"""QA answer metrics, trace reading, per-answer scoring, summaries and the ablation preset."""
+"""QA answer metrics, trace reading, per-answer scoring and summaries."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.settings import Settings
 from eval.answer_metrics import abstained, answer_scores
-from eval.presets import build_preset
 from eval.qa import QAItem, read_trace, score_record
 from eval.report import percentile, summarize_config
 
@@ -107,36 +105,6 @@ def test_summary_keeps_missing_ragas_values_out_of_the_mean_with_reasons() -> No
     assert summary["ragas"]["context_recall"]["mean"] is None
     assert summary["compression_ratio"] is None
     assert summary["answered"] == 3 and summary["errors"] == [{"id": "4", "error": "LLMUnavailableError: down"}]
-
-
-def test_ablation_uses_only_existing_settings_and_says_what_it_skipped() -> None:
-    preset = build_preset("ablation", Settings.model_fields, reranker=None)
-    names = [c.name for c in preset.configs]
-    assert names[:3] == ["bm25", "dense", "hybrid"]
-    assert preset.configs[0].options["fusion_alpha"] == 0.0 and preset.configs[1].options["fusion_alpha"] == 1.0
-    assert {s.name for s in preset.skipped} == {"+rerank"}
-    assert "RAGLINE_RERANKER" in preset.skipped[0].reason
-    for config in preset.configs:
-        Settings.model_validate({**Settings().model_dump(), **config.options})  # every config is valid settings
-
-    fields = {name: f for name, f in Settings.model_fields.items() if name not in ("compression", "memory")}
-    reduced = build_preset("ablation", fields, reranker="/nonexistent/cross-encoder")
-    reasons = {s.name: s.reason for s in reduced.skipped}
-    assert "no 'compression' setting" in reasons["+compression"] and "no 'memory' setting" in reasons["+memory"]
-    assert "neither a registered model nor a folder" in reasons["+rerank"]
-    assert all("compression" not in c.options for c in reduced.configs)
-
-
-def test_ablation_finds_a_trained_reranker_in_the_models_dir(tmp_path) -> None:
-    (tmp_path / "my-reranker").mkdir()
-    training = build_preset("ablation", Settings.model_fields, reranker="my-reranker", models_dir=tmp_path)
-    assert "no config.json" in training.skipped[0].reason
-    (tmp_path / "my-reranker" / "config.json").write_text("{}")
-    ready = build_preset("ablation", Settings.model_fields, reranker="my-reranker", models_dir=tmp_path)
-    assert not ready.skipped
-    names = [c.name for c in ready.configs]
-    assert names == ["bm25", "dense", "hybrid", "+rerank", "+positioning", "+compression", "+memory"]
-    assert ready.configs[-1].options["reranker"] == "my-reranker" and ready.configs[2].options["reranker"] is None
 
 
 def test_judge_replies_breaking_a_binary_field_are_rejected_not_scored() -> None:

@@ -109,8 +109,8 @@ def test_multi_label_classifier_is_refused(tmp_path: Path, cross_encoder_dir: Pa
 
 
 def test_eval_variant_reranks_the_fused_lists(sample_resources: Resources, reranker: CrossEncoderReranker) -> None:
-    from app.reranker.evaluate import rerank_variant
-    from eval.retrieval_bench import evaluate_variants, gather, standard_variants
+    from eval.rerank_quality import rerank_variant
+    from eval.retrieval_quality import evaluate_variants, gather, standard_variants
 
     queries = {"q1": QUESTION, "q2": "Which command rotates a gateway token?"}
     candidates = gather(sample_resources.index, "sample", queries, depth=10, progress=False)

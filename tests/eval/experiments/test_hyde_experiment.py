@@ -1,11 +1,11 @@
-"""The HyDE experiment's hybrid variant is the one ``eval.retrieval_bench`` builds for the configured fusion."""
+"""The HyDE experiment's hybrid variant is the one ``eval.retrieval_quality`` builds for the configured fusion."""
 
 from __future__ import annotations
 
 import pytest
 
 from eval.experiments.hyde import HybridConfig
-from eval.retrieval_bench import standard_variants
+from eval.retrieval_quality import standard_variants
 
 
 @pytest.mark.parametrize(("fusion", "expected"), [("rrf", "rrf(k=60)"), ("convex", "convex(α=0.30)")])

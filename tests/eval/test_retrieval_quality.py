@@ -1,6 +1,6 @@
 import pytest
 
-from eval.retrieval_bench import Candidates, best_alpha, evaluate_variants, format_table, standard_variants
+from eval.retrieval_quality import Candidates, best_alpha, evaluate_variants, format_table, standard_variants
 from retrieval.types import Chunk, Hit
 
 

@@ -1,8 +1,9 @@
-"""Held-out evaluation of a reranker: hybrid vs hybrid+rerank on the same candidates, and rerank latency.
+"""Reranker quality: hybrid vs hybrid+rerank on the same candidate lists, and rerank latency.
 
 Every variant reorders the *same* hybrid lists (fetched once per query), so the difference in nDCG is the
 reranker's alone; latency is timed in one process, fp32 and int8 side by side, so their ratio holds even on a
-busy machine where the absolute milliseconds do not.
+busy machine where the absolute milliseconds do not. The candidate lists come from the caller (the app runs the
+hybrid search), so this module needs no settings.
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ from statistics import median
 
 from tqdm import tqdm
 
-from app.reranker.data import hybrid_search
-from app.settings import Settings
 from eval.metrics import evaluate_retrieval
-from eval.retrieval_bench import Candidates, Variant, doc_ranking
-from retrieval.index import Index
+from eval.retrieval_quality import Candidates, Variant, doc_ranking
 from retrieval.rerank import CrossEncoderReranker
 from retrieval.types import Hit
 
@@ -29,15 +27,6 @@ def rerank_head(
 ) -> list[Hit]:
     """The first ``top_n`` hits reranked, the rest after them in their original order (for recall at depth)."""
     return reranker.rerank(query, hits[:top_n], weight) + list(hits[top_n:])
-
-
-def hybrid_lists(
-    index: Index, settings: Settings, collection: str, queries: Mapping[str, str], depth: int, progress: bool = True
-) -> dict[str, list[Hit]]:
-    return {
-        qid: hybrid_search(index, settings, collection, text, depth)
-        for qid, text in tqdm(queries.items(), desc="hybrid search", unit="query", disable=not progress)
-    }
 
 
 def compare(

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from app.reranker.card import read_record
 from app.reranker.data import LabelledQuery, mine_pairs, split_queries
 from app.reranker.synthetic import PROMPTS, clean_question, synthetic_questions
 from app.reranker.train import TrainConfig, last_checkpoint, train_cross_encoder
@@ -17,7 +14,7 @@ from app.resources import Resources
 from retrieval.onnx_export import export_folder, weights_sha256
 from retrieval.rerank import CrossEncoderReranker
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TINY = {"batch_size": 4, "max_length": 64, "save_steps": 1}
 
 
@@ -82,60 +79,6 @@ def test_a_truncated_reranker_saves_and_loads_with_its_fewer_layers(
     )
     with pytest.raises(ValueError, match="layers must be between 1 and"):
         train_cross_encoder(embedder_dir, mined.pairs, tmp_path / "x", TrainConfig(max_steps=1, layers=99, **TINY))
-
-
-def test_train_command_writes_a_model_card_with_held_out_metrics(tmp_path: Path, models_env) -> None:
-    beir = tmp_path / "tiny"
-    (beir / "qrels").mkdir(parents=True)
-    docs = {
-        "d1": "Refunds: EU customers may request a refund within 30 days of the charge.",
-        "d2": "To rotate a gateway token, run nwctl gateway rotate-token for the merchant.",
-        "d3": "Meeting notes: the team agreed to move the release to Thursday.",
-        "d4": "On-call engineers acknowledge pages within 5 minutes during business hours.",
-        "d5": "Invoices are issued on the first day of each month in the customer's currency.",
-    }
-    questions = {
-        "q1": ("How long do EU customers have to ask for a refund?", "d1"),
-        "q2": ("Which command rotates a gateway token?", "d2"),
-        "q3": ("When was the release moved to?", "d3"),
-        "q4": ("How fast must on-call acknowledge a page?", "d4"),
-        "q5": ("When are invoices issued?", "d5"),
-    }
-    (beir / "corpus.jsonl").write_text(
-        "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in docs.items())
-    )
-    (beir / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, (t, _) in questions.items())
-    )
-    (beir / "qrels" / "train.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d) in questions.items())
-    )
-    out = tmp_path / "model"
-    options = ["--held-out", "2", "--negatives", "2", "--max-steps", "2", "--batch-size", "4", "--max-length", "64"]
-    command = [sys.executable, "-m", "app.cli", "reranker", "train", "--beir", str(beir), *options, "--out", str(out)]
-    result = subprocess.run(
-        command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    record = read_record(out)
-    assert record["training"]["steps"] == 2
-    assert record["data"]["queries"] == 3 and record["data"]["held_out_queries"] == 2
-    assert set(record["held_out"]["results"]) == {"hybrid", "hybrid+rerank"}
-    card = (out / "README.md").read_text()
-    assert "## Held-out evaluation" in card and "hybrid+rerank" in card and "steps: 2" in card
-    CrossEncoderReranker(out, max_length=64)
-
-    report = tmp_path / "eval.json"
-    command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(out), "--beir", str(beir),
-               "--backends", "torch,onnx-int8", "--latency-queries", "1", "--json", str(report)]  # fmt: skip
-    result = subprocess.run(
-        command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    evaluated = json.loads(report.read_text())
-    assert set(evaluated["results"]) == {"hybrid", "hybrid+rerank(torch)", "hybrid+rerank(onnx-int8)"}
-    assert set(evaluated["latency"]) == {"torch top-20", "onnx-int8 top-20", "torch top-50", "onnx-int8 top-50"}
 
 
 def test_split_is_fixed_by_seed() -> None:

@@ -1,0 +1,240 @@
+"""``ragline reranker train`` as a library call: mine training pairs, fine-tune a cross-encoder, record and evaluate it.
+
+Two sources of queries: supervised (a BEIR folder's qrels, some queries held out and evaluated on) or synthetic (the
+generator writes a question per sampled chunk of a collection; no labels, so no held-out evaluation). Either way hard
+negatives come from ragline's own hybrid retrieval. The mined pairs are saved next to the model, so a resumed run
+trains on exactly the same data from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.corpus_collections import describe_corpus_failures, describe_corpus_ingest, ensure_corpus_collection
+from app.model_registry import ModelRole
+from app.reranker.card import training_record, write_record
+from app.reranker.data import MinedPairs, Pair, beir_queries, load_pairs, mine_pairs, save_pairs, split_queries
+from app.reranker.evaluation_run import held_out_results
+from app.reranker.synthetic import synthetic_pairs
+from app.reranker.train import TrainConfig, train_cross_encoder
+from app.resources import Resources, resolve_model_dir
+from app.run_log import RunLog
+from app.settings import Settings
+from eval.beir import load_beir
+from retrieval.rerank import CrossEncoderReranker
+
+__all__ = ["TrainingOutcome", "TrainingRequest", "train_reranker"]
+
+PAIRS_FILE = "training-pairs.jsonl"
+PAIRS_STATS_FILE = "training-pairs.stats.json"
+SYNTHETIC_FILE = "synthetic-questions.json"
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Supervised with ``beir`` (a BEIR folder; ``held_out`` of its ``split`` queries kept out), else synthetic on
+    ``collection`` (``questions`` sampled chunks, ``per_chunk`` styles each, kept when hybrid search finds the
+    source chunk in the top ``filter_top_k``). ``collection`` ``None`` with ``beir`` is ``beir-<folder>``, ingested
+    if needed; ``out`` ``None`` is ``<models_dir>/reranker-<collection>``; ``base`` ``None`` is the embedder.
+    ``training.seed`` also seeds the split and the sampling."""
+
+    training: TrainConfig
+    beir: Path | None = None
+    split: str = "train"
+    held_out: int = 209
+    questions: int = 300
+    per_chunk: int = 1
+    filter_top_k: int = 10
+    collection: str | None = None
+    out: Path | None = None
+    base: str | None = None
+    negatives: int = 3
+    depth: int = 30
+    resume: bool = True
+    k: int = 10
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """The model folder, its record (``ragline-reranker.json``, held-out metrics included) and the wall time."""
+
+    model: Path
+    record: dict[str, Any]
+    minutes: float
+
+
+@dataclass
+class _TrainingData:
+    """Where the model goes and what it is trained on; the held-out queries it is then scored on."""
+
+    collection: str
+    target: Path
+    pairs: list[Pair]
+    stats: dict[str, int]
+    source: str
+    held_queries: dict[str, str] = field(default_factory=dict)
+    held_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    held_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def train_reranker(settings: Settings, request: TrainingRequest, log: RunLog) -> TrainingOutcome:
+    """Mine (or reuse) the pairs, train, write the model card and record, then score the held-out queries.
+
+    Raises ``FileNotFoundError`` (model, folder or collection missing), ``ValueError``/``LookupError`` (bad data or
+    options), ``LLMUnavailableError`` and ``TextGenerationError`` (synthetic mode without a generator)."""
+    resources = Resources(settings)
+    started = time.perf_counter()
+    base_dir = resolve_model_dir(settings, request.base or settings.embedder, ModelRole.EMBEDDER)
+    if request.beir is not None:
+        data = _supervised(resources, request, request.beir, log)
+    else:
+        data = _synthetic(resources, request, log)
+    positives = int(data.stats["positives"])
+    log.info(f"{len(data.pairs)} training pairs ({positives} positive) from {data.stats['queries']} queries")
+    result = train_cross_encoder(base_dir, data.pairs, data.target, request.training, resume=request.resume)
+    log.info(f"trained {result.steps} steps in {result.seconds / 60:.1f} min (loss {result.training_loss:.4f})")
+    record: dict[str, Any] = {
+        "name": data.target.name,
+        "mode": "supervised" if request.beir is not None else "synthetic",
+        "base": str(base_dir),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "data": {
+            "source": data.source,
+            "collection": data.collection,
+            "queries": data.stats["queries"],
+            "skipped": data.stats.get("skipped", 0),
+            "pairs": len(data.pairs),
+            "positives": positives,
+            "negatives": len(data.pairs) - positives,
+            "negatives_per_query": request.negatives,
+            "depth": request.depth,
+            "seed": request.training.seed,
+            "held_out_queries": len(data.held_ids),
+            "notes": data.notes,
+        },
+        "training": training_record(request.training, result),
+        "held_out_qids": data.held_ids,
+        "held_out": None,
+    }
+    write_record(data.target, record)
+    if data.held_queries:
+        record["held_out"] = _held_out_report(resources, data, settings.rerank_top_n, request.k)
+        write_record(data.target, record)
+    return TrainingOutcome(data.target, record, (time.perf_counter() - started) / 60)
+
+
+def _target(settings: Settings, request: TrainingRequest, collection: str) -> Path:
+    target = request.out or settings.resolved_models_dir / f"reranker-{collection}"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def _supervised(resources: Resources, request: TrainingRequest, beir: Path, log: RunLog) -> _TrainingData:
+    """Pairs from the qrels of the training queries of BEIR folder ``beir``; the held-out ones are kept for
+    evaluation."""
+    dataset = load_beir(beir, request.split)
+    name = request.collection or f"beir-{beir.resolve().name}"
+    summary = ensure_corpus_collection(resources, name, dataset.corpus)
+    log.info(describe_corpus_ingest(summary))
+    if failures := describe_corpus_failures(summary):
+        log.warn(failures)
+    train_ids, held_ids = split_queries(list(dataset.queries), request.held_out, request.training.seed)
+    target = _target(resources.settings, request, name)
+    pairs, stats = _mine_or_load(
+        target,
+        request.resume,
+        lambda: mine_pairs(
+            resources.index,
+            resources.settings,
+            name,
+            beir_queries(dataset.queries, dataset.qrels, train_ids),
+            negatives=request.negatives,
+            depth=request.depth,
+        ),
+        log,
+    )
+    return _TrainingData(
+        collection=name,
+        target=target,
+        pairs=pairs,
+        stats=stats,
+        source=f"BEIR {beir.resolve().name} qrels/{request.split}.tsv: {len(train_ids)} of "
+        f"{len(dataset.queries)} queries",
+        held_queries={qid: dataset.queries[qid] for qid in held_ids},
+        held_qrels={qid: dataset.qrels[qid] for qid in held_ids},
+        held_ids=held_ids,
+    )
+
+
+def _synthetic(resources: Resources, request: TrainingRequest, log: RunLog) -> _TrainingData:
+    """Pairs from questions the generator writes about sampled chunks; what it wrote is saved with the model."""
+    if request.collection is None:
+        raise ValueError("--synthetic needs --collection (an ingested collection)")
+    name = request.collection
+    resources.index.require_collection(name)
+    target = _target(resources.settings, request, name)
+    questions_file = target / SYNTHETIC_FILE
+    report: dict[str, Any] = {}
+
+    def mine() -> MinedPairs:
+        mined, info = synthetic_pairs(
+            resources,
+            name,
+            request.questions,
+            filter_top_k=request.filter_top_k,
+            negatives=request.negatives,
+            depth=request.depth,
+            seed=request.training.seed,
+            per_chunk=request.per_chunk,
+        )
+        report.update(info)
+        questions_file.write_text(json.dumps(info, indent=2, ensure_ascii=False))
+        return mined
+
+    pairs, stats = _mine_or_load(target, request.resume, mine, log)
+    if not report and questions_file.is_file():
+        report = json.loads(questions_file.read_text())
+    source = (
+        f"synthetic: {report.get('generator', '?')} wrote {report.get('generated', '?')} questions for "
+        f"sampled chunks of `{name}`; {report.get('kept', '?')} kept (source chunk in the hybrid top "
+        f"{request.filter_top_k})"
+    )
+    notes = ["no held-out labels in synthetic mode: evaluate with `ragline reranker eval --beir ...`"]
+    return _TrainingData(collection=name, target=target, pairs=pairs, stats=stats, source=source, notes=notes)
+
+
+def _mine_or_load(
+    out: Path, resume: bool, mine: Callable[[], MinedPairs], log: RunLog
+) -> tuple[list[Pair], dict[str, int]]:
+    """Reuse the pairs of an interrupted run (resuming must see the same data); otherwise mine and save them."""
+    path = out / PAIRS_FILE
+    stats_path = out / PAIRS_STATS_FILE
+    if resume and path.is_file() and stats_path.is_file():
+        log.info(f"reusing the training pairs in {path}")
+        return load_pairs(path), json.loads(stats_path.read_text())
+    mined = mine()
+    save_pairs(mined.pairs, path)
+    stats = {"queries": mined.queries, "skipped": mined.skipped, "positives": mined.positives}
+    stats_path.write_text(json.dumps(stats))
+    return mined.pairs, stats
+
+
+def _held_out_report(resources: Resources, data: _TrainingData, top_n: int, k: int) -> dict[str, Any]:
+    """The trained model (on the configured engine) against plain hybrid on the held-out queries."""
+    settings = resources.settings
+    reranker = CrossEncoderReranker(
+        data.target,
+        max_length=settings.rerank_max_length,
+        batch_size=settings.rerank_batch_size,
+        backend=settings.rerank_backend,
+    )
+    lists, results = held_out_results(
+        resources, data.collection, data.held_queries, data.held_qrels, {"hybrid+rerank": reranker}, top_n, k
+    )
+    return {"queries": len(lists), "top_n": top_n, "k": k, "backend": settings.rerank_backend, "results": results}

@@ -1,0 +1,68 @@
+"""``ragline reranker train | eval`` end to end on a tiny BEIR folder: a model card with held-out metrics, then a
+per-engine evaluation report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from app.reranker.card import read_record
+from retrieval.rerank import CrossEncoderReranker
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_train_command_writes_a_model_card_with_held_out_metrics(tmp_path: Path, models_env) -> None:
+    beir = tmp_path / "tiny"
+    (beir / "qrels").mkdir(parents=True)
+    docs = {
+        "d1": "Refunds: EU customers may request a refund within 30 days of the charge.",
+        "d2": "To rotate a gateway token, run nwctl gateway rotate-token for the merchant.",
+        "d3": "Meeting notes: the team agreed to move the release to Thursday.",
+        "d4": "On-call engineers acknowledge pages within 5 minutes during business hours.",
+        "d5": "Invoices are issued on the first day of each month in the customer's currency.",
+    }
+    questions = {
+        "q1": ("How long do EU customers have to ask for a refund?", "d1"),
+        "q2": ("Which command rotates a gateway token?", "d2"),
+        "q3": ("When was the release moved to?", "d3"),
+        "q4": ("How fast must on-call acknowledge a page?", "d4"),
+        "q5": ("When are invoices issued?", "d5"),
+    }
+    (beir / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in docs.items())
+    )
+    (beir / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, (t, _) in questions.items())
+    )
+    (beir / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d) in questions.items())
+    )
+    out = tmp_path / "model"
+    options = ["--held-out", "2", "--negatives", "2", "--max-steps", "2", "--batch-size", "4", "--max-length", "64"]
+    command = [sys.executable, "-m", "app.cli", "reranker", "train", "--beir", str(beir), *options, "--out", str(out)]
+    result = subprocess.run(
+        command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    record = read_record(out)
+    assert record["training"]["steps"] == 2
+    assert record["data"]["queries"] == 3 and record["data"]["held_out_queries"] == 2
+    assert set(record["held_out"]["results"]) == {"hybrid", "hybrid+rerank"}
+    card = (out / "README.md").read_text()
+    assert "## Held-out evaluation" in card and "hybrid+rerank" in card and "steps: 2" in card
+    CrossEncoderReranker(out, max_length=64)
+
+    report = tmp_path / "eval.json"
+    command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(out), "--beir", str(beir),
+               "--backends", "torch,onnx-int8", "--latency-queries", "1", "--json", str(report)]  # fmt: skip
+    result = subprocess.run(
+        command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads(report.read_text())
+    assert set(evaluated["results"]) == {"hybrid", "hybrid+rerank(torch)", "hybrid+rerank(onnx-int8)"}
+    assert set(evaluated["latency"]) == {"torch top-20", "onnx-int8 top-20", "torch top-50", "onnx-int8 top-50"}
