@@ -32,7 +32,7 @@ def bench_memory(
     from app.ingestion import run_ingest
     from app.llm import LLMUnavailableError
     from app.memory_wiring import MemoryDisabledError, build_memory_service
-    from app.pipeline import Pipeline
+    from app.query.pipeline import Pipeline
     from app.resources import ModelMissingError, Resources
     from eval.memory_bench import MODES, load_scripts, run_benchmark
     from ingest.samples import SAMPLE_COLLECTION, sample_corpus_dir

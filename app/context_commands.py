@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from app.pipeline import Answer, Pipeline
+    from app.query.pipeline import Answer, Pipeline
     from app.resources import Resources
     from eval.context_experiments import NQQuestion, Passage
 
@@ -263,8 +263,8 @@ def _position_sweep(
     ``stored_only``: ask nothing; report the questions whose prompts all have stored answers (a sweep cut short)."""
     from app.answer_cache import AnswerCache
     from app.context.positioning import make_positioner
-    from app.context.stages import PositionContext
-    from app.prompting import build_messages
+    from app.query.prompt import build_messages
+    from app.query.stages.position import PositionContext
     from eval.context_experiments import exact_match, place, positions, run_concurrently
     from retrieval.types import Chunk, Hit, QueryState
 
@@ -370,7 +370,7 @@ def _pipeline_positioning(
     Generations are stored as they arrive (``context-pipeline-answers.jsonl``), so a run cut short resumes: the
     retrieval is re-run, the answers it leads to are read back. The report is rewritten after each order."""
     from app.answer_cache import AnswerCache, CachedGenerator
-    from app.pipeline import Pipeline
+    from app.query.pipeline import Pipeline
     from eval.context_experiments import em_rate, exact_match, format_table, paired_difference, run_concurrently
 
     generator = resources.generator
@@ -438,7 +438,7 @@ def eval_compression(
     With ``--calibrate``, measures instead the two speeds the ``auto`` rule weighs (vLLM prefill and compression,
     in generator tokens per second) and writes ``<data_dir>/calibration.json``.
     """
-    from app.pipeline import Pipeline
+    from app.query.pipeline import Pipeline
     from eval.context_experiments import em_rate, exact_match, format_table, median_ms
 
     resources = _resources(llm_url)
@@ -513,9 +513,9 @@ def _calibrate(resources: Resources, questions: list[NQQuestion], passages: dict
         save_calibration,
     )
     from app.context.compression import CompressionUnavailableError, EvidenceCompressor, timed_compress
-    from app.context.factory import AUTO_METHOD, compression_model_dir
     from app.context.tokens import TokenCounter
-    from app.prompting import SYSTEM_PROMPT
+    from app.query.build import AUTO_METHOD, compression_model_dir
+    from app.query.prompt import SYSTEM_PROMPT
 
     settings = resources.settings
     counter = TokenCounter(resources.generator_dir)
@@ -724,7 +724,7 @@ def _abstention_runs(
     """The pipeline at ``cut`` on each question with its gold passage present and withheld. With ``llm_check``
     the answerability judgement is recorded on every question (threshold 0: it never abstains here), so that the
     trade-off at every cut can be read off afterwards from one run."""
-    from app.pipeline import Pipeline
+    from app.query.pipeline import Pipeline
     from eval.answer_metrics import abstained
     from eval.context_experiments import em_rate, exact_match, format_table, run_concurrently
 
@@ -810,7 +810,7 @@ def eval_prefix_cache(
     passages. Cold: the prefix starts with a fresh nonce, so vLLM has never seen it. Warm: the same prefix as the
     previous request, with a different question at the end, as in a follow-up turn.
     """
-    from app.prompting import SYSTEM_PROMPT
+    from app.query.prompt import SYSTEM_PROMPT
     from eval.context_experiments import format_table, median_ms
 
     resources = _resources(llm_url)
@@ -966,7 +966,7 @@ def eval_hyde(
 def _hypotheticals(resources: Resources, questions: dict[str, str], workers: int) -> tuple[dict[str, str], list[float]]:
     """The HyDE search query of each question (the ``hyde`` stage itself), and each generation's time."""
     from app.answer_cache import AnswerCache
-    from app.context.hyde import HYDE_PROMPT, HYDE_TOKENS, HypotheticalDocument
+    from app.query.stages.hyde import HYDE_PROMPT, HYDE_TOKENS, HypotheticalDocument
     from eval.context_experiments import run_concurrently
     from retrieval.types import QueryState
 
@@ -1015,7 +1015,7 @@ def _scores(
 
 
 def _hyde_latency(resources: Resources, collection: str, questions: list[str]) -> dict[str, Any]:
-    from app.context.hyde import HypotheticalDocument
+    from app.query.stages.hyde import HypotheticalDocument
     from eval.context_experiments import median_ms
     from retrieval.types import QueryState
 

@@ -162,7 +162,7 @@ def eval_qa(
     from app.cli.common import configure_logging as _configure_logging
     from app.cli.common import fail as _fail
     from app.llm import LLMUnavailableError
-    from app.pipeline import Pipeline
+    from app.query.pipeline import Pipeline
     from app.resources import ModelMissingError, Resources, served_model_name
     from eval.qa import DatasetError, RunStore, load_dataset
     from eval.ragas_judge import JudgeConfig, JudgeUnavailableError, RagasJudge

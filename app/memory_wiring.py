@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.pipeline import Pipeline
+from app.query.pipeline import Pipeline
 from app.resources import Resources
 from app.settings import Settings
 from app.text_generator import VLLMTextGenerator

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from statistics import median
 
 import numpy as np
+from retrieval.stages import Deduplicate, Fuse, HybridSearch, Search
 from tqdm import tqdm
 
 from retrieval.fusion import Fusion
 from retrieval.index import DocumentWrite, Index
-from retrieval.stages import Deduplicate, Fuse, HybridSearch, Search
 from retrieval.types import Chunk, Embedder, QueryState, Stage
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.pipeline import Pipeline
+from app.query.pipeline import Pipeline
+from app.query.stages.rerank import Rerank
 from app.resources import Resources
-from retrieval.rerank import CrossEncoderReranker, Rerank, RerankerError
+from retrieval.rerank import CrossEncoderReranker, RerankerError
 from retrieval.types import QueryState
 
 QUESTION = "How long do EU customers have to request a refund?"

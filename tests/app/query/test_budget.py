@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from app.context.abstain import AbstainGate
-from app.context.budget import BudgetExceededError, BudgetPlanner
-from app.context.outcome import EMPTY_ANSWER, TRUNCATED_NOTE, settle
 from app.context.tokens import TokenCounter
-from app.prompting import SYSTEM_PROMPT, AssemblePrompt, CheckCitations, SourceCost, format_source, user_message
-from retrieval.stages import SelectContext
+from app.query.budget import BudgetExceededError, BudgetPlanner
+from app.query.outcome import EMPTY_ANSWER, TRUNCATED_NOTE, settle
+from app.query.prompt import SYSTEM_PROMPT, SourceCost, format_source, user_message
+from app.query.stages.abstain import AbstainGate
+from app.query.stages.assemble import AssemblePrompt
+from app.query.stages.citations import CheckCitations
+from app.query.stages.select import SelectContext
 from retrieval.types import Chunk, Hit, QueryState
 
 QUESTION = "How long do EU customers have to request a refund?"
