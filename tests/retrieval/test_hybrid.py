@@ -1,5 +1,6 @@
-"""The HybridSearch, Fuse and Deduplicate stages (BM25 beside the query embedding, dedup reusing the searches'
-vectors) on a real index, against the sequential searches of ``retrieval.hybrid``."""
+"""Hybrid search on a real index: BM25 beside the query embedding, dedup reusing the searches' vectors, through
+``retrieval.hybrid.hybrid_search`` and through the pipeline stages that run its steps (HybridSearch, Fuse,
+Deduplicate), against the sequential searches."""
 
 from __future__ import annotations
 
@@ -134,3 +135,28 @@ def test_a_misspelt_source_is_a_key_error_naming_the_stage_and_the_list(index: I
     state = _run([HybridSearch(index, 5, 5)], "refund within 30 days")
     with pytest.raises(KeyError, match=r"'dedup' reads candidates\['fussed'\], which no earlier stage wrote"):
         Deduplicate(index, 0.95, source="fussed")(state)
+
+
+def test_hybrid_search_gives_what_the_pipeline_stages_give(index: Index) -> None:
+    question, fusion = "refund within 30 days", ConvexFusion(0.5)
+    state = _run([HybridSearch(index, 5, 5), Fuse(fusion), Deduplicate(index, 0.95)], question)
+    hits = hybrid_search(index, "c", question, bm25_k=5, dense_k=5, fusion=fusion, dedup_threshold=0.95)
+    for source in ("bm25", "dense", "fused", "deduplicated"):
+        assert _ranked(getattr(hits, source)) == _ranked(state.candidates[source]), source
+    assert [e.stage for e in hits.trace] == [e.stage for e in state.trace] == ["bm25", "dense", "fusion", "dedup"]
+    assert hits.trace[-1].details["dropped"] == state.trace[-1].details["dropped"]
+    assert hits.trace[-1].details["vectors_fetched"] == 0
+
+
+def test_without_a_threshold_nothing_is_deduplicated(index: Index) -> None:
+    hits = hybrid_search(index, "c", "refund within 30 days", bm25_k=5, dense_k=5, fusion=ConvexFusion(0.5))
+    assert hits.deduplicated == hits.fused
+    assert {"refund-eu", "refund-eu-copy"} <= {h.chunk.id for h in hits.deduplicated}
+    assert [e.stage for e in hits.trace] == ["bm25", "dense", "fusion"]
+
+
+def test_the_sequential_path_records_no_overlap(index: Index) -> None:
+    hits = _sequential(index, "refund within 30 days", 5, 5)
+    bm25, dense = hits.trace[:2]
+    assert "concurrent_with" not in bm25.details and "concurrent_with" not in dense.details
+    assert "vectors_ms" not in bm25.details and dense.details["embed_ms"] > 0
