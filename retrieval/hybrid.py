@@ -51,35 +51,20 @@ def search_both(
     dense_k: int,
     where: Mapping[str, Any] | None = None,
     prefetch_vectors: bool = True,
-    concurrent: bool = True,
     trace: list[TraceEntry],
 ) -> tuple[list[Hit], list[Hit]]:
-    """BM25 and dense hits of ``query``, filters applied inside both searches; appends the ``bm25`` and ``dense``
-    entries to ``trace`` even when a search fails (then re-raises that failure).
-
-    ``concurrent=False`` runs BM25 and then dense in the calling thread: the baseline the benchmarks measure the
-    overlap against. ``prefetch_vectors`` has BM25 read its hits' stored vectors for de-duplication.
-    """
+    """BM25 and dense hits of ``query``, BM25 in a worker thread beside the dense search, filters applied inside
+    both; appends the ``bm25`` and ``dense`` entries to ``trace`` even when a search fails (then re-raises that
+    failure). ``prefetch_vectors`` has BM25 read its hits' stored vectors for de-duplication."""
     if bm25_k <= 0 or dense_k <= 0:
         raise ValueError(f"bm25_k and dense_k must be positive, got {bm25_k} and {dense_k}")
-    dense_entry = TraceEntry(stage="dense", details={"concurrent_with": "bm25"} if concurrent else {})
-    if concurrent:
-        lexical = _SEARCH_POOL.submit(
-            _bm25, index, collection, query, bm25_k, where, prefetch_vectors=prefetch_vectors, concurrent=True
-        )
-        try:
-            dense_hits = _dense(index, collection, query, dense_k, where, dense_entry)
-        finally:
-            bm25_hits, bm25_entry, bm25_error = lexical.result()  # waits for BM25 even when the dense side failed
-            trace.extend([bm25_entry, dense_entry])
-    else:
-        bm25_hits, bm25_entry, bm25_error = _bm25(
-            index, collection, query, bm25_k, where, prefetch_vectors=prefetch_vectors, concurrent=False
-        )
-        try:
-            dense_hits = _dense(index, collection, query, dense_k, where, dense_entry)
-        finally:
-            trace.extend([bm25_entry, dense_entry])
+    lexical = _SEARCH_POOL.submit(_bm25, index, collection, query, bm25_k, where, prefetch_vectors=prefetch_vectors)
+    dense_entry = TraceEntry(stage="dense", details={"concurrent_with": "bm25"})
+    try:
+        dense_hits = _dense(index, collection, query, dense_k, where, dense_entry)
+    finally:
+        bm25_hits, bm25_entry, bm25_error = lexical.result()  # waits for BM25 even when the dense side failed
+        trace.extend([bm25_entry, dense_entry])
     if bm25_error is not None:
         raise bm25_error
     return bm25_hits, dense_hits
@@ -112,10 +97,9 @@ def _bm25(
     where: Mapping[str, Any] | None,
     *,
     prefetch_vectors: bool,
-    concurrent: bool,
 ) -> tuple[list[Hit], TraceEntry, Exception | None]:
-    """May run in a worker thread: returns its error instead of raising, so the caller records both entries."""
-    entry = TraceEntry(stage="bm25", details={"concurrent_with": "dense"} if concurrent else {})
+    """Runs in a worker thread: returns its error instead of raising, so the caller records both entries."""
+    entry = TraceEntry(stage="bm25", details={"concurrent_with": "dense"})
     started = time.perf_counter()
     try:
         hits = index.search_bm25(collection, query, k, where)
@@ -185,7 +169,6 @@ def hybrid_search(
     where: Mapping[str, Any] | None = None,
     dedup_threshold: float | None = None,
     prefetch_vectors: bool = True,
-    concurrent: bool = True,
 ) -> HybridHits:
     """BM25 ∥ dense → fusion → de-duplication (skipped when ``dedup_threshold`` is None), as the query pipeline runs
     them; settings-free, so benchmarks and experiments can vary each number."""
@@ -198,7 +181,6 @@ def hybrid_search(
         dense_k=dense_k,
         where=where,
         prefetch_vectors=prefetch_vectors,
-        concurrent=concurrent,
         trace=trace,
     )
     fused = fuse(fusion, {"bm25": bm25, "dense": dense}, trace=trace)

@@ -18,6 +18,8 @@ from retrieval.types import QueryState, Stage
 
 @dataclass(frozen=True)
 class Answer:
+    """What one query returns to CLI, API and UI: the answer text, its checked citations and the full trace."""
+
     text: str
     citations: list[dict[str, Any]]
     trace: dict[str, Any]

@@ -1,6 +1,6 @@
 """Hybrid search on a real index: BM25 beside the query embedding, dedup reusing the searches' vectors, through
-``retrieval.hybrid.hybrid_search`` and through the pipeline stages that run its steps (HybridSearch, Fuse,
-Deduplicate), against the sequential searches."""
+the pipeline stages that run its steps (HybridSearch, Fuse, Deduplicate) against the searches in turn, and through
+``retrieval.hybrid.hybrid_search``."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import pytest
 from app.query.stages.deduplicate import Deduplicate
 from app.query.stages.fuse import Fuse
 from app.query.stages.hybrid_search import HybridSearch
+from app.query.stages.search import Search
 from retrieval.dedup import Deduplicator
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.fusion import ConvexFusion
-from retrieval.hybrid import HybridHits, hybrid_search
+from retrieval.hybrid import hybrid_search
 from retrieval.index import DocumentWrite, Index
 from retrieval.types import Chunk, Hit, QueryState
 
@@ -48,22 +49,6 @@ def _run(stages: list, question: str, filters: dict | None = None) -> QueryState
     return state
 
 
-def _sequential(index: Index, question: str, bm25_k: int, dense_k: int, filters: dict | None = None) -> HybridHits:
-    """BM25, then dense, in this thread and without prefetched vectors: the path the overlap replaced."""
-    return hybrid_search(
-        index,
-        "c",
-        question,
-        bm25_k=bm25_k,
-        dense_k=dense_k,
-        fusion=ConvexFusion(0.5),
-        where=filters,
-        dedup_threshold=0.95,
-        prefetch_vectors=False,
-        concurrent=False,
-    )
-
-
 def _ranked(hits: list[Hit]) -> list[tuple[str, float]]:
     return [(h.chunk.id, round(h.score, 5)) for h in hits]
 
@@ -72,9 +57,9 @@ def _ranked(hits: list[Hit]) -> list[tuple[str, float]]:
 def test_same_candidates_and_trace_as_the_two_searches_in_turn(index: Index, filters: dict | None) -> None:
     question = "how many days do I have to get a refund"
     hybrid = _run([HybridSearch(index, 5, 5)], question, filters)
-    sequential = _sequential(index, question, 5, 5, filters)
+    sequential = _run([Search(index, "bm25", 5), Search(index, "dense", 5)], question, filters)
     for source in ("bm25", "dense"):
-        assert _ranked(hybrid.candidates[source]) == _ranked(getattr(sequential, source))
+        assert _ranked(hybrid.candidates[source]) == _ranked(sequential.candidates[source])
         assert hybrid.candidates[source], source
     assert [e.stage for e in hybrid.trace] == ["bm25", "dense"]
     bm25, dense = hybrid.trace
@@ -110,13 +95,16 @@ def test_dedup_after_hybrid_search_reads_nothing_more_and_drops_the_same(index: 
 
 
 def test_dedup_after_the_sequential_searches_fetches_only_bm25_only_hits(index: Index) -> None:
-    hits = _sequential(index, "refund within 30 days", 5, 1)
-    dense_ids = {h.chunk.id for h in hits.dense}
-    bm25_only = {h.chunk.id for h in hits.bm25} - dense_ids
-    assert all(h.vector is not None for h in hits.dense)
-    assert all(h.vector is None for h in hits.bm25)
+    stages = [Search(index, "bm25", 5), Search(index, "dense", 1), Fuse(ConvexFusion(0.5)), Deduplicate(index, 0.95)]
+    state = _run(stages, "refund within 30 days")
+    dense_ids = {h.chunk.id for h in state.candidates["dense"]}
+    bm25_only = {h.chunk.id for h in state.candidates["bm25"]} - dense_ids
+    assert all(h.vector is not None for h in state.candidates["dense"])
+    assert all(h.vector is None for h in state.candidates["bm25"])
     assert bm25_only, "the test needs a BM25-only candidate"
-    assert hits.trace[-1].details["vectors_fetched"] == len(bm25_only & {h.chunk.id for h in hits.fused})
+    assert state.trace[-1].details["vectors_fetched"] == len(
+        bm25_only & {h.chunk.id for h in state.candidates["fused"]}
+    )
 
 
 def test_a_failing_search_records_both_entries_and_raises(index: Index) -> None:
@@ -129,12 +117,6 @@ def test_a_failing_search_records_both_entries_and_raises(index: Index) -> None:
 def test_bad_sizes_are_rejected(index: Index) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         HybridSearch(index, 0, 5)
-
-
-def test_a_misspelt_source_is_a_key_error_naming_the_stage_and_the_list(index: Index) -> None:
-    state = _run([HybridSearch(index, 5, 5)], "refund within 30 days")
-    with pytest.raises(KeyError, match=r"'dedup' reads candidates\['fussed'\], which no earlier stage wrote"):
-        Deduplicate(index, 0.95, source="fussed")(state)
 
 
 def test_hybrid_search_gives_what_the_pipeline_stages_give(index: Index) -> None:
@@ -155,8 +137,7 @@ def test_without_a_threshold_nothing_is_deduplicated(index: Index) -> None:
     assert [e.stage for e in hits.trace] == ["bm25", "dense", "fusion"]
 
 
-def test_the_sequential_path_records_no_overlap(index: Index) -> None:
-    hits = _sequential(index, "refund within 30 days", 5, 5)
-    bm25, dense = hits.trace[:2]
-    assert "concurrent_with" not in bm25.details and "concurrent_with" not in dense.details
-    assert "vectors_ms" not in bm25.details and dense.details["embed_ms"] > 0
+def test_a_misspelt_source_is_a_key_error_naming_the_stage_and_the_list(index: Index) -> None:
+    state = _run([HybridSearch(index, 5, 5)], "refund within 30 days")
+    with pytest.raises(KeyError, match=r"'dedup' reads candidates\['fussed'\], which no earlier stage wrote"):
+        Deduplicate(index, 0.95, source="fussed")(state)

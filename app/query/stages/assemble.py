@@ -13,7 +13,9 @@ class AssemblePrompt:
 
     Fixed terms (system, tools, history, question) are paid first; evidence gets the rest. When the positioned and
     compressed evidence still exceeds it, the least relevant source is trimmed or dropped first, and the count is
-    checked once more on the final messages as the chat template renders them.
+    checked once more on the final messages as the chat template renders them. ``candidates["compressed"]`` and
+    ``candidates["selected"]`` are used when present (compression may be off or skip; selection may be absent in a
+    hand-built pipeline), so they are not declared inputs.
     """
 
     name = "assemble"
