@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.pipeline import Answer, Pipeline
+from app.query.pipeline import Answer, Pipeline
 from app.resources import ModelMissingError
 from app.ui import filters as ui_filters
 from app.ui import views

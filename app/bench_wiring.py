@@ -44,7 +44,10 @@ def stage_paths(index: Index, fusion: Fusion, k: int = 20, dedup_threshold: floa
     ``overlapped`` is the pipeline's path (``HybridSearch``: BM25 beside the query embedding, vectors prefetched
     for dedup); ``sequential`` is the former one (BM25, then embed + dense search, then dedup reading the
     BM25-only vectors from Chroma)."""
-    from retrieval.stages import Deduplicate, Fuse, HybridSearch, Search
+    from app.query.stages.deduplicate import Deduplicate
+    from app.query.stages.fuse import Fuse
+    from app.query.stages.hybrid_search import HybridSearch
+    from app.query.stages.search import Search
 
     return {
         "overlapped": StagePath([HybridSearch(index, k, k), Fuse(fusion), Deduplicate(index, dedup_threshold)]),
@@ -127,7 +130,7 @@ def memory_bench_parts(
     missing (``before_sample_ingest`` is called then). Checks vLLM is up, so a run fails now, with the fix."""
     from app.ingestion import run_ingest
     from app.memory_wiring import build_memory_service
-    from app.pipeline import Pipeline
+    from app.query.pipeline import Pipeline
     from ingest.samples import SAMPLE_COLLECTION, sample_corpus_dir
 
     resources = Resources(settings)

@@ -25,7 +25,7 @@ from eval.experiments.position import PositionModels
 if TYPE_CHECKING:
     from app.context.calibration import Calibration
     from app.llm import Completion
-    from app.pipeline import Pipeline
+    from app.query.pipeline import Pipeline
     from app.resources import Resources
     from ingest.job import IngestSummary
 
@@ -121,7 +121,7 @@ def position_models(
     """The index, the generator, the pipeline's prompt layout, the positioning orders by name, and the answers of
     earlier sweeps (``context-position-answers.jsonl``)."""
     from app.context.positioning import make_positioner
-    from app.prompting import build_messages
+    from app.query.prompt import build_messages
 
     answers = AnswerCache(
         resources.settings.reports_dir / "context-position-answers.jsonl",
@@ -140,7 +140,7 @@ def position_models(
 
 def experiment_pipeline(resources: Resources) -> Pipeline:
     """The query pipeline as configured, asking the resources' generator."""
-    from app.pipeline import Pipeline
+    from app.query.pipeline import Pipeline
 
     return Pipeline(resources)
 
@@ -152,7 +152,7 @@ def stored_generation(
     """A pipeline whose generations are stored as they arrive (``context-pipeline-answers.jsonl``) and read back
     on a rerun; the resources' own generator is restored on exit."""
     from app.llm import Completion
-    from app.pipeline import Pipeline
+    from app.query.pipeline import Pipeline
 
     generator = resources.generator
     cache = AnswerCache(
@@ -179,7 +179,7 @@ def hybrid_config(resources: Resources) -> HybridConfig:
 
 def hyde_query_writer(resources: Resources, on_progress: Progress = no_progress) -> QueryWriter:
     """The ``hyde`` stage as a query writer, its queries stored in ``context-hyde-queries.jsonl``."""
-    from app.context.hyde import HYDE_PROMPT, HYDE_TOKENS, HypotheticalDocument
+    from app.query.stages.hyde import HYDE_PROMPT, HYDE_TOKENS, HypotheticalDocument
     from retrieval.types import QueryState
 
     stage = HypotheticalDocument(resources.generator)
@@ -258,8 +258,8 @@ def calibrate_host(
     cannot run and ``CalibrationError`` when the prefill samples give no rate."""
     from app.context.calibration import Calibration, calibration_path, prefill_rate, save_calibration
     from app.context.compression import EvidenceCompressor, timed_compress
-    from app.context.factory import AUTO_METHOD, compression_model_dir
-    from app.prompting import SYSTEM_PROMPT
+    from app.query.build import AUTO_METHOD, compression_model_dir
+    from app.query.prompt import SYSTEM_PROMPT
     from app.token_counter import ChatTemplateTokenCounter
 
     settings = resources.settings

@@ -6,7 +6,7 @@ generator's tokenizer), so the history it keeps under ``memory_budget_tokens`` i
 
 from __future__ import annotations
 
-from app.pipeline import Pipeline
+from app.query.pipeline import Pipeline
 from app.resources import Resources
 from app.settings import Settings
 from app.text_generator import VLLMTextGenerator

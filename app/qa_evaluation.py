@@ -22,7 +22,7 @@ from app.corpus_collections import (
     ingest_files,
 )
 from app.model_registry import MODELS
-from app.pipeline import Pipeline
+from app.query.pipeline import Pipeline
 from app.resources import Resources, served_model_name
 from app.run_log import RunLog
 from app.settings import Settings

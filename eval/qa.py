@@ -379,7 +379,7 @@ def score_record(item: QAItem, answer: str, trace: Mapping[str, Any], context_te
 
 
 class Answerer(Protocol):
-    """What the runner needs from ``app.pipeline.Pipeline``."""
+    """What the runner needs from ``app.query.pipeline.Pipeline``."""
 
     def run(
         self,

@@ -71,7 +71,7 @@ class TokenCounter(Protocol):
 
 
 class AnswersQuestions(Protocol):
-    """The query pipeline (``app.pipeline.Pipeline``) as conversation memory and the memory bench drive it.
+    """The query pipeline (``app.query.pipeline.Pipeline``) as conversation memory and the memory bench drive it.
 
     ``history`` is the H term of the prompt budget (memory's messages); ``search_query`` is what retrieval searches
     with when it differs from the question shown to the model (a follow-up rewritten to stand alone).

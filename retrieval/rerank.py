@@ -19,8 +19,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from retrieval.stages import _top_scores
-from retrieval.types import Hit, QueryState
+from retrieval.types import Hit
 
 RerankBackend = Literal["torch", "torch-int8", "onnx", "onnx-int8"]
 """The engine that runs the cross-encoder: torch (fp32, or Linear layers dynamically quantised to int8) or
@@ -191,39 +190,3 @@ def _load_torch(source: str | Path, max_length: int, is_hub_id: bool, int8: bool
 def _min_max(values: np.ndarray) -> np.ndarray:
     spread = float(values.max() - values.min())
     return (values - values.min()) / spread if spread > 0 else np.zeros_like(values)
-
-
-class Rerank:
-    """Rescores the best ``top_n`` candidates of ``source`` into ``candidates["reranked"]``.
-
-    Candidates below ``top_n`` are left out rather than appended: their fusion scores are on another scale, and
-    context selection only ever reads the head of the list.
-    """
-
-    name = "rerank"
-
-    def __init__(
-        self, reranker: CrossEncoderReranker, top_n: int, source: str = "deduplicated", weight: float = 1.0
-    ) -> None:
-        if top_n <= 0:
-            raise ValueError(f"top_n must be positive, got {top_n}")
-        self.reranker, self.top_n, self.source, self.weight = reranker, top_n, source, weight
-
-    def __call__(self, state: QueryState) -> QueryState:
-        candidates = state.candidates.get(self.source, [])[: self.top_n]
-        with state.traced(self.name, items_in=len(candidates)) as entry:
-            reranked = self.reranker.rerank(state.query, candidates, self.weight)
-            state.candidates["reranked"] = reranked
-            before = {hit.chunk.id: rank for rank, hit in enumerate(candidates, start=1)}
-            hits = _top_scores(reranked)
-            for hit in hits:
-                hit["previous_rank"] = before[str(hit["chunk_id"])]
-            entry.items_out = len(reranked)
-            entry.details.update(
-                model=self.reranker.name,
-                top_n=self.top_n,
-                max_length=self.reranker.max_length,
-                weight=self.weight,
-                hits=hits,
-            )
-        return state

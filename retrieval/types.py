@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,6 +60,23 @@ class TraceEntry:
         }
 
 
+def top_scores(hits: list[Hit], n: int = 10) -> list[dict[str, object]]:
+    """The head of a ranked list as a trace records it: chunk, document and score of the first ``n`` hits."""
+    return [{"chunk_id": h.chunk.id, "doc_id": h.chunk.doc_id, "score": round(h.score, 6)} for h in hits[:n]]
+
+
+@contextmanager
+def traced(trace: list[TraceEntry], stage: str, items_in: int = 0) -> Iterator[TraceEntry]:
+    """Time one step and append its trace entry to ``trace``, even when the step fails."""
+    entry = TraceEntry(stage=stage, items_in=items_in)
+    started = time.perf_counter()
+    try:
+        yield entry
+    finally:
+        entry.ms = (time.perf_counter() - started) * 1000
+        trace.append(entry)
+
+
 @dataclass
 class QueryState:
     """Everything the query stages read and write; each stage takes it and returns it."""
@@ -81,16 +98,22 @@ class QueryState:
     """The evidence was too weak to answer: ``answer`` says so and generation is skipped."""
     trace: list[TraceEntry] = field(default_factory=list)
 
-    @contextmanager
-    def traced(self, stage: str, items_in: int = 0) -> Iterator[TraceEntry]:
+    def traced(self, stage: str, items_in: int = 0) -> AbstractContextManager[TraceEntry]:
         """Time a stage and append its trace entry, even when the stage fails."""
-        entry = TraceEntry(stage=stage, items_in=items_in)
-        started = time.perf_counter()
-        try:
-            yield entry
-        finally:
-            entry.ms = (time.perf_counter() - started) * 1000
-            self.trace.append(entry)
+        return traced(self.trace, stage, items_in)
+
+    def read(self, source: str, *, by: str) -> list[Hit]:
+        """The candidate list ``source`` for stage ``by``; a list no stage wrote is a ``KeyError`` naming both.
+
+        Strict on purpose: a misspelt source would otherwise read as an empty list and the answer would quietly
+        lose its evidence. ``check_wiring`` catches the same mistake when a pipeline is built.
+        """
+        if source not in self.candidates:
+            written = ", ".join(sorted(self.candidates)) or "none"
+            raise KeyError(
+                f"stage {by!r} reads candidates[{source!r}], which no earlier stage wrote (written: {written})"
+            )
+        return self.candidates[source]
 
     @property
     def query(self) -> str:
@@ -99,6 +122,12 @@ class QueryState:
 
 
 class Stage(Protocol):
+    """One step of the query path. ``reads`` and ``writes`` name the candidate lists (``bm25``, ``fused``, ...) and
+    state fields (``context``, ``messages``, ``answer``, ...) it needs and produces, so wiring is checked when a
+    pipeline is built instead of failing, or silently reading nothing, on the first query."""
+
     name: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
 
     def __call__(self, state: QueryState) -> QueryState: ...

@@ -12,7 +12,7 @@ from app.api.jobs import JobRunner
 from app.api.metrics import Metrics
 from app.api.state import ServiceState
 from app.api.tenancy import Tenant
-from app.pipeline import Pipeline
+from app.query.pipeline import Pipeline
 from app.resources import Resources
 from app.settings import Settings
 

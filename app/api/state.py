@@ -12,7 +12,7 @@ from pathlib import Path
 from app.api.auth import KeyRing
 from app.api.jobs import JobRunner
 from app.api.metrics import Metrics
-from app.pipeline import Pipeline
+from app.query.pipeline import Pipeline
 from app.resources import Resources
 from app.settings import Settings
 

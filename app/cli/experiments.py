@@ -324,7 +324,7 @@ def prefix_cache(
     passages. Cold: the prefix starts with a fresh nonce, so vLLM has never seen it. Warm: the same prefix as the
     previous request, with a different question at the end, as in a follow-up turn.
     """
-    from app.prompting import SYSTEM_PROMPT
+    from app.query.prompt import SYSTEM_PROMPT
 
     resources = _resources(llm_url)
     questions, passages = _nq(data, repeats * 2)

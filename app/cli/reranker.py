@@ -58,11 +58,10 @@ def train_command(
     Hard negatives come from ragline's own hybrid retrieval. Writes the model, a model card (README.md) with
     held-out metrics and ragline-reranker.json to --out; interrupted runs resume from the last checkpoint.
     """
-    from ingest.text_generation import TextGenerationError
-
     from app.llm import LLMUnavailableError
     from app.reranker.train import TrainConfig
     from app.reranker.training_run import TrainingRequest, train_reranker
+    from retrieval.protocols import TextGenerationError
 
     if (beir is None) == (not synthetic):
         raise typer.BadParameter("give either --beir FOLDER (supervised) or --synthetic --collection NAME")

@@ -14,7 +14,7 @@ from app.settings import get_settings
 from ingest.samples import SAMPLE_COLLECTION
 
 if TYPE_CHECKING:
-    from app.pipeline import Answer, Pipeline
+    from app.query.pipeline import Answer, Pipeline
     from memory.service import MemoryService
 
 app = typer.Typer()
@@ -67,7 +67,7 @@ def ask_command(
 ) -> None:
     """Answer a question from a collection, with [n] citations and their sources."""
     from app.llm import LLMUnavailableError
-    from app.pipeline import Pipeline
+    from app.query.pipeline import Pipeline
     from app.resources import ModelMissingError, Resources
     from retrieval.filters import parse_cli
 
@@ -88,7 +88,7 @@ def _print_answer(
     pipeline: Pipeline, question: str, collection: str, filters: Mapping[str, Any] | None, stream: bool
 ) -> Answer:
     """Print the answer, token by token when streaming, and return it for its citations."""
-    from app.pipeline import Answer
+    from app.query.pipeline import Answer
 
     if not stream:
         answer = pipeline.run(question, collection, filters)

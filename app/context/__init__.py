@@ -1,6 +1,6 @@
-"""Context assembly: what evidence goes into the prompt, in which order, in how many tokens, and when not to answer.
+"""Context algorithms the query stages use: what they count, order, compress and calibrate, but not the stages.
 
-Each module has one job: ``tokens`` counts with the generator's tokenizer, ``budget`` splits the prompt budget,
-``positioning`` orders evidence, ``structured`` spots text that must stay verbatim, ``compression`` wraps LLMLingua,
-``abstain`` decides when the evidence is too weak to answer, and ``stages`` turns them into pipeline stages.
+Each module has one job: ``tokens`` counts with the generator's tokenizer, ``positioning`` orders evidence,
+``structured`` spots text that must stay verbatim, ``compression`` wraps LLMLingua, and ``calibration`` predicts
+whether compressing pays on this host. The stages that use them live in ``app.query.stages``.
 """

@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from app.settings import Settings
+from retrieval import hybrid
 from retrieval.fusion import make_fusion
 from retrieval.index import Index
 from retrieval.types import Chunk, Hit
@@ -69,13 +70,13 @@ def split_queries(qids: Sequence[str], held_out: int, seed: int) -> tuple[list[s
 
 
 def hybrid_search(index: Index, settings: Settings, collection: str, query: str, depth: int) -> list[Hit]:
-    """BM25 + dense fused exactly as the query pipeline fuses them (same fusion settings)."""
+    """The candidates the query pipeline would rerank for ``query``: ``retrieval.hybrid.hybrid_search`` (BM25 ∥
+    dense → fusion → de-duplication) with the pipeline's fusion and dedup settings, ``depth`` hits per search."""
     fusion = make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)
-    lists = {
-        "bm25": index.search_bm25(collection, query, depth),
-        "dense": index.search_dense(collection, query, depth),
-    }
-    return fusion.fuse(lists)
+    hits = hybrid.hybrid_search(
+        index, collection, query, bm25_k=depth, dense_k=depth, fusion=fusion, dedup_threshold=settings.dedup_threshold
+    )
+    return hits.deduplicated
 
 
 def mine_pairs(

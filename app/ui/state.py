@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.pipeline import Pipeline
+from app.query.pipeline import Pipeline
 from app.resources import Resources
 from app.settings import Settings, get_settings
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.pipeline import Answer
+from app.query.pipeline import Answer
 from app.ui import inspector
 from retrieval.index import Index
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.api import deps
 from app.api.main import create_app
-from app.pipeline import Answer, Pipeline
+from app.query.pipeline import Answer, Pipeline
 from app.resources import Resources
 from ingest.loaders import discover, load_document
 from ingest.samples import sample_corpus_dir

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from app.chunking import make_chunker
-from app.context.budget import BudgetExceededError
-from app.context.outcome import EMPTY_ANSWER, TRUNCATED_NOTE
 from app.ingestion import ingest_from_path
 from app.llm import Completion
-from app.pipeline import Answer, Pipeline
+from app.query.budget import BudgetExceededError
+from app.query.outcome import EMPTY_ANSWER, TRUNCATED_NOTE
+from app.query.pipeline import Answer, Pipeline
 from app.resources import Resources
 from ingest.samples import sample_corpus_dir
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.pipeline import Pipeline
+from app.query.pipeline import Pipeline
 from app.resources import Resources, served_model_name
 from eval.qa import QAItem, RunStore, load_dataset, run_config
 from eval.ragas_judge import METRICS, JudgeConfig, RagasJudge

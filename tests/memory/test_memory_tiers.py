@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.context.budget import BudgetPlanner
+from app.query.budget import BudgetPlanner
 from app.token_counter import ChatTemplateTokenCounter
 from memory.persistent import Recalled
 from memory.store import Turn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.pipeline import Pipeline
+from app.query.pipeline import Pipeline
 from app.resources import Resources
 from app.ui import inspector
 from retrieval.types import QueryState

@@ -28,7 +28,7 @@ from app.api.options import request_options
 from app.api.routes.query import FILTERS_DESCRIPTION, Citation, public_answer
 from app.api.tenancy import COLLECTION_PATTERN, require_collection
 from app.llm import LLMUnavailableError
-from app.pipeline import Answer
+from app.query.pipeline import Answer
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])

@@ -17,7 +17,7 @@ from app.api.deps import PipelineDep, TenantDep
 from app.api.errors import ApiError, error_responses, pipeline_errors
 from app.api.tenancy import COLLECTION_PATTERN, Tenant, require_collection
 from app.memory_wiring import build_memory_service
-from app.pipeline import Pipeline
+from app.query.pipeline import Pipeline
 from memory.errors import SessionBusyError
 from memory.service import MemoryService
 

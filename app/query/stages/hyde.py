@@ -33,6 +33,8 @@ class HypotheticalDocument:
     """Writes ``state.search_query`` as the question (or its rewrite) followed by a generated passage."""
 
     name = "hyde"
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ("search_query",)
 
     def __init__(self, generator: ChatGenerator, max_tokens: int = HYDE_TOKENS) -> None:
         if max_tokens <= 0:

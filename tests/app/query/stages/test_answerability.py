@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.context.answerability import yes_probability
+from app.query.stages.answerability import yes_probability
 
 
 def test_yes_and_no_mass_is_summed_over_case_and_leading_space() -> None:

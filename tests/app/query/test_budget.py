@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from app.context.abstain import AbstainGate
-from app.context.budget import BudgetExceededError, BudgetPlanner
-from app.context.outcome import EMPTY_ANSWER, TRUNCATED_NOTE, settle
-from app.prompting import SYSTEM_PROMPT, AssemblePrompt, CheckCitations, SourceCost, format_source, user_message
+from app.query.budget import BudgetExceededError, BudgetPlanner
+from app.query.prompt import SYSTEM_PROMPT, SourceCost, format_source, user_message
+from app.query.stages.assemble import AssemblePrompt
+from app.query.stages.select import SelectContext
 from app.token_counter import ChatTemplateTokenCounter
-from retrieval.stages import SelectContext
 from retrieval.types import Chunk, Hit, QueryState
 
 QUESTION = "How long do EU customers have to request a refund?"
@@ -97,51 +96,3 @@ def test_sources_are_numbered_delimited_and_cannot_close_their_block() -> None:
     block = format_source(3, hit)
     assert block.startswith('<source id="3" title="x.md">') and block.endswith("</source>")
     assert block.count("</source>") == 1
-
-
-def test_abstention_skips_generation_lists_sources_and_cites_nothing() -> None:
-    state = _state(_hits(3))
-    state.candidates["dense"] = [Hit(h.chunk, 0.12, "dense") for h in _hits(3)]
-    state.context = state.candidates["selected"] = _hits(3)
-    state = CheckCitations()(AbstainGate(0.3)(state))
-    assert state.abstained and state.citations == []
-    assert state.answer.startswith("I don't know") and "[" not in state.answer
-    assert all(f"doc{i}.md" in state.answer for i in range(3))
-    gate = state.trace[0].details
-    assert gate["abstain"] and gate["score"] == pytest.approx(0.12) and len(gate["closest_sources"]) == 3
-
-
-def test_strong_evidence_or_a_zero_threshold_does_not_abstain() -> None:
-    for threshold in (0.0, 0.1):
-        state = _state(_hits(1))
-        state.candidates["dense"] = [Hit(_hits(1)[0].chunk, 0.12, "dense")]
-        assert not AbstainGate(threshold)(state).abstained
-
-
-def test_a_collection_cut_replaces_the_global_one_for_that_collection_only() -> None:
-    gate = AbstainGate(0.1, {"strict": 0.5})
-    for collection, abstains in (("strict", True), ("other", False)):
-        state = _state(_hits(1))
-        state.collection = collection
-        state.candidates["dense"] = [Hit(_hits(1)[0].chunk, 0.3, "dense")]
-        state = gate(state)
-        assert state.abstained is abstains
-        assert state.trace[-1].details["threshold"] == (0.5 if abstains else 0.1)
-
-
-@pytest.mark.parametrize(
-    ("text", "reason", "expected"),
-    [
-        ("", "stop", EMPTY_ANSWER),
-        ("   ", "length", EMPTY_ANSWER),
-        ("Refunds take 30 days [2].", "stop", "Refunds take 30 days [2]."),
-        (
-            "Refunds take 30 days [2]. EU customers can also ask for [",
-            "length",
-            f"Refunds take 30 days [2].\n\n{TRUNCATED_NOTE}",
-        ),
-        ("Refunds take thirty [1", "length", f"Refunds take thirty\n\n{TRUNCATED_NOTE}"),
-    ],
-)
-def test_empty_and_cut_answers_are_settled(text: str, reason: str, expected: str) -> None:
-    assert settle(text, reason)[0] == expected

@@ -1,4 +1,6 @@
-"""HybridSearch (BM25 beside the query embedding) and dedup reusing the searches' vectors, on a real index."""
+"""Hybrid search on a real index: BM25 beside the query embedding, dedup reusing the searches' vectors, through
+the pipeline stages that run its steps (HybridSearch, Fuse, Deduplicate) against the searches in turn, and through
+``retrieval.hybrid.hybrid_search``."""
 
 from __future__ import annotations
 
@@ -7,11 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.query.stages.deduplicate import Deduplicate
+from app.query.stages.fuse import Fuse
+from app.query.stages.hybrid_search import HybridSearch
+from app.query.stages.search import Search
 from retrieval.dedup import Deduplicator
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.fusion import ConvexFusion
+from retrieval.hybrid import hybrid_search
 from retrieval.index import DocumentWrite, Index
-from retrieval.stages import Deduplicate, Fuse, HybridSearch, Search
 from retrieval.types import Chunk, Hit, QueryState
 
 DOCS = [
@@ -111,3 +117,27 @@ def test_a_failing_search_records_both_entries_and_raises(index: Index) -> None:
 def test_bad_sizes_are_rejected(index: Index) -> None:
     with pytest.raises(ValueError, match="must be positive"):
         HybridSearch(index, 0, 5)
+
+
+def test_hybrid_search_gives_what_the_pipeline_stages_give(index: Index) -> None:
+    question, fusion = "refund within 30 days", ConvexFusion(0.5)
+    state = _run([HybridSearch(index, 5, 5), Fuse(fusion), Deduplicate(index, 0.95)], question)
+    hits = hybrid_search(index, "c", question, bm25_k=5, dense_k=5, fusion=fusion, dedup_threshold=0.95)
+    for source in ("bm25", "dense", "fused", "deduplicated"):
+        assert _ranked(getattr(hits, source)) == _ranked(state.candidates[source]), source
+    assert [e.stage for e in hits.trace] == [e.stage for e in state.trace] == ["bm25", "dense", "fusion", "dedup"]
+    assert hits.trace[-1].details["dropped"] == state.trace[-1].details["dropped"]
+    assert hits.trace[-1].details["vectors_fetched"] == 0
+
+
+def test_without_a_threshold_nothing_is_deduplicated(index: Index) -> None:
+    hits = hybrid_search(index, "c", "refund within 30 days", bm25_k=5, dense_k=5, fusion=ConvexFusion(0.5))
+    assert hits.deduplicated == hits.fused
+    assert {"refund-eu", "refund-eu-copy"} <= {h.chunk.id for h in hits.deduplicated}
+    assert [e.stage for e in hits.trace] == ["bm25", "dense", "fusion"]
+
+
+def test_a_misspelt_source_is_a_key_error_naming_the_stage_and_the_list(index: Index) -> None:
+    state = _run([HybridSearch(index, 5, 5)], "refund within 30 days")
+    with pytest.raises(KeyError, match=r"'dedup' reads candidates\['fussed'\], which no earlier stage wrote"):
+        Deduplicate(index, 0.95, source="fussed")(state)

@@ -22,8 +22,8 @@ class Abstention:
 
 
 def best_dense_score(state: QueryState) -> float | None:
-    dense = state.candidates.get("dense") or []
-    return max((hit.score for hit in dense), default=None)
+    """The best cosine of the dense search; None when it found nothing (which abstains under any cut above 0)."""
+    return max((hit.score for hit in state.read("dense", by=AbstainGate.name)), default=None)
 
 
 def decide(state: QueryState, threshold: float) -> Abstention:
@@ -66,6 +66,8 @@ class AbstainGate:
     """Marks the state as abstaining and writes the abstention answer; generation is then skipped."""
 
     name = "abstain"
+    reads: tuple[str, ...] = ("dense", "context")
+    writes: tuple[str, ...] = ("answer",)
 
     def __init__(self, threshold: float, per_collection: dict[str, float] | None = None) -> None:
         self.threshold, self.per_collection = threshold, dict(per_collection or {})

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.context.abstain import abstain_now
+from app.query.stages.abstain import abstain_now
 from retrieval.types import QueryState
 
 CHECK_PROMPT = 'Do the sources above state the answer to "{question}"? Answer yes or no.'
@@ -58,6 +58,8 @@ class AnswerabilityGate:
     ``threshold`` 0 still records the judgement in the trace but never abstains (to calibrate the cut)."""
 
     name = "answerable"
+    reads: tuple[str, ...] = ("messages",)
+    writes: tuple[str, ...] = ("answer",)
 
     def __init__(self, source: LogprobSource, threshold: float) -> None:
         self.source, self.threshold = source, threshold

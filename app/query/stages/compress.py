@@ -1,34 +1,13 @@
-"""The context stages between selection and assembly: positioning and compression."""
+"""Evidence compression as a stage; the compressor engine is ``app.context.compression``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 
 from app.context.calibration import Calibration, decide_compression
 from app.context.compression import EvidenceCompressor, timed_compress
 from retrieval.types import Hit, QueryState
-
-
-class PositionContext:
-    """Reorders ``state.context`` (edge, relevance or document order) and traces the final order."""
-
-    name = "position"
-
-    def __init__(self, positioning: str, order: Callable[[Sequence[Hit]], list[Hit]]) -> None:
-        self.positioning, self.order = positioning, order
-
-    def __call__(self, state: QueryState) -> QueryState:
-        with state.traced(self.name, items_in=len(state.context)) as entry:
-            rank = {h.chunk.id: i + 1 for i, h in enumerate(state.context)}
-            state.context = self.order(state.context)
-            entry.items_out = len(state.context)
-            entry.details.update(
-                positioning=self.positioning,
-                order=[h.chunk.id for h in state.context],
-                relevance_ranks=[rank[h.chunk.id] for h in state.context],
-            )
-        return state
 
 
 class CompressContext:
@@ -43,6 +22,8 @@ class CompressContext:
     """
 
     name = "compress"
+    reads: tuple[str, ...] = ("context",)
+    writes: tuple[str, ...] = ("compressed",)
 
     def __init__(
         self,

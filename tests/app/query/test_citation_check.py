@@ -1,4 +1,4 @@
-from app.citations import check_citations
+from app.query.citation_check import check_citations
 from retrieval.types import Chunk, Hit
 
 

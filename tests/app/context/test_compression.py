@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.context.compression import CompressionUnavailableError, EvidenceCompressor
-from app.context.factory import compression_model_dir
-from app.context.stages import CompressContext
+from app.query.build import compression_model_dir
+from app.query.stages.compress import CompressContext
 from retrieval.types import Chunk, Hit, QueryState
 
 PROSE = (

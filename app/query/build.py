@@ -1,7 +1,9 @@
-"""Builds the context stages (select → position → compress → assemble → abstain) from settings.
+"""Builds the query stages from settings: hybrid search, rerank, context (select → position → compress → assemble →
+abstain → answerability), generation and the citation check.
 
-The pipeline never branches on positioning or compression names: this factory turns settings into stage objects
-over the process-wide tokenizer and compressor caches, so building them per request is cheap.
+The pipeline never branches on stage, positioning or compression names: this factory turns settings into stage
+objects over the shared, already-loaded resources and the process-wide tokenizer and compressor caches, so building
+them per request is cheap. The result is a ``StagePlan``, whose wiring is checked as it is made.
 """
 
 from __future__ import annotations
@@ -9,19 +11,30 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.context.abstain import AbstainGate
-from app.context.answerability import AnswerabilityGate
-from app.context.budget import BudgetPlanner
 from app.context.calibration import calibration_path, usable_calibration
 from app.context.compression import CompressionUnavailableError, EvidenceCompressor
 from app.context.positioning import make_positioner
-from app.context.stages import CompressContext, PositionContext
 from app.model_registry import ModelRole
-from app.prompting import MIN_TRIM_TOKENS, SYSTEM_PROMPT, AssemblePrompt, SourceCost, user_message
+from app.query.budget import BudgetPlanner
+from app.query.prompt import MIN_TRIM_TOKENS, SYSTEM_PROMPT, SourceCost, user_message
+from app.query.stages.abstain import AbstainGate
+from app.query.stages.answerability import AnswerabilityGate
+from app.query.stages.assemble import AssemblePrompt
+from app.query.stages.citations import CheckCitations
+from app.query.stages.compress import CompressContext
+from app.query.stages.deduplicate import Deduplicate
+from app.query.stages.fuse import Fuse
+from app.query.stages.generate import Generate
+from app.query.stages.hybrid_search import HybridSearch
+from app.query.stages.hyde import HypotheticalDocument
+from app.query.stages.position import PositionContext
+from app.query.stages.rerank import Rerank
+from app.query.stages.select import SelectContext
+from app.query.wiring import StagePlan
 from app.resources import Resources, resolve_model_dir
 from app.settings import Settings
 from app.token_counter import ChatTemplateTokenCounter
-from retrieval.stages import SelectContext
+from retrieval.fusion import make_fusion
 from retrieval.types import QueryState, Stage
 
 AUTO_METHOD = "longllmlingua"
@@ -42,6 +55,23 @@ def compression_model_dir(settings: Settings, method: str) -> Path:
                 "compression 'llmlingua' or 'longllmlingua'"
             )
     return folder
+
+
+def build_stages(resources: Resources, settings: Settings) -> StagePlan:
+    """Every stage of one query for ``settings``; a configured reranker loads (and is checked) here, at build time."""
+    index = resources.index
+    reranker = resources.reranker_for(settings)
+    retrieval: list[Stage] = [
+        *([HypotheticalDocument(resources.generator)] if settings.hyde else []),
+        HybridSearch(index, settings.bm25_top_k, settings.dense_top_k),
+        Fuse(make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)),
+        Deduplicate(index, settings.dedup_threshold),
+        *([] if reranker is None else [Rerank(reranker, settings.rerank_top_n, weight=settings.rerank_weight)]),
+        *context_stages(resources, settings, source="deduplicated" if reranker is None else "reranked"),
+    ]
+    counter = ChatTemplateTokenCounter(resources.generator_dir)
+    generate = Generate(resources.generator, counter, settings.max_answer_tokens, settings.temperature)
+    return StagePlan(tuple(retrieval), generate, CheckCitations())
 
 
 def context_stages(resources: Resources, settings: Settings, source: str = "deduplicated") -> list[Stage]:

@@ -17,7 +17,7 @@ from app.context.calibration import (
     usable_calibration,
 )
 from app.context.compression import EvidenceCompressor
-from app.context.stages import CompressContext
+from app.query.stages.compress import CompressContext
 from retrieval.types import Chunk, Hit, QueryState
 
 
@@ -135,7 +135,7 @@ def test_auto_stage_compresses_fitting_evidence_when_prefill_is_slow(model_dir) 
 
 
 def test_auto_compression_reads_the_calibration_of_its_data_dir(tmp_path: Path, settings_for) -> None:
-    from app.context.factory import context_stages
+    from app.query.build import context_stages
     from app.resources import Resources
 
     settings = settings_for(tmp_path, compression="auto")
