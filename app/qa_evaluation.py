@@ -1,9 +1,9 @@
 """``ragline eval qa`` as library calls: start, resume or re-report a QA run over the whole pipeline.
 
-``eval.qa`` answers and scores questions given any ``Answerer``; this module supplies the app side: the configs
-(TOML files of ``Settings`` overrides, presets), the collection (ingested from a corpus if asked), the ``Pipeline``,
-and the RAGAS judge with the local embedder. A run's options are written to ``run.json`` before the first
-question, so ``resume_qa_run`` continues with exactly the options the run started with.
+``eval.qa`` answers and scores questions given any ``retrieval.protocols.AnswersQuestions``; this module supplies
+the app side: the configs (TOML files of ``Settings`` overrides, presets), the collection (ingested from a corpus if
+asked), the ``Pipeline``, and the RAGAS judge with the local embedder. A run's options are written to ``run.json``
+before the first question, so ``resume_qa_run`` continues with exactly the options the run started with.
 """
 
 from __future__ import annotations

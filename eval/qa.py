@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from eval.answer_metrics import answer_scores
 from eval.metrics import ndcg_at_k, precision_at_k, recall_at_k, reciprocal_rank, token_f1
+from retrieval.protocols import AnswersQuestions
 from retrieval.types import Chunk
 
 __all__ = [
@@ -378,25 +379,12 @@ def score_record(item: QAItem, answer: str, trace: Mapping[str, Any], context_te
 # ---- running -------------------------------------------------------------------------------------------------
 
 
-class Answerer(Protocol):
-    """What the runner needs from ``app.query.pipeline.Pipeline``."""
-
-    def run(
-        self,
-        question: str,
-        collection: str,
-        filters: Mapping[str, Any] | None = None,
-        *,
-        options: Mapping[str, Any] | None = None,
-    ) -> Any: ...
-
-
 Judge = Callable[[QAItem, str, list[str]], dict[str, dict[str, Any]]]
 """(item, answer, retrieved context texts) → {metric: {"value": float | None, "reason": str | None}}."""
 
 
 def answer_one(
-    pipeline: Answerer,
+    pipeline: AnswersQuestions,
     chunks: Mapping[str, Chunk],
     item: QAItem,
     collection: str,
@@ -436,7 +424,7 @@ def answer_one(
 
 
 def run_config(
-    pipeline: Answerer,
+    pipeline: AnswersQuestions,
     chunks: Mapping[str, Chunk],
     items: Sequence[QAItem],
     collection: str,

@@ -50,8 +50,8 @@ def gather(
 def _timed_searches(index: Index, collection: str, text: str, depth: int) -> tuple[list[Hit], list[Hit], float, float]:
     """The BM25 and dense lists of one query and each search's milliseconds; the variants fuse them later.
 
-    Hand-written hybrid: to be replaced by retrieval.hybrid.hybrid_search. (It must keep one timing per search:
-    the report gives p50/p95 latency of BM25 and dense separately.)
+    Not a hybrid search: the two searchers run one after the other, each timed alone, because this report gives
+    each searcher's own latency (``retrieval.hybrid`` runs them side by side, so their times overlap there).
     """
     started = time.perf_counter()
     bm25 = index.search_bm25(collection, text, depth)

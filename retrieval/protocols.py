@@ -10,9 +10,12 @@ hand in any object with the same members.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from retrieval.types import Hit
 
 Message = dict[str, str]
 """One chat message as the OpenAI-compatible API takes it: ``{"role": ..., "content": ...}``."""
@@ -70,6 +73,52 @@ class TokenCounter(Protocol):
         ...
 
 
+class ChatCompletion(Protocol):
+    """A finished chat request: the text and the prompt's token count as the server measured it."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def prompt_tokens(self) -> int: ...
+
+
+class ChatModel(Protocol):
+    """A chat generator (vLLM's OpenAI-compatible API in production); ``model`` keys stored answers."""
+
+    @property
+    def model(self) -> str: ...
+
+    def chat(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float = 0.0) -> ChatCompletion: ...
+
+
+class StreamingChatModel(ChatModel, Protocol):
+    """A chat generator that also streams, token by token: what time to first token is measured on."""
+
+    def stream(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float = 0.0) -> Iterator[str]: ...
+
+
+class DenseSearch(Protocol):
+    """Dense search of a collection, filters applied inside the search."""
+
+    def search_dense(
+        self, collection: str, query: str, k: int, where: Mapping[str, Any] | None = None
+    ) -> list[Hit]: ...
+
+
+class PipelineAnswer(Protocol):
+    """What the query pipeline returns: the answer text, its citations and the trace of every stage."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def citations(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def trace(self) -> dict[str, Any]: ...
+
+
 class AnswersQuestions(Protocol):
     """The query pipeline (``app.query.pipeline.Pipeline``) as conversation memory and the memory bench drive it.
 
@@ -86,7 +135,7 @@ class AnswersQuestions(Protocol):
         history: list[Message] | None = None,
         search_query: str | None = None,
         options: Mapping[str, Any] | None = None,
-    ) -> Any: ...
+    ) -> PipelineAnswer: ...
 
     def stream(
         self,

@@ -28,6 +28,7 @@ from eval.bench.common import percentiles, speedup, time_callable
 from eval.metrics import evaluate_retrieval
 from retrieval.bm25 import BM25Config
 from retrieval.fusion import Fusion
+from retrieval.hybrid import hybrid_search
 from retrieval.index import DocumentWrite, Index
 from retrieval.protocols import Embedder
 from retrieval.types import Chunk
@@ -241,11 +242,9 @@ class RealCorpus:
 
 
 def _hybrid_doc_ids(index: Index, collection: str, query: str, fusion: Fusion, k: int) -> list[str]:
-    """Document ids of BM25 and dense top-``k`` fused, best first (no dedup, as the quality rows always were).
-
-    Hand-written hybrid: to be replaced by retrieval.hybrid.hybrid_search."""
-    lists = {"bm25": index.search_bm25(collection, query, k), "dense": index.search_dense(collection, query, k)}
-    return [hit.chunk.doc_id for hit in fusion.fuse(lists)]
+    """Document ids of BM25 and dense top-``k`` fused, best first (no dedup, as the quality rows always were)."""
+    hits = hybrid_search(index, collection, query, bm25_k=k, dense_k=k, fusion=fusion, prefetch_vectors=False)
+    return [hit.chunk.doc_id for hit in hits.fused]
 
 
 def _real_corpus_quality(

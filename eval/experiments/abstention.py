@@ -25,8 +25,8 @@ from eval.experiments.common import (
     true_rate,
 )
 from eval.experiments.nq import NQ_COLLECTION, NQQuestion, answer_contained
-from eval.experiments.protocols import AnswersQuestions, DenseSearch
 from ingest.samples import SAMPLE_COLLECTION
+from retrieval.protocols import AnswersQuestions, DenseSearch
 
 ANSWERABILITY_CUTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 SCORE = "best dense cosine (all-MiniLM-L6-v2)"

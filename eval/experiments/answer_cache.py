@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from eval.experiments.common import Progress, no_progress
-from eval.experiments.protocols import ChatCompletion, ChatModel
+from retrieval.protocols import ChatCompletion, ChatModel
 
 C = TypeVar("C", bound=ChatCompletion)
 

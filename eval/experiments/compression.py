@@ -24,7 +24,7 @@ from eval.experiments.common import (
     true_rate,
 )
 from eval.experiments.nq import NQ_COLLECTION, NQQuestion, Passage, answer_contained
-from eval.experiments.protocols import AnswersQuestions, ChatModel
+from retrieval.protocols import AnswersQuestions, ChatModel
 
 BASELINE = "off"
 

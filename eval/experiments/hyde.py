@@ -17,8 +17,9 @@ from typing import Any, TypedDict
 
 from eval.experiments.answer_cache import AnswerCache
 from eval.experiments.common import Progress, format_table, median_ms, no_progress, run_concurrently
-from eval.experiments.protocols import HybridSearchIndex
 from eval.retrieval_quality import Candidates, evaluate_variants, standard_variants
+from retrieval.hybrid import search_both
+from retrieval.index import Index
 from retrieval.types import Hit
 
 
@@ -111,7 +112,7 @@ class HydeExperiment:
 
 
 def _hybrid_lists(
-    index: HybridSearchIndex,
+    index: Index,
     collection: str,
     query: str,
     *,
@@ -119,14 +120,12 @@ def _hybrid_lists(
     dense_k: int,
     where: Mapping[str, Any] | None = None,
 ) -> dict[str, list[Hit]]:
-    """The BM25 and the dense list of ``query``, the two a hybrid fusion combines (filters applied in both).
-
-    Hand-written hybrid: to be replaced by retrieval.hybrid.hybrid_search.
-    """
-    return {
-        "bm25": index.search_bm25(collection, query, bm25_k, where),
-        "dense": index.search_dense(collection, query, dense_k, where),
-    }
+    """The BM25 and the dense list of ``query`` as the pipeline's hybrid search gets them (``retrieval.hybrid``:
+    BM25 beside dense, filters applied in both); each retrieval variant then fuses the two lists its own way."""
+    bm25, dense = search_both(
+        index, collection, query, bm25_k=bm25_k, dense_k=dense_k, where=where, prefetch_vectors=False, trace=[]
+    )
+    return {"bm25": bm25, "dense": dense}
 
 
 def write_queries(
@@ -148,7 +147,7 @@ def write_queries(
 
 
 def retrieval_scores(
-    index: HybridSearchIndex,
+    index: Index,
     query_set: QuerySet,
     queries: Mapping[str, tuple[str, dict[str, Any] | None]],
     depth: int,
@@ -170,7 +169,7 @@ def retrieval_scores(
 
 
 def hyde_latency(
-    index: HybridSearchIndex, writer: QueryWriter, collection: str, questions: list[str], hybrid: HybridConfig
+    index: Index, writer: QueryWriter, collection: str, questions: list[str], hybrid: HybridConfig
 ) -> HydeLatency:
     """Each question searched plainly, then written (not stored) and searched as HyDE, one at a time."""
 
@@ -200,7 +199,7 @@ def hyde_latency(
 
 
 def run_hyde_experiment(
-    index: HybridSearchIndex,
+    index: Index,
     writer: QueryWriter,
     query_sets: list[QuerySet],
     *,

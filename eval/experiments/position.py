@@ -31,7 +31,7 @@ from eval.experiments.common import (
     true_rate,
 )
 from eval.experiments.nq import NQ_COLLECTION, NQQuestion, Passage, answer_contained
-from eval.experiments.protocols import AnswersQuestions, ChatModel, DenseSearch
+from retrieval.protocols import AnswersQuestions, ChatModel, DenseSearch
 from retrieval.types import Chunk, Hit
 
 SLOT_NAMES = ("first", "middle", "last")

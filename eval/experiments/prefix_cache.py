@@ -14,7 +14,7 @@ from typing import Any
 
 from eval.experiments.common import format_table, median_ms
 from eval.experiments.nq import NQQuestion, Passage
-from eval.experiments.protocols import StreamingChatModel
+from retrieval.protocols import StreamingChatModel
 
 
 @dataclass(frozen=True)

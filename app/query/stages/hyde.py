@@ -8,8 +8,7 @@ BM25 anchored while the answer-like text steers the dense search.
 
 from __future__ import annotations
 
-from typing import Protocol
-
+from retrieval.protocols import ChatModel
 from retrieval.types import QueryState
 
 HYDE_PROMPT = (
@@ -19,16 +18,6 @@ HYDE_PROMPT = (
 HYDE_TOKENS = 96
 
 
-class Completion(Protocol):
-    text: str
-
-
-class ChatGenerator(Protocol):
-    model: str
-
-    def chat(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float = 0.0) -> Completion: ...
-
-
 class HypotheticalDocument:
     """Writes ``state.search_query`` as the question (or its rewrite) followed by a generated passage."""
 
@@ -36,7 +25,7 @@ class HypotheticalDocument:
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ("search_query",)
 
-    def __init__(self, generator: ChatGenerator, max_tokens: int = HYDE_TOKENS) -> None:
+    def __init__(self, generator: ChatModel, max_tokens: int = HYDE_TOKENS) -> None:
         if max_tokens <= 0:
             raise ValueError(f"max_tokens must be positive, got {max_tokens}")
         self.generator, self.max_tokens = generator, max_tokens
