@@ -14,7 +14,7 @@ from app.api import deps
 from app.api.main import create_app
 from app.resources import Resources
 from app.vllm_server import free_port
-from tests.api.conftest import client_for, resources_like
+from tests.app.api.conftest import client_for, resources_like
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from app.resources import Resources
 from app.ui.state import memory_available
 from app.ui.views import QUESTION_PLACEHOLDER
 from app.vllm_server import VLLMServer, free_port
-from tests.ui.conftest import APP, REPO, UseEnv
+from tests.app.ui.conftest import APP, REPO, UseEnv
 
 pytestmark = pytest.mark.vllm
 

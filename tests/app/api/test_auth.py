@@ -10,7 +10,7 @@ import pytest
 
 from app.api.auth import KeyRing, KeysFileError
 from app.resources import Resources
-from tests.api.conftest import client_for, resources_like, upload, wait_for_job
+from tests.app.api.conftest import client_for, resources_like, upload, wait_for_job
 
 ACME, GLOBEX = "sk-acme-test-key", "sk-globex-test-key"
 

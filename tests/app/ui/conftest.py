@@ -9,7 +9,7 @@ import pytest
 
 from app.settings import get_settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 APP = REPO / "streamlit_app.py"
 DOCUMENTS_PAGE = "pages/1_Documents.py"
 EVALUATION_PAGE = "pages/2_Evaluation.py"

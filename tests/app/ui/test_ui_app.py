@@ -14,7 +14,7 @@ from app.resources import Resources
 from app.settings import Settings
 from app.ui.switches import available_switches
 from app.vllm_server import free_port
-from tests.ui.conftest import APP, DOCUMENTS_PAGE, EVALUATION_PAGE, UseEnv
+from tests.app.ui.conftest import APP, DOCUMENTS_PAGE, EVALUATION_PAGE, UseEnv
 
 TIMEOUT = 300
 NARNIA = b"# Refunds in Narnia\n\nRefunds in Narnia take 14 days to reach the lamppost."

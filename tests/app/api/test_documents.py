@@ -8,7 +8,7 @@ import pytest
 
 from app.api.jobs import JobStore
 from app.resources import Resources
-from tests.api.conftest import client_for, resources_like, upload, wait_for_job
+from tests.app.api.conftest import client_for, resources_like, upload, wait_for_job
 
 REFUNDS = b"---\ntitle: Refunds\n---\n# Refunds\n\nEU customers may request a refund within 30 days of purchase.\n"
 SHIPPING = b"<html><body><h1>Shipping</h1><p>Orders ship within two business days.</p></body></html>"

@@ -16,7 +16,7 @@ import pytest
 from app.resources import Resources
 from app.vllm_server import free_port
 from ingest.samples import sample_corpus_dir
-from tests.api.conftest import client_for, resources_like, upload, wait_for_job
+from tests.app.api.conftest import client_for, resources_like, upload, wait_for_job
 
 pytestmark = pytest.mark.vllm
 FILES = ["policies/refund-policy-eu-2024.md", "policies/refund-policy-uk.md", "policies/sla-uptime-credits.md"]
