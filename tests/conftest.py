@@ -18,6 +18,7 @@ from app.resources import Resources
 from app.settings import Settings
 from app.vllm_server import VLLMServer, free_port
 from ingest.samples import sample_corpus_dir
+from retrieval.rerank import CrossEncoderReranker
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS_DIR = Path(os.environ.get("RAGLINE_MODELS_DIR", REPO / ".ragline" / "models"))
@@ -100,6 +101,12 @@ def cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory, embedder_dir: Pa
     folder = tmp_path_factory.mktemp("cross-encoder")
     CrossEncoder(str(embedder_dir), num_labels=1, device="cpu", local_files_only=True).save_pretrained(str(folder))
     return folder
+
+
+@pytest.fixture(scope="module")
+def reranker(cross_encoder_dir: Path) -> CrossEncoderReranker:
+    """The rerank engine over ``cross_encoder_dir`` (torch, 128-token pairs)."""
+    return CrossEncoderReranker(cross_encoder_dir, max_length=128, batch_size=4)
 
 
 @pytest.fixture(scope="session")

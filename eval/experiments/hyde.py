@@ -20,7 +20,6 @@ from eval.experiments.common import Progress, format_table, median_ms, no_progre
 from eval.retrieval_quality import Candidates, evaluate_variants, standard_variants
 from retrieval.hybrid import search_both
 from retrieval.index import Index
-from retrieval.types import Hit
 
 
 @dataclass(frozen=True)
@@ -111,23 +110,6 @@ class HydeExperiment:
         }
 
 
-def _hybrid_lists(
-    index: Index,
-    collection: str,
-    query: str,
-    *,
-    bm25_k: int,
-    dense_k: int,
-    where: Mapping[str, Any] | None = None,
-) -> dict[str, list[Hit]]:
-    """The BM25 and the dense list of ``query`` as the pipeline's hybrid search gets them (``retrieval.hybrid``:
-    BM25 beside dense, filters applied in both); each retrieval variant then fuses the two lists its own way."""
-    bm25, dense = search_both(
-        index, collection, query, bm25_k=bm25_k, dense_k=dense_k, where=where, prefetch_vectors=False, trace=[]
-    )
-    return {"bm25": bm25, "dense": dense}
-
-
 def write_queries(
     writer: QueryWriter, questions: dict[str, str], workers: int, on_progress: Progress = no_progress
 ) -> tuple[dict[str, str], list[float]]:
@@ -156,9 +138,18 @@ def retrieval_scores(
     """BM25, dense and the configured hybrid fusion, scored like ``ragline eval retrieval`` (filters applied)."""
     candidates = Candidates()
     for qid, (text, where) in queries.items():
-        candidates.lists[qid] = _hybrid_lists(
-            index, query_set.collection, text, bm25_k=depth, dense_k=depth, where=where
+        # BM25 beside dense, as the pipeline searches; each retrieval variant then fuses the two lists its own way.
+        bm25, dense = search_both(
+            index,
+            query_set.collection,
+            text,
+            bm25_k=depth,
+            dense_k=depth,
+            where=where,
+            prefetch_vectors=False,
+            trace=[],
         )
+        candidates.lists[qid] = {"bm25": bm25, "dense": dense}
     variants = standard_variants(hybrid.rrf_k, [hybrid.fusion_alpha])
     chosen = {
         "bm25": variants["bm25"],
@@ -174,7 +165,7 @@ def hyde_latency(
     """Each question searched plainly, then written (not stored) and searched as HyDE, one at a time."""
 
     def search(text: str) -> None:
-        _hybrid_lists(index, collection, text, bm25_k=hybrid.bm25_top_k, dense_k=hybrid.dense_top_k)
+        search_both(index, collection, text, bm25_k=hybrid.bm25_top_k, dense_k=hybrid.dense_top_k, trace=[])
 
     plain, hyde, generation = [], [], []
     for question in questions:

@@ -19,11 +19,6 @@ from retrieval.rerank import CrossEncoderReranker, RerankerError
 QUESTION = "How long do EU customers have to request a refund?"
 
 
-@pytest.fixture(scope="module")
-def reranker(cross_encoder_dir: Path) -> CrossEncoderReranker:
-    return CrossEncoderReranker(cross_encoder_dir, max_length=128, batch_size=4)
-
-
 def test_blend_weight_moves_from_fusion_order_to_reranker_order(
     sample_resources: Resources, reranker: CrossEncoderReranker
 ) -> None:

@@ -12,6 +12,7 @@ from app.query.stages.assemble import AssemblePrompt
 from app.query.stages.select import SelectContext
 from app.token_counter import ChatTemplateTokenCounter
 from retrieval.types import Chunk, Hit, QueryState
+from tests.app.query.conftest import make_hits
 
 QUESTION = "How long do EU customers have to request a refund?"
 
@@ -19,17 +20,6 @@ QUESTION = "How long do EU customers have to request a refund?"
 @pytest.fixture(scope="module")
 def counter(generator_dir: Path) -> ChatTemplateTokenCounter:
     return ChatTemplateTokenCounter(generator_dir)
-
-
-def _hits(n: int, words: int = 120) -> list[Hit]:
-    return [
-        Hit(
-            Chunk(id=f"c{i}", doc_id=f"doc{i}.md", text=" ".join(f"refund{i} window" for _ in range(words // 2))),
-            1.0 - i / 100,
-            "fused",
-        )
-        for i in range(n)
-    ]
 
 
 def _state(hits: list[Hit], history: list[dict[str, str]] | None = None) -> QueryState:
@@ -52,7 +42,7 @@ def _run(counter: ChatTemplateTokenCounter, state: QueryState, total: int, reser
 
 def test_terms_add_up_to_the_prompt_the_template_renders(counter: ChatTemplateTokenCounter) -> None:
     history = [{"role": "user", "content": "Hi, I am in Berlin."}, {"role": "assistant", "content": "Hello!"}]
-    state = _state(_hits(3), history)
+    state = _state(make_hits(3), history)
     budget = _run(counter, state, total=3072, reserve=384)
     assert budget["B"] == 3072 - 384 and budget["reserve"] == 384
     assert budget["S"] > 0 and budget["H"] > 0 and budget["U"] > 0 and budget["R"] > 0 and budget["T"] == 0
@@ -63,7 +53,7 @@ def test_terms_add_up_to_the_prompt_the_template_renders(counter: ChatTemplateTo
 
 
 def test_evidence_is_cut_least_relevant_first_to_fit_the_budget(counter: ChatTemplateTokenCounter) -> None:
-    hits = _hits(8)
+    hits = make_hits(8)
     one_source = SourceCost(counter)(hits[0])
     state = _state(hits)
     budget = _run(counter, state, total=256 + 180 + int(one_source * 2.5))
@@ -77,7 +67,7 @@ def test_evidence_is_cut_least_relevant_first_to_fit_the_budget(counter: ChatTem
 
 def test_a_question_longer_than_the_budget_is_a_typed_error(counter: ChatTemplateTokenCounter) -> None:
     state = QueryState(question="refund " * 900, collection="c")
-    state.candidates["deduplicated"] = _hits(2)
+    state.candidates["deduplicated"] = make_hits(2)
     with pytest.raises(BudgetExceededError, match="over the prompt budget") as caught:
         _run(counter, state, total=1024)
     assert isinstance(caught.value, ValueError)
@@ -85,7 +75,7 @@ def test_a_question_longer_than_the_budget_is_a_typed_error(counter: ChatTemplat
 
 def test_oldest_history_goes_first_when_fixed_terms_overflow(counter: ChatTemplateTokenCounter) -> None:
     history = [{"role": "user", "content": f"turn {i} " + "words " * 150} for i in range(6)]
-    state = _state(_hits(1), history)
+    state = _state(make_hits(1), history)
     budget = _run(counter, state, total=1024)
     assert budget["history_dropped"] > 0 and budget["used"] <= budget["B"]
     assert state.messages[1]["content"].startswith(f"turn {budget['history_dropped']} ")

@@ -13,22 +13,12 @@ from ingest.chunkers.fixed import FixedSizeChunker, load_token_counter
 from ingest.document import Document
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.index import Index
-
-TEXTS = [
-    f"Abstract {i}. Protein kinase {i % 7} regulates cell growth. Patients in cohort {i} showed lower risk. "
-    f"The trial measured outcome {i % 5} over {i} weeks."
-    for i in range(40)
-]
-
-
-@pytest.fixture(scope="module")
-def embedder(embedder_dir: Path) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(embedder_dir)
+from tests.eval.bench.conftest import BENCH_TEXTS
 
 
 def test_ingest_throughput_rows(tmp_path: Path, embedder: SentenceTransformerEmbedder, generator_dir: Path) -> None:
     chunker = FixedSizeChunker(load_token_counter(generator_dir), 64, 8)
-    documents = [Document(f"d{i}", text) for i, text in enumerate(TEXTS)]
+    documents = [Document(f"d{i}", text) for i, text in enumerate(BENCH_TEXTS)]
     limit = raw_embedder(embedder, chunker, documents)
     measured = ours(Index(tmp_path, embedder), chunker, documents, batch_documents=16)
     assert limit.chunks == measured.chunks and measured.documents == len(documents)
@@ -45,7 +35,7 @@ def test_llamaindex_baseline_ingests_in_slices_and_keeps_every_node(
 
     monkeypatch.setattr(bench_ingest, "LLAMAINDEX_RUN_DOCUMENTS", 7)
     counter = load_token_counter(generator_dir)
-    documents = [Document(f"d{i}", text) for i, text in enumerate(TEXTS[:20])]
+    documents = [Document(f"d{i}", text) for i, text in enumerate(BENCH_TEXTS[:20])]
     measured = llamaindex_pipeline(documents, embedder.model_dir, tmp_path / "llama", 64, 8, counter)
     client = chromadb.PersistentClient(path=str(tmp_path / "llama"), settings=Settings(anonymized_telemetry=False))
     stored = client.get_collection("llamaindex-bench").count()

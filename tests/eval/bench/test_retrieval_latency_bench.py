@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from app.bench_wiring import stage_paths
 from eval.bench.common import percentiles
@@ -13,28 +12,18 @@ from eval.bench.retrieval import build_scale_collection, synthesize, time_query_
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.fusion import ConvexFusion
 from retrieval.index import Index
-
-TEXTS = [
-    f"Abstract {i}. Protein kinase {i % 7} regulates cell growth. Patients in cohort {i} showed lower risk. "
-    f"The trial measured outcome {i % 5} over {i} weeks."
-    for i in range(40)
-]
-
-
-@pytest.fixture(scope="module")
-def embedder(embedder_dir: Path) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(embedder_dir)
+from tests.eval.bench.conftest import BENCH_TEXTS
 
 
 def test_synthetic_corpus_has_the_requested_size_and_unit_vectors(embedder: SentenceTransformerEmbedder) -> None:
-    vectors = embedder.embed(TEXTS[:10])
-    texts, synthetic = synthesize(TEXTS, vectors, 300)
+    vectors = embedder.embed(BENCH_TEXTS[:10])
+    texts, synthetic = synthesize(BENCH_TEXTS, vectors, 300)
     assert len(texts) == 300 and synthetic.shape == (300, vectors.shape[1])
     assert np.allclose(np.linalg.norm(synthetic, axis=1), 1.0, atol=1e-5)
 
 
 def test_scale_collection_and_stage_timing(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> None:
-    texts, vectors = synthesize(TEXTS, embedder.embed(TEXTS), 250)
+    texts, vectors = synthesize(BENCH_TEXTS, embedder.embed(BENCH_TEXTS), 250)
     index = Index(tmp_path, embedder)
     build_scale_collection(index, "scale", texts, vectors, batch=100, progress=False)
     assert index.counts("scale").consistent and index.counts("scale").chunks == 250

@@ -19,11 +19,6 @@ from retrieval.types import QueryState
 QUESTION = "How long do EU customers have to request a refund?"
 
 
-@pytest.fixture(scope="module")
-def reranker(cross_encoder_dir: Path) -> CrossEncoderReranker:
-    return CrossEncoderReranker(cross_encoder_dir, max_length=128, batch_size=4)
-
-
 def test_stage_orders_by_cross_encoder_score_and_traces_it(
     sample_resources: Resources, reranker: CrossEncoderReranker
 ) -> None:
