@@ -22,6 +22,9 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "RAGLINE_"
+# Upper bounds of the settings a request may set (API ``options``): each keeps one request's work, memory and
+# allocations to a size the service is built for, far above any value that improves answers.
+MAX_CANDIDATES = 1000
 
 
 def config_file_path() -> Path:
@@ -52,7 +55,12 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(180.0, gt=0, description="Seconds to wait for one LLM response.")
     vllm_python: Path = Field(Path(".venv-vllm/bin/python"), description="Python of the separate vLLM env.")
     vllm_kvcache_gib: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE for a CPU vLLM server.")
-    vllm_max_model_len: int = Field(8192, ge=512, description="Context length vLLM allocates for.")
+    vllm_max_model_len: int = Field(
+        8192,
+        ge=512,
+        le=1_048_576,
+        description="Context length vLLM allocates for; token budgets and the answer length must fit in it.",
+    )
     vllm_start_timeout_s: float = Field(600.0, gt=0, description="Seconds to wait for vLLM to answer.")
 
     # Services
@@ -86,29 +94,34 @@ class Settings(BaseSettings):
 
     # Query
     max_question_chars: int = Field(4000, ge=10, description="Longer questions are refused with a clear error.")
-    bm25_top_k: int = Field(20, ge=1, description="Candidates from BM25.")
-    dense_top_k: int = Field(20, ge=1, description="Candidates from the dense search.")
+    bm25_top_k: int = Field(20, ge=1, le=MAX_CANDIDATES, description="Candidates from BM25.")
+    dense_top_k: int = Field(20, ge=1, le=MAX_CANDIDATES, description="Candidates from the dense search.")
     # Defaults tuned on SciFact train with `ragline eval retrieval`: convex α=0.5 nDCG@10 0.7225, RRF 0.7039,
     # BM25 (English stemming) 0.6762, dense 0.6714.
     fusion: Literal["rrf", "convex"] = Field("convex", description="Score fusion of BM25 and dense: rrf or convex.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant.")
     fusion_alpha: float = Field(0.5, ge=0, le=1, description="Convex fusion: weight of the dense score.")
     bm25_method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = Field(
         "lucene", description="BM25 variant."
     )
-    bm25_k1: float = Field(1.2, ge=0, description="BM25 term-frequency saturation.")
+    bm25_k1: float = Field(1.2, ge=0, le=10, description="BM25 term-frequency saturation.")
     bm25_b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation.")
     bm25_stemmer: str | None = Field("english", description="Snowball stemmer language for BM25, or none.")
     bm25_stopwords: bool = Field(True, description="Drop English stopwords from BM25 terms.")
     bm25_lowercase: bool = Field(True, description="Lowercase BM25 terms.")
     dedup_threshold: float = Field(0.95, gt=0, le=1, description="Cosine above which candidates are duplicates.")
-    context_top_k: int = Field(4, ge=1, description="Chunks placed in the prompt.")
-    max_answer_tokens: int = Field(384, ge=1, description="Output tokens reserved for the answer.")
+    context_top_k: int = Field(4, ge=1, le=100, description="Chunks placed in the prompt.")
+    max_answer_tokens: int = Field(
+        384, ge=1, description="Output tokens reserved for the answer; below vllm_max_model_len."
+    )
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the generator.")
 
     # Context assembly (token budget, positioning, compression, abstention)
     context_budget_tokens: int = Field(
-        3072, ge=256, description="Tokens for prompt plus answer; the prompt gets this less max_answer_tokens."
+        3072,
+        ge=256,
+        description="Tokens for prompt plus answer, at most vllm_max_model_len; the prompt gets this less "
+        "max_answer_tokens.",
     )
     # relevance by default: the default generator scores lower with edge order (README, "Context assembly")
     positioning: Literal["edge", "edge-last", "relevance", "document"] = Field(
@@ -161,12 +174,14 @@ class Settings(BaseSettings):
     reranker: str | None = Field(
         None, description="Registry name or folder of a CrossEncoder (`ragline reranker train`); unset = no rerank."
     )
-    rerank_top_n: int = Field(30, ge=1, description="Fused, deduplicated candidates the cross-encoder rescores.")
+    rerank_top_n: int = Field(
+        30, ge=1, le=MAX_CANDIDATES, description="Fused, deduplicated candidates the cross-encoder rescores."
+    )
     # retrieval.rerank.DEFAULT_MAX_LENGTH, where the measurement behind it is written down.
     rerank_max_length: int = Field(
         192, ge=16, le=512, description="Cross-encoder input tokens (query + passage) per pair."
     )
-    rerank_batch_size: int = Field(32, ge=1, description="Pairs scored per cross-encoder forward pass.")
+    rerank_batch_size: int = Field(32, ge=1, le=1024, description="Pairs scored per cross-encoder forward pass.")
     rerank_backend: Literal["torch", "torch-int8", "onnx", "onnx-int8"] = Field(
         "onnx-int8",
         description="Cross-encoder engine: onnx-int8 is the fastest on CPU (2.4x torch fp32 at 128 tokens), same nDCG.",
@@ -180,10 +195,16 @@ class Settings(BaseSettings):
     memory: bool = Field(True, description="Sessions remember: summary, recent turns and recalled facts in the prompt.")
     memory_active_turns: int = Field(3, ge=1, le=20, description="Recent exchanges kept verbatim (the active tier).")
     memory_summary_tokens: int = Field(
-        512, ge=64, description="Longest session summary, in generator tokens; longer ones are archived and compressed."
+        512,
+        ge=64,
+        description="Longest session summary, in generator tokens (at most vllm_max_model_len); longer ones are "
+        "archived and compressed.",
     )
     memory_budget_tokens: int = Field(
-        1024, ge=128, description="Generator tokens for the whole memory context (the H term of the prompt budget)."
+        1024,
+        ge=128,
+        description="Generator tokens for the whole memory context (the H term of the prompt budget), at most "
+        "vllm_max_model_len.",
     )
     memory_pressure: float = Field(
         0.7, gt=0, le=1, description="Share of a memory budget at which content is evicted to the next tier."
@@ -214,6 +235,20 @@ class Settings(BaseSettings):
                 f"context_budget_tokens ({budget}) must exceed max_answer_tokens ({reserve}) by at least 128 tokens"
             )
         return budget
+
+    @field_validator("max_answer_tokens", "context_budget_tokens", "memory_summary_tokens", "memory_budget_tokens")
+    @classmethod
+    def _fits_the_served_context(cls, tokens: int, info: Any) -> int:
+        """Token counts the served model could never hold are refused here, not by vLLM in the middle of a request.
+        The answer needs at least one prompt token beside it, so it must stay below the context length."""
+        context = info.data.get("vllm_max_model_len")
+        if context is None:
+            return tokens
+        if info.field_name == "max_answer_tokens" and tokens >= context:
+            raise ValueError(f"max_answer_tokens ({tokens}) must be below vllm_max_model_len ({context})")
+        if tokens > context:
+            raise ValueError(f"{info.field_name} ({tokens}) must be at most vllm_max_model_len ({context})")
+        return tokens
 
     @classmethod
     def settings_customise_sources(

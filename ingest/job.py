@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -95,22 +96,47 @@ class LoadFailure:
     reason: str
 
 
+def load_file(path: Path, root: Path, extra_metadata: Mapping[str, Any] | None = None) -> Document | LoadFailure:
+    """One file as a document, or as its failure: the per-file boundary every ingest (CLI, API upload) loads through.
+
+    Whatever a loader raises, short of an interrupt, becomes this file's failure with a short reason, so one
+    hostile file (nested thousands deep, a decompression bomb, a parser bug) never stops the batch. Reasons name
+    the file by its id, never by the path it has on this machine: for an upload that is a server folder.
+    """
+    doc_id = path.relative_to(root).as_posix()
+    try:
+        return load_document(path, root, extra_metadata)
+    except LoadError as exc:
+        reason = exc.reason
+    except OSError as exc:
+        reason = f"cannot read: {exc.strerror or exc}"
+    except RecursionError:
+        reason = f"nested too deeply to parse (Python's recursion limit is {sys.getrecursionlimit()})"
+    except MemoryError:
+        reason = "too large to load into memory"
+    except Exception as exc:  # a loader's library failing on input it does not expect; the log has the traceback
+        log.warning("loading %s failed", doc_id, exc_info=True)
+        reason = f"could not be read ({type(exc).__name__} in the {path.suffix.lower() or 'file'} loader)"
+    return LoadFailure(doc_id, _without_server_paths(reason, path, doc_id))
+
+
+def _without_server_paths(reason: str, path: Path, doc_id: str) -> str:
+    """``reason`` with the file's path, as some libraries quote it in their errors, shown as the file's id."""
+    for form in sorted({str(path.resolve()), str(path.absolute()), str(path)}, key=len, reverse=True):
+        reason = reason.replace(form, doc_id)
+    return reason
+
+
 def _load_files(
     root: Path, extra_metadata: Mapping[str, Any] | None, max_bytes: int
 ) -> Iterator[Document | LoadFailure]:
     base = root if root.is_dir() else root.parent
     for path in discover(root):
-        doc_id = path.relative_to(base).as_posix()
         reason = _reject_reason(path, base, max_bytes)
         if reason:
-            yield LoadFailure(doc_id, reason)
+            yield LoadFailure(path.relative_to(base).as_posix(), reason)
             continue
-        try:
-            yield load_document(path, base, extra_metadata)
-        except LoadError as exc:
-            yield LoadFailure(doc_id, exc.reason)
-        except OSError as exc:
-            yield LoadFailure(doc_id, f"cannot read: {exc.strerror or exc}")
+        yield load_file(path, base, extra_metadata)
 
 
 def ingest_path(

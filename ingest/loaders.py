@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,13 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 MAX_TABLE_COLUMNS = 200
 _CSV_SNIFF_BYTES = 64 * 1024
+# JSON deeper than this is refused before parsing: ``json`` parses (and pretty-prints) recursively, so a few KB of
+# brackets would otherwise raise RecursionError. 256 is libxml2's default limit for HTML, so both formats agree.
+MAX_NESTING_DEPTH = 256
+# The longest file name (in UTF-8 bytes) most filesystems allow; a document's sidecar name must fit it too.
+MAX_NAME_BYTES = 255
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 class LoadError(ValueError):
@@ -97,15 +105,25 @@ def load_text(path: Path) -> Loaded:
 
 
 def load_html(path: Path) -> Loaded:
+    """Block-level text of an HTML page, script and style dropped.
+
+    libxml2 stops building the tree at its resource limits (256 levels of nesting, oversized text nodes) and
+    silently drops what lies beyond; such a page is refused with the limit rather than ingested half-read.
+    """
+    import lxml.etree
     import lxml.html
 
     raw = path.read_bytes()
     if not raw.strip():
         return Loaded("", {})
+    parser = lxml.html.HTMLParser()  # one per call: its error log is per document, and parsers are not thread-safe
     try:
-        tree = lxml.html.document_fromstring(raw)
+        tree = lxml.html.document_fromstring(raw, parser=parser)
     except Exception as exc:  # lxml raises several parser error types
         raise LoadError(path, f"malformed HTML: {exc}") from None
+    limits = [error.message for error in parser.error_log if error.type == lxml.etree.ErrorTypes.ERR_RESOURCE_LIMIT]
+    if limits:
+        raise LoadError(path, f"HTML too deeply nested or too large for the parser ({limits[0].split(',')[0]})")
     for element in tree.xpath("//script|//style|//noscript"):
         element.drop_tree()
     title = tree.findtext(".//title")
@@ -127,7 +145,7 @@ def load_html(path: Path) -> Loaded:
 
 def load_pdf(path: Path) -> Loaded:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PyPdfError
 
     try:
         reader = PdfReader(path)
@@ -137,7 +155,9 @@ def load_pdf(path: Path) -> Loaded:
         title = reader.metadata.title if reader.metadata else None
     except LoadError:
         raise
-    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+    except LimitReachedError as exc:  # a decompression bomb: pypdf stops at its output limit
+        raise LoadError(path, f"PDF exceeds a decompression limit ({exc})") from None
+    except (PyPdfError, ValueError, KeyError, OSError) as exc:
         raise LoadError(path, f"malformed PDF: {exc}") from None
     metadata: dict[str, Any] = {"pages": len(pages)}
     if title:
@@ -145,9 +165,24 @@ def load_pdf(path: Path) -> Loaded:
     return Loaded("\n\n".join(p.strip() for p in pages if p.strip()), metadata)
 
 
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON ``text``, counted without recursion (brackets inside strings
+    do not count), so the depth of hostile input can be checked before a recursive parser sees it."""
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(1 if bracket in "[{" else -1 for bracket in brackets), default=0)
+
+
+def _refuse_deep_json(path: Path, text: str, what: str) -> None:
+    """``LoadError`` when ``text`` nests deeper than ``MAX_NESTING_DEPTH``; checked before ``json`` parses it."""
+    depth = json_depth(text)
+    if depth > MAX_NESTING_DEPTH:
+        raise LoadError(path, f"{what} nested too deeply ({depth} levels, limit {MAX_NESTING_DEPTH})")
+
+
 def load_json(path: Path) -> Loaded:
     """JSON stays JSON (pretty-printed): it is structured text that later stages must not rewrite."""
     text = _decode(path, path.read_bytes())
+    _refuse_deep_json(path, text, "JSON")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -313,11 +348,14 @@ LOADERS: dict[str, Callable[[Path], Loaded]] = {
 
 
 def _sidecar_metadata(path: Path) -> dict[str, Any]:
+    """The sidecar's metadata; a file whose name is too long for a sidecar name to exist has none."""
     sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-    if not sidecar.is_file():
+    if len(sidecar.name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES or not sidecar.is_file():
         return {}
     try:
-        data = json.loads(sidecar.read_text(encoding="utf-8"))
+        text = sidecar.read_text(encoding="utf-8")
+        _refuse_deep_json(path, text, f"sidecar {sidecar.name}")
+        data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LoadError(path, f"sidecar {sidecar.name} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -2,7 +2,8 @@
 
 Body: ``{"error": {"type": ..., "message": ..., "details": ...}}`` — the shape OpenAI clients already parse, so
 the OpenAI-compatible routes and the REST routes fail the same way. An unexpected exception becomes a 500 with a
-generic message; the traceback goes to the server log, never to the client.
+generic message; the traceback goes to the server log, never to the client. Messages name the server's data and
+models folders as ``<data_dir>`` and ``<models_dir>``: a client learns what to do, not where the server keeps things.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.routing import Route
 
 from app.llm import LLMUnavailableError
 from app.resources import ModelMissingError
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,16 @@ def error_body(status: int, message: str, details: Any = None) -> dict[str, Any]
     if details is not None:
         error["details"] = details
     return {"error": error}
+
+
+def without_server_paths(message: str, settings: Settings) -> str:
+    """``message`` with the absolute paths of the data and models folders replaced by their setting names."""
+    folders = {"<models_dir>": settings.resolved_models_dir, "<data_dir>": settings.data_dir}
+    forms = [(str(form), name) for name, folder in folders.items() for form in {folder, folder.resolve()}]
+    for form, name in sorted(forms, key=lambda pair: len(pair[0]), reverse=True):
+        if form.startswith("/") and form != "/":
+            message = message.replace(form, name)
+    return message
 
 
 def error_response(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None):
@@ -119,9 +131,12 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    def public(message: str) -> str:
+        return without_server_paths(message, app.state.ragline.settings)
+
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.message, exc.details, exc.headers)
+        return error_response(exc.status, public(exc.message), exc.details, exc.headers)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -139,7 +154,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, _validation_message(errors), errors)
 
     async def dependency_down(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(503, str(exc))
+        return error_response(503, public(str(exc)))
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -24,8 +24,8 @@ from app.chunking import make_chunker
 from app.ingestion import ingest_from_documents
 from app.resources import Resources
 from ingest.document import Document
-from ingest.job import Chunker, LoadFailure
-from ingest.loaders import LoadError, discover, load_document
+from ingest.job import Chunker, LoadFailure, load_file
+from ingest.loaders import discover
 from retrieval.sqlite import open_database
 from retrieval.types import Chunk
 
@@ -219,11 +219,7 @@ class JobRunner:
 
         def documents() -> Iterator[Document | LoadFailure]:
             for path in discover(upload.folder):
-                doc_id = path.relative_to(upload.folder).as_posix()
-                try:
-                    yield load_document(path, upload.folder, upload.metadata)
-                except LoadError as exc:
-                    yield LoadFailure(doc_id, exc.reason)
+                yield load_file(path, upload.folder, upload.metadata)
                 progress["files"] += 1
                 store.update(job_id, files_done=progress["files"])
 
@@ -243,6 +239,7 @@ class JobRunner:
             )
         except Exception as exc:  # a job must end in a final state whatever happened; the log has the traceback
             log.exception("ingestion job %s failed", job_id)
-            store.update(job_id, status="failed", error=f"{type(exc).__name__}: {exc}", finished_at=time.time())
+            error = f"the job stopped on an unexpected {type(exc).__name__}; the server log has the details"
+            store.update(job_id, status="failed", error=error, finished_at=time.time())
         finally:
             shutil.rmtree(upload.folder, ignore_errors=True)

@@ -1,11 +1,13 @@
 """Documents of a collection: upload (an ingestion job), list from the manifest, delete; and the jobs themselves.
 
 An upload is validated up front (file names, types, metadata) so a bad request fails with a 4xx at once, not as
-a failed job later. Document ids are the uploaded file names: uploading a file again replaces that document.
+a failed job later. Document ids are the uploaded file names: uploading a file again replaces that document. A name
+too long for the filesystem is shortened (``stored_name``), and the accepted response lists the names as stored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
@@ -18,13 +20,16 @@ from app.api.errors import ApiError, error_responses, pipeline_errors
 from app.api.jobs import UploadJob
 from app.api.tenancy import COLLECTION_PATTERN, require_collection
 from app.chunking import CHUNKERS
-from ingest.loaders import LOADERS, SIDECAR_SUFFIX
+from ingest.loaders import LOADERS, MAX_NAME_BYTES, SIDECAR_SUFFIX
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 
 CollectionForm = Annotated[str, Form(pattern=COLLECTION_PATTERN, description="Collection to write into.")]
 CollectionQuery = Annotated[str, Query(pattern=COLLECTION_PATTERN, description="Collection of the documents.")]
 _COPY_CHUNK = 1 << 20
+# A stored document name leaves room for its sidecar's name (``<name>.meta.json``) within the filesystem's limit.
+_DOCUMENT_NAME_BYTES = MAX_NAME_BYTES - len(SIDECAR_SUFFIX.encode())
+_NAME_HASH_CHARS = 10
 METADATA_DESCRIPTION = 'JSON object added to every document, e.g. {"region": "EU"}'
 
 
@@ -89,6 +94,26 @@ def _safe_name(raw: str | None) -> str:
     return name
 
 
+def stored_name(name: str) -> str:
+    """The name an uploaded file is saved under, which is also its document id.
+
+    A name that fits the filesystem's limit (in UTF-8 bytes, with room for its sidecar's name) is kept as it is.
+    A longer one keeps its extension and as much of its beginning as fits, cut on a character boundary, and gains
+    a short hash of the whole name, so it stays recognisable and distinct names stay distinct. A sidecar is
+    shortened as the document it belongs to, so the two still match.
+    """
+    if name.endswith(SIDECAR_SUFFIX) and len(name) > len(SIDECAR_SUFFIX):
+        return stored_name(name.removesuffix(SIDECAR_SUFFIX)) + SIDECAR_SUFFIX
+    if len(name.encode("utf-8")) <= _DOCUMENT_NAME_BYTES:
+        return name
+    path = PurePosixPath(name)
+    suffix = path.suffix if path.suffix.lower() in LOADERS else ""
+    tag = "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:_NAME_HASH_CHARS]
+    room = _DOCUMENT_NAME_BYTES - len(suffix.encode("utf-8")) - len(tag)
+    start = name.removesuffix(suffix).encode("utf-8")[:room].decode("utf-8", "ignore")
+    return f"{start}{tag}{suffix}"
+
+
 def _metadata(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
@@ -123,7 +148,7 @@ def upload_documents(
         raise ApiError(422, f"unknown chunker {chunker!r}; choose one of {', '.join(CHUNKERS)}")
     if not files:
         raise ApiError(422, "no files: send one or more multipart fields named 'files'")
-    names = [_safe_name(upload.filename) for upload in files]
+    names = [stored_name(_safe_name(upload.filename)) for upload in files]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ApiError(422, f"file name(s) {', '.join(duplicates)} appear more than once in this upload")

@@ -21,7 +21,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import MetricsDep, PipelineDep, ResourcesDep, TenantDep
+from app.api.deps import MetricsDep, PipelineDep, ResourcesDep, SettingsDep, TenantDep
 from app.api.errors import ApiError, error_body, error_responses, pipeline_errors
 from app.api.metrics import Metrics
 from app.api.options import request_options
@@ -29,6 +29,7 @@ from app.api.routes.query import FILTERS_DESCRIPTION, Citation, public_answer
 from app.api.tenancy import COLLECTION_PATTERN, require_collection
 from app.llm import LLMUnavailableError
 from app.query.pipeline import Answer
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -111,14 +112,14 @@ def _question_and_history(messages: list[ChatMessage]) -> tuple[str, list[dict[s
     return last.text(), history
 
 
-def _options(request: ChatCompletionRequest) -> dict[str, Any] | None:
+def _options(request: ChatCompletionRequest, settings: Settings) -> dict[str, Any] | None:
     options = dict(request.options or {})
     if request.temperature is not None:
         options["temperature"] = request.temperature
     max_tokens = request.max_completion_tokens or request.max_tokens
     if max_tokens is not None:
         options["max_answer_tokens"] = max_tokens
-    return request_options(options)
+    return request_options(options, settings)
 
 
 def _usage(trace: dict[str, Any]) -> dict[str, int]:
@@ -136,14 +137,14 @@ def _usage(trace: dict[str, Any]) -> dict[str, int]:
     },
 )
 def chat_completions(
-    request: ChatCompletionRequest, pipeline: PipelineDep, tenant: TenantDep, metrics: MetricsDep
+    request: ChatCompletionRequest, pipeline: PipelineDep, settings: SettingsDep, tenant: TenantDep, metrics: MetricsDep
 ) -> Any:
     question, history = _question_and_history(request.messages)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     with pipeline_errors():
         collection = require_collection(pipeline.resources.index, tenant, request.model)
-        call: dict[str, Any] = {"filters": request.filters, "history": history, "options": _options(request)}
+        call: dict[str, Any] = {"filters": request.filters, "history": history, "options": _options(request, settings)}
         if request.stream:
             iterator = pipeline.stream(question, collection, **call)
             first = next(iterator)  # lookup, validation and connection errors become statuses, not broken streams

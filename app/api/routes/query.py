@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from app.api.deps import MetricsDep, PipelineDep, TenantDep
+from app.api.deps import MetricsDep, PipelineDep, SettingsDep, TenantDep
 from app.api.errors import error_body, error_responses, pipeline_errors
 from app.api.options import request_options
 from app.api.routes.sessions import session_pipeline
@@ -83,13 +83,15 @@ def public_answer(answer: Answer, logical_collection: str) -> dict[str, Any]:
         **error_responses(400, 401, 404, 413, 422, 503),
     },
 )
-def query(request: QueryRequest, pipeline: PipelineDep, tenant: TenantDep, metrics: MetricsDep) -> Any:
+def query(
+    request: QueryRequest, pipeline: PipelineDep, settings: SettingsDep, tenant: TenantDep, metrics: MetricsDep
+) -> Any:
     with pipeline_errors():
         if request.session_id is not None:  # a conversation turn, through memory: see app/api/routes/sessions.py
             pipeline, collection = session_pipeline(pipeline, tenant, request.session_id)  # type: ignore[assignment]
         else:
             collection = require_collection(pipeline.resources.index, tenant, request.collection)
-        call: dict[str, Any] = {"filters": request.filters, "options": request_options(request.options)}
+        call: dict[str, Any] = {"filters": request.filters, "options": request_options(request.options, settings)}
         if request.stream:
             iterator = pipeline.stream(request.question, collection, **call)
             first = next(iterator)  # surfaces lookup and connection errors before the stream starts
