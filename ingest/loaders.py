@@ -165,7 +165,7 @@ def load_pdf(path: Path) -> Loaded:
     return Loaded("\n\n".join(p.strip() for p in pages if p.strip()), metadata)
 
 
-def json_depth(text: str) -> int:
+def _json_depth(text: str) -> int:
     """How deeply arrays and objects nest in JSON ``text``, counted without recursion (brackets inside strings
     do not count), so the depth of hostile input can be checked before a recursive parser sees it."""
     brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
@@ -174,7 +174,7 @@ def json_depth(text: str) -> int:
 
 def _refuse_deep_json(path: Path, text: str, what: str) -> None:
     """``LoadError`` when ``text`` nests deeper than ``MAX_NESTING_DEPTH``; checked before ``json`` parses it."""
-    depth = json_depth(text)
+    depth = _json_depth(text)
     if depth > MAX_NESTING_DEPTH:
         raise LoadError(path, f"{what} nested too deeply ({depth} levels, limit {MAX_NESTING_DEPTH})")
 

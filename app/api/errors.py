@@ -57,7 +57,7 @@ def error_body(status: int, message: str, details: Any = None) -> dict[str, Any]
     return {"error": error}
 
 
-def without_server_paths(message: str, settings: Settings) -> str:
+def _without_server_paths(message: str, settings: Settings) -> str:
     """``message`` with the absolute paths of the data and models folders replaced by their setting names."""
     folders = {"<models_dir>": settings.resolved_models_dir, "<data_dir>": settings.data_dir}
     forms = [(str(form), name) for name, folder in folders.items() for form in {folder, folder.resolve()}]
@@ -132,7 +132,7 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
 
 def install_error_handlers(app: FastAPI) -> None:
     def public(message: str) -> str:
-        return without_server_paths(message, app.state.ragline.settings)
+        return _without_server_paths(message, app.state.ragline.settings)
 
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
