@@ -123,7 +123,7 @@ class Settings(BaseSettings):
         description="Tokens for prompt plus answer, at most vllm_max_model_len; the prompt gets this less "
         "max_answer_tokens.",
     )
-    # relevance by default: the default generator scores lower with edge order (README, "Context assembly")
+    # relevance by default: the default generator scores lower with edge order (docs/results/context-positioning.md)
     positioning: Literal["edge", "edge-last", "relevance", "document"] = Field(
         "relevance",
         description="Evidence order: by relevance (best first), best first and second-best last (edge), mirrored "
