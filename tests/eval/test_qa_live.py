@@ -22,7 +22,17 @@ def _judge(resources: Resources, max_tokens: int) -> RagasJudge:
     return RagasJudge(config, resources.embedder)
 
 
+def _patient(resources: Resources) -> Resources:
+    """The live resources with a 15-minute LLM timeout: three answers at once plus the judge's long requests can
+    queue behind each other on a two-core CPU vLLM for longer than the 180 s default."""
+    patient = Resources(resources.settings.model_copy(update={"llm_timeout_s": 900.0}))
+    patient.__dict__["index"] = resources.index
+    patient.__dict__["embedder"] = resources.embedder
+    return patient
+
+
 def test_three_questions_scored_judged_reported_and_resumed(live_resources: Resources, tmp_path: Path) -> None:
+    live_resources = _patient(live_resources)
     items = load_dataset(SAMPLE_QA, limit=3).items
     chunks = {c.id: c for c in live_resources.index.manifest.chunks("sample")}
     judge = _judge(live_resources, max_tokens=512)
