@@ -81,7 +81,8 @@ def ask_command(
         answer = _print_answer(pipeline, question, collection, filters, stream)
     except (LLMUnavailableError, ModelMissingError, LookupError, ValueError) as exc:
         raise fail(str(exc)) from None
-    _print_sources(answer.citations, header="\nSources:")
+    typer.echo("\nSources:" if answer.citations else "\n(no sources cited)")
+    _print_sources(answer.citations)
 
 
 def _print_answer(
@@ -106,13 +107,7 @@ def _print_answer(
     return final
 
 
-def _print_sources(citations: list[dict[str, object]], header: str | None = None) -> None:
-    if not citations:
-        if header is not None:
-            typer.echo("\n(no sources cited)")
-        return
-    if header is not None:
-        typer.echo(header)
+def _print_sources(citations: list[dict[str, object]]) -> None:
     for citation in citations:
         typer.echo(f"  [{citation['id']}] {citation['source']} — {citation['title']}")
 
