@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         le=1,
         description="P(yes) below which the answerability check abstains (0 = record the judgement, never abstain).",
     )
+    ungrounded_answers: Literal["flag", "abstain"] = Field(
+        "flag",
+        description="An answer in which no sentence carries a valid citation: `flag` returns it with "
+        "`grounded: false` and a warning (CLI, API and UI show it); `abstain` replaces it with the abstention text "
+        "and the closest sources. Flag is the default because the support check is lexical and a paraphrased "
+        "right answer may find no marker.",
+    )
     hyde: bool = Field(False, description="Search with a generated hypothetical answer (HyDE) besides the question.")
 
     # Rerank

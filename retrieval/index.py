@@ -30,6 +30,19 @@ def filterable(chunk: Chunk) -> dict[str, Any]:
     return {**chunk.metadata, "doc_id": chunk.doc_id, "level": chunk.level}
 
 
+class UnknownCollectionError(LookupError):
+    """A collection the index does not hold. The message lists the known ones for a local user; a server with
+    tenants must not pass it on (it names every tenant's collections) and uses ``collection`` instead."""
+
+    def __init__(self, collection: str, known: list[str]) -> None:
+        self.collection = collection
+        listed = ", ".join(known) or "none yet"
+        super().__init__(
+            f"collection {collection!r} does not exist (known: {listed}); "
+            f"create it with `ragline ingest PATH --collection {collection}`"
+        )
+
+
 @dataclass(frozen=True)
 class DocumentWrite:
     doc_id: str
@@ -170,11 +183,7 @@ class Index:
 
     def require_collection(self, collection: str) -> None:
         if collection not in self.collections():
-            known = ", ".join(self.collections()) or "none yet"
-            raise LookupError(
-                f"collection {collection!r} does not exist (known: {known}); "
-                f"create it with `ragline ingest PATH --collection {collection}`"
-            )
+            raise UnknownCollectionError(collection, self.collections())
 
     def search_bm25(self, collection: str, query: str, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
         index = self._load_bm25(collection)

@@ -96,6 +96,10 @@ class QueryState:
     invalid_citations: list[int] = field(default_factory=list)
     abstained: bool = False
     """The evidence was too weak to answer: ``answer`` says so and generation is skipped."""
+    grounded: bool = True
+    """False when the answer states something and no sentence of it carries a valid citation."""
+    unsupported_sentences: int = 0
+    """Sentences of the answer that no cited source supports (a refusal counts none)."""
     trace: list[TraceEntry] = field(default_factory=list)
 
     def traced(self, stage: str, items_in: int = 0) -> AbstractContextManager[TraceEntry]:

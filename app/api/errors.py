@@ -24,6 +24,7 @@ from starlette.routing import Route
 from app.llm import LLMUnavailableError
 from app.resources import ModelMissingError
 from app.settings import Settings
+from retrieval.index import UnknownCollectionError
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,9 @@ def pipeline_errors() -> Iterator[None]:
     """Map the pipeline's typed errors to client errors: unknown collection 404, bad input 422, LLM down 503."""
     try:
         yield
+    except UnknownCollectionError:
+        # the index's own message lists every stored collection, i.e. every tenant's: never pass it on
+        raise ApiError(404, "the collection does not exist (any more); GET /v1/collections lists yours") from None
     except LookupError as exc:
         raise ApiError(404, str(exc).strip("'\"")) from None
     except ValueError as exc:

@@ -45,9 +45,24 @@ class Metrics:
         self.answers = Counter(
             "ragline_answers", "Answers returned, by API surface.", ["surface"], registry=self.registry
         )
+        self.ungrounded = Counter(
+            "ragline_ungrounded_answers",
+            "Answers with claims and no sentence supported by a cited source.",
+            ["surface"],
+            registry=self.registry,
+        )
+        self.unsupported_sentences = Counter(
+            "ragline_unsupported_sentences",
+            "Answer sentences that no cited source supports.",
+            ["surface"],
+            registry=self.registry,
+        )
 
     def observe_trace(self, trace: Mapping[str, Any], surface: str) -> None:
         self.answers.labels(surface).inc()
+        self.unsupported_sentences.labels(surface).inc(int(trace.get("unsupported_sentences") or 0))
+        if trace.get("grounded") is False:
+            self.ungrounded.labels(surface).inc()
         for stage in trace.get("stages", []):
             self.stage_latency.labels(stage["stage"]).observe(stage.get("ms", 0.0) / 1000)
             for kind in ("prompt", "completion"):

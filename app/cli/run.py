@@ -83,12 +83,20 @@ def ask_command(
         raise fail(str(exc)) from None
     typer.echo("\nSources:" if answer.citations else "\n(no sources cited)")
     _print_sources(answer.citations)
+    _print_warning(answer)
+
+
+def _print_warning(answer: Answer) -> None:
+    """An ungrounded answer's warning, on stderr and in colour so it is not read as part of the answer."""
+    if answer.warning:
+        typer.secho(f"\nWarning: {answer.warning}", fg=typer.colors.YELLOW, err=True)
 
 
 def _print_answer(
     pipeline: Pipeline, question: str, collection: str, filters: Mapping[str, Any] | None, stream: bool
 ) -> Answer:
     """Print the answer, token by token when streaming, and return it for its citations."""
+    from app.query.grounding import withdrawn
     from app.query.pipeline import Answer
 
     if not stream:
@@ -104,6 +112,9 @@ def _print_answer(
     typer.echo()
     if final is None:
         raise ValueError("the pipeline's stream ended without an answer")
+    if withdrawn(final.trace):
+        typer.secho("(withdrawn: no sentence above is supported by a source)", fg=typer.colors.YELLOW, err=True)
+        typer.echo(final.text)
     return final
 
 
@@ -172,3 +183,4 @@ def _chat_turn(service: MemoryService, session_id: str, question: str) -> None:
         return
     if answer is not None:
         _print_sources(answer.citations)
+        _print_warning(answer)

@@ -71,7 +71,7 @@ def build_stages(resources: Resources, settings: Settings) -> StagePlan:
     ]
     counter = ChatTemplateTokenCounter(resources.generator_dir)
     generate = Generate(resources.generator, counter, settings.max_answer_tokens, settings.temperature)
-    return StagePlan(tuple(retrieval), generate, CheckCitations())
+    return StagePlan(tuple(retrieval), generate, CheckCitations(settings.ungrounded_answers))
 
 
 def context_stages(resources: Resources, settings: Settings, source: str = "deduplicated") -> list[Stage]:

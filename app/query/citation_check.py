@@ -15,8 +15,10 @@ from typing import Any
 
 from retrieval.types import Hit
 
-_MARKER = re.compile(r"\s?\[(\d{1,3})\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(])|\n+")
+MARKER = re.compile(r"\s?\[(\d{1,3})\]")
+"""A citation marker ``[n]`` (with the space before it)."""
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`\"'(])|\n+")
+"""Where an answer splits into sentences: after end punctuation before a capital or digit, and at newlines."""
 _WORD = re.compile(r"[a-z0-9][a-z0-9_\-./]*[a-z0-9]|[a-z0-9]", re.IGNORECASE)
 _STOPWORDS = frozenset(
     [
@@ -133,13 +135,13 @@ def _attribute(sentence: str, sources: list[set[str]]) -> int | None:
 
 def check_citations(answer: str, context: list[Hit]) -> CitationCheck:
     sources = [_content_words(hit.chunk.text + " " + str(hit.chunk.metadata.get("title", ""))) for hit in context]
-    invalid = sorted({int(n) for n in _MARKER.findall(answer) if not 1 <= int(n) <= len(context)})
-    answer = _MARKER.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(context) else "", answer)
+    invalid = sorted({int(n) for n in MARKER.findall(answer) if not 1 <= int(n) <= len(context)})
+    answer = MARKER.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(context) else "", answer)
 
     attributed: list[int] = []
     pieces = []
-    for sentence in _SENTENCE.split(answer):
-        if sentence and not _MARKER.search(sentence) and not sentence.lstrip().startswith("```"):
+    for sentence in SENTENCE_BREAK.split(answer):
+        if sentence and not MARKER.search(sentence) and not sentence.lstrip().startswith("```"):
             number = _attribute(sentence, sources)
             if number is not None:
                 sentence = _append_marker(sentence, number)
@@ -148,7 +150,7 @@ def check_citations(answer: str, context: list[Hit]) -> CitationCheck:
     answer = _join(answer, pieces)
 
     order: list[int] = []
-    for n in (int(n) for n in _MARKER.findall(answer)):
+    for n in (int(n) for n in MARKER.findall(answer)):
         if n not in order:
             order.append(n)
     citations = [
@@ -176,7 +178,7 @@ def _append_marker(sentence: str, number: int) -> str:
 
 def _join(original: str, pieces: list[str]) -> str:
     """Re-join sentences with the separators the split removed (space or the original newlines)."""
-    separators = _SENTENCE.findall(original)
+    separators = SENTENCE_BREAK.findall(original)
     out = []
     for i, piece in enumerate(pieces):
         out.append(piece)

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.query.build import build_stages
+from app.query.grounding import UNGROUNDED_WARNING
 from app.query.wiring import StagePlan
 from app.resources import Resources
 from app.settings import Settings
@@ -23,9 +24,24 @@ class Answer:
     text: str
     citations: list[dict[str, Any]]
     trace: dict[str, Any]
+    grounded: bool = True
+    """False when the answer states something and no sentence is supported by a cited source."""
+    unsupported_sentences: int = 0
+
+    @property
+    def warning(self) -> str | None:
+        """What CLI, API and UI show next to an answer that is not grounded."""
+        return None if self.grounded else UNGROUNDED_WARNING
 
     def as_dict(self) -> dict[str, Any]:
-        return {"answer": self.text, "citations": self.citations, "trace": self.trace}
+        return {
+            "answer": self.text,
+            "citations": self.citations,
+            "grounded": self.grounded,
+            "unsupported_sentences": self.unsupported_sentences,
+            "warning": self.warning,
+            "trace": self.trace,
+        }
 
 
 class Pipeline:
@@ -137,5 +153,13 @@ class Pipeline:
             "search_query": state.search_query,
             "stages": [entry.as_dict() for entry in state.trace],
             "invalid_citations": state.invalid_citations,
+            "grounded": state.grounded,
+            "unsupported_sentences": state.unsupported_sentences,
         }
-        return Answer(text=state.answer, citations=state.citations, trace=trace)
+        return Answer(
+            text=state.answer,
+            citations=state.citations,
+            trace=trace,
+            grounded=state.grounded,
+            unsupported_sentences=state.unsupported_sentences,
+        )

@@ -4,7 +4,8 @@
 user's question; earlier user/assistant turns are passed as conversation history; system messages are ignored
 because the RAG system prompt governs grounding and citations. ``choices[0].message.content`` is the plain answer
 text with its ``[n]`` markers, and the sources are in an extra top-level ``citations`` field (in the final chunk
-when streaming), which standard clients ignore and RAG-aware clients read. ``filters`` and ``options`` are
+when streaming), with ``grounded`` and ``warning`` beside it, which standard clients ignore and RAG-aware clients
+read. ``filters`` and ``options`` are
 accepted as extra body fields (``extra_body`` in the openai client).
 """
 
@@ -90,6 +91,8 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: Usage
     citations: list[Citation]
+    grounded: bool
+    warning: str | None = None
 
 
 class Model(BaseModel):
@@ -160,6 +163,8 @@ def chat_completions(
         "choices": [{"index": 0, "message": {"role": "assistant", "content": body["answer"]}, "finish_reason": "stop"}],
         "usage": _usage(body["trace"]),
         "citations": body["citations"],
+        "grounded": body["grounded"],
+        "warning": body["warning"],
     }
 
 
@@ -187,7 +192,7 @@ def _chunks(
             if isinstance(part, Answer):
                 body = public_answer(part, model)
                 metrics.observe_trace(body["trace"], surface="openai")
-                yield event({}, "stop", citations=body["citations"])
+                yield event({}, "stop", citations=body["citations"], grounded=body["grounded"], warning=body["warning"])
                 break
             yield event({"content": part})
             part = next(rest)

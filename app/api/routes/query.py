@@ -65,6 +65,12 @@ class Citation(BaseModel):
 class QueryResponse(BaseModel):
     answer: str
     citations: list[Citation]
+    grounded: bool = Field(
+        description="False when the answer states something and no sentence is supported by a cited source "
+        "(RAGLINE_UNGROUNDED_ANSWERS=flag); show `warning` with it."
+    )
+    unsupported_sentences: int = Field(description="Sentences of the answer that no cited source supports.")
+    warning: str | None = Field(None, description="Set when `grounded` is false: what to tell the reader.")
     trace: dict[str, Any]
 
 

@@ -117,4 +117,6 @@ def session_pipeline(pipeline: Pipeline, tenant: Tenant, session_id: str) -> tup
     """The adapter for a ``session_id`` query and the session's collection; unknown session → 404."""
     memory = memory_service(pipeline)
     session = memory.session(session_id, tenant=tenant.name)
+    # the session's collection may have been emptied since: say so naming only the tenant's own collections
+    require_collection(pipeline.resources.index, tenant, tenant.logical(session.collection))
     return SessionPipeline(memory, tenant, session_id), session.collection
