@@ -123,9 +123,11 @@ class MemoryService:
         session = self.store.session(session_id, tenant=tenant or "")
         return {
             "session": session.as_dict(),
-            "turns": [t.as_dict() for t in self.store.turns(session_id)],
-            "summaries": self.store.summaries(session_id),
-            "memory_items": [i.as_dict() for i in self.store.items(session_id=session_id)],
+            "turns": [t.as_dict() for t in self.store.turns(session.key)],
+            "summaries": self.store.summaries(session.key),
+            "memory_items": [
+                {**i.as_dict(), "session_id": session.id} for i in self.store.items(session_id=session.key)
+            ],
         }
 
     def delete_session(self, session_id: str, *, tenant: str | None = None) -> None:
@@ -133,7 +135,7 @@ class MemoryService:
         tenant = tenant or ""
         with self._lease(session_id, tenant):
             session = self.store.session(session_id, tenant=tenant)
-            items = self.store.items(session_id=session_id)
+            items = self.store.items(session_id=session.key)
             self.persistent.forget([i.id for i in items], tenant=tenant, user=session.user)
         self.store.delete_session(session_id, tenant=tenant)
 
@@ -212,17 +214,17 @@ class MemoryService:
         recalled = self.persistent.recall(
             question, tenant=tenant, user=session.user, k=self.config.recall_k, min_score=self.config.recall_min_score
         )
-        active = self.store.turns(session_id, "active")
+        active = self.store.turns(session.key, "active")
         return assemble(session.summary, recalled, active, self.config.budget, self.counter).messages
 
     # ---- internals --------------------------------------------------------------------------------------
     @contextmanager
     def _lease(self, session_id: str, tenant: str) -> Iterator[None]:
         """Hold the session's lease: serial across threads and processes, a clear error after ``lock_wait_s``."""
-        self.store.session(session_id, tenant=tenant)  # unknown id → SessionNotFoundError, before any waiting
+        key = self.store.session(session_id, tenant=tenant).key  # unknown id → SessionNotFoundError, before waiting
         owner = uuid.uuid4().hex
         started = time.monotonic()
-        while not self.store.try_lock(session_id, owner, self.lease_s):
+        while not self.store.try_lock(key, owner, self.lease_s):
             waited = time.monotonic() - started
             if waited >= self.lock_wait_s:
                 raise SessionBusyError(session_id, waited)
@@ -230,14 +232,14 @@ class MemoryService:
         try:
             yield
         finally:
-            self.store.unlock(session_id, owner)
+            self.store.unlock(key, owner)
 
     def _prepare(self, session_id: str, question: str, tenant: str) -> _Prepared:
         started = time.perf_counter()
         if not question.strip():
             raise ValueError("the question is empty")
         session = self.store.session(session_id, tenant=tenant)
-        active = self.store.turns(session_id, "active")
+        active = self.store.turns(session.key, "active")
         details: dict[str, Any] = {"session_id": session_id}
 
         search_query = None
@@ -275,16 +277,16 @@ class MemoryService:
         """Active → evicted: the user's words become recallable facts before the summary absorbs the exchange."""
         if not turns:
             return
-        self.store.set_tier(session.id, [t.position for t in turns], "evicted")
+        self.store.set_tier(session.key, [t.position for t in turns], "evicted")
         items = [
-            self.store.add_item(session.id, tenant=tenant, user=session.user, kind="fact", text=t.question)
+            self.store.add_item(session.key, tenant=tenant, user=session.user, kind="fact", text=t.question)
             for t in turns
         ]
         self.persistent.remember(items, tenant=tenant, user=session.user)
 
     def _summarize(self, session: SessionRecord, tenant: str) -> dict[str, Any]:
         """Fold evicted exchanges into the summary; archive and compress a summary under pressure."""
-        pending = self.store.turns(session.id, "evicted")
+        pending = self.store.turns(session.key, "evicted")
         if not pending:
             return {}
         details: dict[str, Any] = {"summarized_turns": [t.position for t in pending]}
@@ -295,7 +297,7 @@ class MemoryService:
             reason = "fold"
             if self.counter.count(summary) >= limit * self.config.pressure:
                 archived = self.store.add_item(
-                    session.id, tenant=tenant, user=session.user, kind="summary", text=summary
+                    session.key, tenant=tenant, user=session.user, kind="summary", text=summary
                 )
                 self.persistent.remember([archived], tenant=tenant, user=session.user)
                 details["archived_summary"] = archived.id
@@ -305,10 +307,10 @@ class MemoryService:
         except Exception as exc:  # any failure of the summarizer: the turn goes on without a new summary
             message = f"{type(exc).__name__}: {exc}"
             log.warning("session %s: summary failed, %d turn(s) stay pending: %s", session.id, len(pending), message)
-            self.store.set_summary_error(session.id, message)
+            self.store.set_summary_error(session.key, message)
             details["summary_error"] = message
             return details
-        self.store.set_summary(session.id, summary, reason, [t.position for t in pending])
+        self.store.set_summary(session.key, summary, reason, [t.position for t in pending])
         details.update(summary_updated=True, summary_tokens=self.counter.count(summary))
         return details
 
@@ -317,7 +319,7 @@ class MemoryService:
             (s.get("prompt_tokens") for s in answer.trace.get("stages", []) if s.get("stage") == "generate"), None
         )
         turn = self.store.add_turn(
-            prepared.session.id,
+            prepared.session.key,
             question=question,
             search_query=prepared.search_query,
             answer=answer.text,

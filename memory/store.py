@@ -83,9 +83,19 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
+def session_key(session_id: str, tenant: str) -> str:
+    """The stored id of a tenant's session: ids are per tenant, so two tenants may both have a session ``demo``.
+
+    Without tenants the key is the id itself. ``/`` cannot occur in a session id or a tenant name, so the key
+    splits back unambiguously.
+    """
+    return f"{tenant}/{session_id}" if tenant else session_id
+
+
 @dataclass(frozen=True)
 class SessionRecord:
-    id: str
+    key: str
+    """The stored id (``session_key``): what the per-session rows (turns, summaries, items, the lease) hang on."""
     tenant: str
     user: str
     collection: str
@@ -95,8 +105,15 @@ class SessionRecord:
     updated_at: float
     turns: int
 
+    @property
+    def id(self) -> str:
+        """The id the tenant knows the session by."""
+        return self.key.removeprefix(f"{self.tenant}/") if self.tenant else self.key
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        del record["key"]
+        return {"id": self.id, **record}
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,7 @@ class MemoryStore:
         # One connection serves every thread of the process (API workers, benchmark threads): a transaction must
         # not interleave with another thread's statements, so every use of the connection holds this lock.
         self._lock = threading.RLock()
+        self._namespace_session_ids()
 
     def close(self) -> None:
         with self._lock:
@@ -153,18 +171,33 @@ class MemoryStore:
         with self._lock, transaction(self._db) as db:
             yield db
 
+    def _namespace_session_ids(self) -> None:
+        """Data written before ids were per tenant stored a tenant's session under its bare id: give those rows
+        their ``session_key`` (once; later opens find nothing to change)."""
+        with self._transaction() as db:
+            old = db.execute(
+                "SELECT id, tenant FROM sessions "
+                "WHERE tenant != '' AND substr(id, 1, length(tenant) + 1) != tenant || '/'"
+            ).fetchall()
+            for session_id, tenant in old:
+                key = session_key(session_id, tenant)
+                db.execute("UPDATE sessions SET id = ? WHERE id = ?", (key, session_id))
+                for table in ("turns", "summaries", "memory_items"):
+                    db.execute(f"UPDATE {table} SET session_id = ? WHERE session_id = ?", (key, session_id))
+
     # ---- sessions ---------------------------------------------------------------------------------------
     def create_session(self, session_id: str | None, *, tenant: str, user: str, collection: str) -> SessionRecord:
-        """A new session; an id that exists (for any tenant) is an error, so ids never leak across tenants."""
+        """A new session; ids are per tenant, so one tenant's id never collides with (or reveals) another's."""
         session_id = check_name(uuid.uuid4().hex if session_id is None else session_id, "session id")
         check_name(user, "user")
+        key = session_key(session_id, tenant)
         now = time.time()
         with self._transaction() as db:
-            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (key,)).fetchone():
                 raise InvalidNameError(f"session {session_id!r} already exists")
             db.execute(
                 "INSERT INTO sessions (id, tenant, user, collection, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (session_id, tenant, user, collection, now, now),
+                (key, tenant, user, collection, now, now),
             )
         return self.session(session_id, tenant=tenant)
 
@@ -172,7 +205,7 @@ class MemoryStore:
         rows = self._query(
             "SELECT s.id, s.tenant, s.user, s.collection, s.summary, s.summary_error, s.created_at, s.updated_at, "
             "(SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) FROM sessions s WHERE s.id = ? AND s.tenant = ?",
-            (session_id, tenant),
+            (session_key(session_id, tenant), tenant),
         )
         if not rows:
             raise SessionNotFoundError(session_id)
@@ -180,7 +213,7 @@ class MemoryStore:
 
     def exists(self, session_id: str, *, tenant: str) -> bool:
         query = "SELECT 1 FROM sessions WHERE id = ? AND tenant = ?"
-        return bool(self._query(query, (session_id, tenant)))
+        return bool(self._query(query, (session_key(session_id, tenant), tenant)))
 
     def sessions(self, *, tenant: str, user: str | None = None) -> list[SessionRecord]:
         query = (
@@ -194,13 +227,13 @@ class MemoryStore:
         return [SessionRecord(*row) for row in self._query(query + " ORDER BY s.updated_at DESC", params)]
 
     def delete_session(self, session_id: str, *, tenant: str) -> None:
-        self.session(session_id, tenant=tenant)
+        key = self.session(session_id, tenant=tenant).key
         with self._transaction() as db:
             for table in ("turns", "summaries", "memory_items"):
-                db.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
-            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+                db.execute(f"DELETE FROM {table} WHERE session_id = ?", (key,))
+            db.execute("DELETE FROM sessions WHERE id = ?", (key,))
 
-    # ---- the per-session lease --------------------------------------------------------------------------
+    # ---- the per-session lease, turns, summaries, items: keyed by ``SessionRecord.key`` -----------------
     def try_lock(self, session_id: str, owner: str, lease_s: float) -> bool:
         now = time.time()
         changed = self._execute(

@@ -33,21 +33,54 @@ def test_everything_survives_a_restart(tmp_path: Path) -> None:
 
 def test_sessions_are_scoped_by_tenant_and_deleted_completely(tmp_path: Path) -> None:
     store = MemoryStore(tmp_path / "memory.sqlite3")
-    store.create_session("mine", tenant="acme", user="ana", collection="sample")
-    store.add_turn("mine", question="q", search_query=None, answer="a", prompt_tokens=None, memory_tokens=0)
-    store.add_item("mine", tenant="acme", user="ana", kind="fact", text="q")
+    mine = store.create_session("mine", tenant="acme", user="ana", collection="sample")
+    store.add_turn(mine.key, question="q", search_query=None, answer="a", prompt_tokens=None, memory_tokens=0)
+    store.add_item(mine.key, tenant="acme", user="ana", kind="fact", text="q")
     with pytest.raises(SessionNotFoundError):
         store.session("mine", tenant="globex")
     assert store.sessions(tenant="globex") == []
     assert [s.id for s in store.sessions(tenant="acme")] == ["mine"]
-    with pytest.raises(InvalidNameError, match="already exists"):
-        store.create_session("mine", tenant="globex", user="bob", collection="sample")
+    assert mine.as_dict()["id"] == "mine" and "key" not in mine.as_dict()
     with pytest.raises(SessionNotFoundError):
         store.delete_session("mine", tenant="globex")
     store.delete_session("mine", tenant="acme")
-    assert store.turns("mine") == [] and store.items(session_id="mine") == []
+    assert store.turns(mine.key) == [] and store.items(session_id=mine.key) == []
     with pytest.raises(SessionNotFoundError):
         store.session("mine", tenant="acme")
+
+
+def test_session_ids_are_per_tenant_so_an_id_reveals_nothing(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path / "memory.sqlite3")
+    acme = store.create_session("demo", tenant="acme", user="ana", collection="acme__docs")
+    globex = store.create_session("demo", tenant="globex", user="bob", collection="globex__docs")
+    local = store.create_session("demo", tenant="", user="me", collection="docs")
+    assert len({acme.key, globex.key, local.key}) == 3 and acme.id == globex.id == local.id == "demo"
+    store.add_turn(acme.key, question="acme q", search_query=None, answer="a", prompt_tokens=None, memory_tokens=0)
+    assert store.turns(globex.key) == [] and store.session("demo", tenant="globex").turns == 0
+    with pytest.raises(InvalidNameError, match="already exists"):
+        store.create_session("demo", tenant="acme", user="ana", collection="acme__docs")
+    store.delete_session("demo", tenant="acme")
+    assert store.exists("demo", tenant="globex") and store.exists("demo", tenant="")
+
+
+def test_rows_stored_under_bare_ids_are_moved_to_their_tenant_key_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "memory.sqlite3"
+    store = MemoryStore(path)
+    with store._transaction() as db:  # the layout data written before ids were per tenant had
+        db.execute(
+            "INSERT INTO sessions (id, tenant, user, collection, created_at, updated_at) "
+            "VALUES ('old', 'acme', 'ana', 'acme__docs', 0, 0)"
+        )
+        db.execute(
+            "INSERT INTO turns (session_id, position, question, answer, tier, created_at) "
+            "VALUES ('old', 0, 'q', 'a', 'active', 0)"
+        )
+    store.close()
+    reopened = MemoryStore(path)
+    session = reopened.session("old", tenant="acme")
+    assert session.key == "acme/old" and session.turns == 1
+    assert [t.question for t in reopened.turns(session.key)] == ["q"]
+    assert MemoryStore(path).session("old", tenant="acme").key == "acme/old"  # a second open changes nothing
 
 
 @pytest.mark.parametrize("bad", ["", "-leading", "has space", "a/b", "x" * 129])
