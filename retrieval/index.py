@@ -116,10 +116,14 @@ class Index:
         self._bm25[collection] = index
         self._bm25_stamp[collection] = (self._bm25_dir / collection).stat().st_mtime_ns
 
-    def repair(self, collection: str) -> list[str]:
+    def repair(self, collection: str, *, pending_before: float | None = None) -> list[str]:
         """Undo interrupted writes: pending documents are removed (the caller re-ingests them), vectors that no
-        manifest row owns are deleted, and BM25 is rebuilt. Returns the doc ids that were rolled back."""
-        rolled_back = self.manifest.pending_documents(collection)
+        manifest row owns are deleted, and BM25 is rebuilt. Returns the doc ids that were rolled back.
+
+        ``pending_before`` (a time) rolls back only documents pending since before then: a reader repairing at
+        start-up must not undo a write another process is doing right now.
+        """
+        rolled_back = self.manifest.pending_documents(collection, updated_before=pending_before)
         for doc_id in rolled_back:
             self.manifest.begin_delete(collection, doc_id)
         self._drop_stale_vectors(collection)
@@ -218,8 +222,11 @@ class Index:
                 return []
         if vector is None:
             vector = self.embedder.embed([query])[0]
-        hits = self.vectors.search(collection, vector, k, filters.to_chroma(where), ids=allowed)
-        return [Hit(chunks.get(h.chunk.id, h.chunk), h.score, "dense", h.vector) for h in hits]
+        # Chroma also holds vectors of documents still being written (pending) or just replaced (stale): ask for
+        # as many more as there are, and keep only indexed chunks, so an unfinished write is never an answer.
+        unindexed = max(0, self.vectors.count(collection) - len(chunks)) if allowed is None else 0
+        hits = self.vectors.search(collection, vector, k + unindexed, filters.to_chroma(where), ids=allowed)
+        return [Hit(chunks[h.chunk.id], h.score, "dense", h.vector) for h in hits if h.chunk.id in chunks][:k]
 
     def counts(self, collection: str) -> IndexCounts:
         bm25 = self._load_bm25(collection)

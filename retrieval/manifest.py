@@ -144,11 +144,14 @@ class Manifest:
         with self._transaction() as db:
             db.executemany("DELETE FROM stale_vectors WHERE collection = ? AND id = ?", [(collection, i) for i in ids])
 
-    def pending_documents(self, collection: str) -> list[str]:
-        rows = self._db.execute(
-            "SELECT doc_id FROM documents WHERE collection = ? AND status = 'pending'", (collection,)
-        )
-        return [row[0] for row in rows]
+    def pending_documents(self, collection: str, *, updated_before: float | None = None) -> list[str]:
+        """Documents whose write has not finished; ``updated_before`` keeps only those pending since before then."""
+        query = "SELECT doc_id FROM documents WHERE collection = ? AND status = 'pending'"
+        params: tuple[object, ...] = (collection,)
+        if updated_before is not None:
+            query += " AND updated_at < ?"
+            params += (updated_before,)
+        return [row[0] for row in self._db.execute(query, params)]
 
     def chunks(self, collection: str, doc_id: str | None = None, *, indexed_only: bool = True) -> list[Chunk]:
         """Chunks in a stable order (document, then position)."""

@@ -94,8 +94,8 @@ class JobStore:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
-    def mark_interrupted(self) -> int:
-        """Jobs a previous process left unfinished: they will never finish, so say so."""
+    def mark_interrupted(self) -> list[str]:
+        """Jobs a previous process left unfinished: they will never finish, so say so; returns their ids."""
         placeholders = ",".join("?" * len(ACTIVE))
         rows = self._execute(f"SELECT id FROM ingest_jobs WHERE status IN ({placeholders})", ACTIVE)
         self._execute(
@@ -104,7 +104,7 @@ class JobStore:
             f"WHERE status IN ({placeholders})",
             (time.time(), *ACTIVE),
         )
-        return len(rows)
+        return [row[0] for row in rows]
 
     def create(self, job_id: str, tenant: str | None, collection: str, files_total: int) -> JobRecord:
         job = JobRecord(job_id, tenant, collection, "queued", files_total, created_at=time.time())
@@ -180,17 +180,23 @@ class UploadJob:
     metadata: Mapping[str, Any]
 
 
+JOB_UPLOADS = "job-uploads"
+"""The folder under the data dir where upload jobs keep their files until they are ingested: the jobs' own (the UI
+keeps its uploads elsewhere), so that a restart removing an interrupted job's files removes nothing else."""
+
+
 class JobRunner:
     """Runs upload jobs for one data dir, one at a time: the index has one writer per collection at a time."""
 
     def __init__(self, resources: Resources) -> None:
         self.resources = resources
         self.store = JobStore(resources.settings.data_dir / "ragline.sqlite")
-        self.uploads_dir = resources.settings.data_dir / "uploads"
+        self.uploads_dir = resources.settings.data_dir / JOB_UPLOADS
         interrupted = self.store.mark_interrupted()
         if interrupted:
-            log.warning("%d ingestion job(s) were interrupted by a restart and are marked so", interrupted)
-        shutil.rmtree(self.uploads_dir, ignore_errors=True)  # uploads of interrupted jobs: nothing will use them
+            log.warning("%d ingestion job(s) were interrupted by a restart and are marked so", len(interrupted))
+        for job_id in interrupted:  # their uploads: nothing will use them; nothing else in the folder is touched
+            shutil.rmtree(self.uploads_dir / job_id, ignore_errors=True)
         self.write_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragline-ingest")
 
