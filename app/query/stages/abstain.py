@@ -35,6 +35,13 @@ def decide(state: QueryState, threshold: float) -> Abstention:
 
 
 def closest_sources(hits: list[Hit], n: int = CLOSEST_SOURCES) -> list[dict[str, object]]:
+    """The best-scored chunk of each of the ``n`` first documents: a reader looks for documents, not chunks."""
+    best: dict[str, Hit] = {}
+    for hit in hits:
+        if hit.chunk.doc_id not in best:
+            best[hit.chunk.doc_id] = hit
+        if len(best) == n:
+            break
     return [
         {
             "doc_id": hit.chunk.doc_id,
@@ -42,7 +49,7 @@ def closest_sources(hits: list[Hit], n: int = CLOSEST_SOURCES) -> list[dict[str,
             "title": hit.chunk.metadata.get("title") or hit.chunk.doc_id,
             "score": round(hit.score, 4),
         }
-        for hit in hits[:n]
+        for hit in best.values()
     ]
 
 
