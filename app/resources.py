@@ -101,6 +101,7 @@ class Resources:
             model=served_model_name(self.settings),
             api_key=self.settings.llm_api_key,
             timeout_s=self.settings.llm_timeout_s,
+            retries=self.settings.llm_retries,
         )
 
 

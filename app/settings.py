@@ -52,7 +52,19 @@ class Settings(BaseSettings):
     # Generator service (vLLM, OpenAI-compatible)
     llm_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible base URL of vLLM.")
     llm_api_key: str = Field("not-needed", description="Bearer key sent to the LLM service.")
-    llm_timeout_s: float = Field(180.0, gt=0, description="Seconds to wait for one LLM response.")
+    llm_timeout_s: float = Field(
+        180.0,
+        gt=0,
+        description="Deadline of one LLM generation, first byte to last, streamed or not; past it the API answers "
+        "504 and the request to vLLM is aborted.",
+    )
+    llm_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of an LLM request that failed before generating anything (connection refused or "
+        "reset, 502, 503), with backoff from 0.5 s, within `llm_timeout_s`. Timeouts and 4xx are never retried.",
+    )
     vllm_python: Path = Field(Path(".venv-vllm/bin/python"), description="Python of the separate vLLM env.")
     vllm_kvcache_gib: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE for a CPU vLLM server.")
     vllm_max_model_len: int = Field(

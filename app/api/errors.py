@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
-from app.llm import LLMUnavailableError
+from app.llm import LLMTimeoutError, LLMUnavailableError
 from app.resources import ModelMissingError
 from app.settings import Settings
 from retrieval.index import UnknownCollectionError
@@ -40,6 +40,7 @@ ERROR_TYPES = {
     422: "invalid_request",
     500: "internal_error",
     503: "service_unavailable",
+    504: "gateway_timeout",
 }
 
 
@@ -108,8 +109,17 @@ def pipeline_errors() -> Iterator[None]:
         raise ApiError(404, str(exc).strip("'\"")) from None
     except ValueError as exc:
         raise ApiError(422, str(exc)) from None
-    except (LLMUnavailableError, ModelMissingError) as exc:
+    except LLMUnavailableError as exc:
+        raise llm_error(exc) from None
+    except ModelMissingError as exc:
         raise ApiError(503, str(exc)) from None
+
+
+def llm_error(exc: LLMUnavailableError) -> ApiError:
+    """504 when the generation ran past ``llm_timeout_s``, 503 when the LLM could not be reached or failed. The
+    client gets what to do; the LLM's address and the upstream's words go to the server log only."""
+    log.warning("LLM request failed: %s", exc)
+    return ApiError(504 if isinstance(exc, LLMTimeoutError) else 503, exc.public)
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> str:
@@ -158,6 +168,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, _validation_message(errors), errors)
 
     async def dependency_down(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, LLMUnavailableError):
+            failure = llm_error(exc)
+            return error_response(failure.status, failure.message)
         return error_response(503, public(str(exc)))
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -23,7 +23,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import MetricsDep, PipelineDep, ResourcesDep, SettingsDep, TenantDep
-from app.api.errors import ApiError, error_body, error_responses, pipeline_errors
+from app.api.errors import ApiError, error_body, error_responses, llm_error, pipeline_errors
 from app.api.metrics import Metrics
 from app.api.options import request_options
 from app.api.routes.query import FILTERS_DESCRIPTION, Citation, public_answer
@@ -136,7 +136,7 @@ def _usage(trace: dict[str, Any]) -> dict[str, int]:
     response_model=ChatCompletion,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "A completion, or chunks when stream is true"},
-        **error_responses(400, 401, 404, 413, 422, 503),
+        **error_responses(400, 401, 404, 413, 422, 503, 504),
     },
 )
 def chat_completions(
@@ -197,7 +197,8 @@ def _chunks(
             yield event({"content": part})
             part = next(rest)
     except LLMUnavailableError as exc:
-        yield f"data: {json.dumps(error_body(503, str(exc)))}\n\n"
+        failure = llm_error(exc)
+        yield f"data: {json.dumps(error_body(failure.status, failure.message))}\n\n"
     except Exception:
         log.exception("chat completion stream failed")
         yield f"data: {json.dumps(error_body(500, 'internal error; the server log has the details'))}\n\n"

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from app.api.deps import MetricsDep, PipelineDep, SettingsDep, TenantDep
-from app.api.errors import error_body, error_responses, pipeline_errors
+from app.api.errors import error_body, error_responses, llm_error, pipeline_errors
 from app.api.options import request_options
 from app.api.routes.sessions import session_pipeline
 from app.api.tenancy import COLLECTION_PATTERN, require_collection
@@ -86,7 +86,7 @@ def public_answer(answer: Answer, logical_collection: str) -> dict[str, Any]:
     response_model=QueryResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE events when stream is true"},
-        **error_responses(400, 401, 404, 413, 422, 503),
+        **error_responses(400, 401, 404, 413, 422, 503, 504),
     },
 )
 def query(
@@ -125,7 +125,8 @@ def _sse(
             else:
                 yield f"event: delta\ndata: {json.dumps({'text': part}, ensure_ascii=False)}\n\n"
     except LLMUnavailableError as exc:
-        yield f"event: error\ndata: {json.dumps(error_body(503, str(exc)))}\n\n"
+        failure = llm_error(exc)
+        yield f"event: error\ndata: {json.dumps(error_body(failure.status, failure.message))}\n\n"
     except Exception:
         log.exception("query stream failed")
         yield f"event: error\ndata: {json.dumps(error_body(500, 'internal error; the server log has the details'))}\n\n"

@@ -31,8 +31,23 @@ def _command_paths(group: typer.Typer) -> set[str]:
 
 def test_every_group_and_top_level_command_is_reachable() -> None:
     paths = _command_paths(app)
-    for expected in ("ingest", "ask", "chat", "serve", "ui", "demo", "llm serve", "models install", "config show",
-                     "eval retrieval", "eval qa", "eval position", "eval hyde", "bench retrieval", "reranker train"):
+    for expected in (
+        "ingest",
+        "ask",
+        "chat",
+        "serve",
+        "ui",
+        "demo",
+        "llm serve",
+        "models install",
+        "config show",
+        "eval retrieval",
+        "eval qa",
+        "eval position",
+        "eval hyde",
+        "bench retrieval",
+        "reranker train",
+    ):
         assert expected in paths, expected
 
 

@@ -1,0 +1,142 @@
+"""Deadlines, cancellation and retries of the generator client, and what the API answers for each.
+
+The reviewer's reproducer: an upstream sending one byte every 3 s kept requests open 31x past a 10 s timeout and
+timeouts answered 503. Here a fake trickling upstream (a fault vLLM cannot show on demand) meets a short
+``llm_timeout_s``; the cancellation test uses the real vLLM, whose request must stop when the client goes away.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from app.api.main import create_app
+from app.fake_llm import FakeFlakyLLM, FakeTricklingLLM
+from app.llm import LLMTimeoutError, LLMUnavailableError, OpenAICompatibleGenerator
+from app.resources import Resources
+from app.vllm_server import VLLMServer, free_port
+from tests.app.api.conftest import client_for, resources_like
+
+QUESTION = {"role": "user", "content": "How long do refunds take?"}
+
+
+def wait_until(condition, timeout_s: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+    """Poll ``condition``; the bound only keeps a broken build from hanging the suite."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return bool(condition())
+
+
+@pytest.fixture
+def trickle() -> Iterator[FakeTricklingLLM]:
+    with FakeTricklingLLM(interval_s=0.3) as fake:
+        yield fake  # type: ignore[misc]
+
+
+def test_a_trickling_upstream_meets_the_deadline_and_is_disconnected(trickle: FakeTricklingLLM) -> None:
+    client = OpenAICompatibleGenerator(trickle.base_url, "m", timeout_s=1.5)
+    with pytest.raises(LLMTimeoutError, match=r"did not finish within 1\.5 s"):
+        client.chat([QUESTION], max_tokens=8)
+    with pytest.raises(LLMTimeoutError):
+        list(client.stream([QUESTION], max_tokens=8))
+    with pytest.raises(LLMTimeoutError):
+        client.next_token_logprobs([QUESTION])
+    assert trickle.requests == 3  # a timeout is never retried
+    assert wait_until(lambda: trickle.closed_by_client == 3), "the client must close each timed-out connection"
+
+
+def test_the_api_answers_504_with_what_to_change_and_no_upstream_address(
+    trickle: FakeTricklingLLM, sample_resources: Resources
+) -> None:
+    resources = resources_like(sample_resources, llm_base_url=trickle.base_url, llm_timeout_s=1.5)
+    client = client_for(resources)
+    for stream in (False, True):
+        response = client.post("/v1/query", json={"question": "How long do refunds take?", "stream": stream})
+        body = response.json()
+        assert response.status_code == 504, body
+        assert body["error"]["type"] == "gateway_timeout" and "RAGLINE_LLM_TIMEOUT_S" in body["error"]["message"]
+        assert "127.0.0.1" not in response.text and str(trickle.server.server_address[1]) not in response.text
+    chat = client.post("/v1/chat/completions", json={"model": "sample", "messages": [QUESTION]})
+    assert chat.status_code == 504 and "127.0.0.1" not in chat.text
+
+
+def test_a_dead_upstream_is_a_503_without_its_address(sample_resources: Resources) -> None:
+    resources = resources_like(sample_resources, llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_retries=0)
+    response = client_for(resources).post("/v1/query", json={"question": "How long do refunds take?"})
+    assert response.status_code == 503 and "127.0.0.1" not in response.text
+    assert response.json()["error"]["message"].startswith("the LLM service is not reachable")
+
+
+@pytest.mark.parametrize(("status", "retries", "requests", "succeeds"), [(503, 2, 3, True), (502, 1, 2, False)])
+def test_connect_failures_and_502_503_are_retried_a_bounded_number_of_times(
+    status: int, retries: int, requests: int, succeeds: bool
+) -> None:
+    with FakeFlakyLLM(failures=2, status=status) as fake:
+        client = OpenAICompatibleGenerator(fake.base_url, "m", timeout_s=30, retries=retries)
+        if succeeds:
+            assert client.chat([QUESTION], max_tokens=8).text == "Refunds take 5 days [1]."
+        else:
+            with pytest.raises(LLMUnavailableError, match=f"answered {status}"):
+                client.chat([QUESTION], max_tokens=8)
+        assert fake.requests == requests
+
+
+def test_a_client_error_is_not_retried() -> None:
+    with FakeFlakyLLM(failures=5, status=400) as fake:
+        with pytest.raises(LLMUnavailableError, match="answered 400"):
+            OpenAICompatibleGenerator(fake.base_url, "m", timeout_s=30, retries=3).chat([QUESTION], max_tokens=8)
+        assert fake.requests == 1
+
+
+def _vllm_metric(server: VLLMServer, name: str, reason: str | None = None) -> float:
+    text = httpx.get(server.base_url.removesuffix("/v1") + "/metrics", timeout=30).text
+    labels = rf'\{{[^}}]*finished_reason="{reason}"[^}}]*\}}' if reason else r"\{[^}]*\}"
+    match = re.search(rf"^{re.escape(name)}{labels} (\S+)$", text, re.M)
+    assert match, f"vLLM's /metrics has no {name}"
+    return float(match.group(1))
+
+
+def test_a_client_that_disconnects_from_a_stream_aborts_the_vllm_request(
+    live_resources: Resources, vllm_server: VLLMServer
+) -> None:
+    """vLLM counts an aborted request under no finish reason, so: the request stops running at once, and it never
+    finishes (a count to 3000 in words would run to ``max_tokens``, minutes on a CPU)."""
+    resources = resources_like(live_resources, max_answer_tokens=1500)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(resources), host="127.0.0.1", port=free_port(), log_level="warning")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    assert wait_until(lambda: server.started)
+    finished = [_vllm_metric(vllm_server, "vllm:request_success_total", r) for r in ("stop", "length")]
+    url = f"http://127.0.0.1:{server.config.port}/v1/query"
+    question = {"question": "Count from 1 to 3000, writing every number in words, one per line.", "stream": True}
+    try:
+        for surface in ("query", "openai"):
+            if surface == "openai":
+                url = url.replace("/query", "/chat/completions")
+                question = {
+                    "model": "sample",
+                    "stream": True,
+                    "messages": [{"role": "user", "content": question["question"]}],
+                }
+            with httpx.stream("POST", url, json=question, timeout=600) as response:
+                assert response.status_code == 200
+                deltas = 0
+                for line in response.iter_lines():
+                    deltas += line.startswith(("event: delta", 'data: {"id"'))
+                    if deltas == 4:
+                        break  # the client goes away mid-answer
+            assert wait_until(lambda: _vllm_metric(vllm_server, "vllm:num_requests_running") == 0, timeout_s=60)
+            now = [_vllm_metric(vllm_server, "vllm:request_success_total", r) for r in ("stop", "length")]
+            assert now == finished, f"the {surface} request ran on after the client left"
+    finally:
+        server.should_exit = True
