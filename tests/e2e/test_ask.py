@@ -70,7 +70,8 @@ def test_cli_ask_json_shape(live_resources: Resources, models_env) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     payload = json.loads(result.stdout)
-    assert set(payload) == {"answer", "citations", "trace"}
+    assert set(payload) == {"answer", "citations", "grounded", "unsupported_sentences", "warning", "trace"}
+    assert payload["grounded"] is True and payload["warning"] is None
     assert payload["citations"], payload
     assert {"id", "doc_id", "source", "text"} <= set(payload["citations"][0])
     assert next(s["stage"] for s in payload["trace"]["stages"]) == "bm25"
