@@ -19,6 +19,7 @@ from eval.experiments.answer_cache import AnswerCache, CachedGenerator
 from eval.experiments.common import ANSWER_TOKENS, Progress, no_progress, read_question_rows
 from eval.experiments.compression import SpeedSamples, measure_speeds
 from eval.experiments.hyde import HybridConfig, QuerySet, QueryWriter
+from eval.experiments.injection import Ask, InjectionItem
 from eval.experiments.nq import NQ_COLLECTION, NQQuestion, Passage
 from eval.experiments.position import PositionModels
 
@@ -285,3 +286,50 @@ def calibrate_host(
         measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     return HostCalibration(calibration, save_calibration(calibration, calibration_path(settings.data_dir)), samples)
+
+
+INJECTION_COLLECTION = "injection-eval"
+INJECTION_ANSWER_TOKENS = 96
+"""The facts are a phrase; a short answer limit keeps the three askings of 48 items to minutes on a CPU."""
+
+
+def ensure_injection_collection(resources: Resources, items: list[InjectionItem]) -> list[IngestSummary]:
+    """Each item's document twice (injected and clean, ``kind: item``) and the sample corpus as distractors
+    (``kind: distractor``) in one collection; incremental, so a second run embeds nothing."""
+    from app.chunking import make_chunker
+    from ingest.document import Document
+    from ingest.job import ingest_documents, ingest_path
+    from ingest.samples import sample_corpus_dir
+
+    chunker = make_chunker(resources, "fixed")
+    documents = [
+        Document(item.doc_id(injected), text, {"title": item.title, "kind": "item", "item": item.id})
+        for item in items
+        for injected, text in ((True, item.injected), (False, item.clean))
+    ]
+    batch = resources.settings.ingest_batch_documents
+    return [
+        ingest_documents(resources.index, chunker, documents, INJECTION_COLLECTION, batch_documents=batch),
+        ingest_path(
+            resources.index,
+            chunker,
+            sample_corpus_dir(),
+            INJECTION_COLLECTION,
+            extra_metadata={"kind": "distractor"},
+            max_file_mb=resources.settings.max_file_mb,
+            batch_documents=batch,
+            progress=False,
+        ),
+    ]
+
+
+def injection_asker(pipeline: Pipeline) -> Ask:
+    """Ask an item's question over its own document (injected or clean) and the distractors; the defence is on for
+    ``clean`` and ``defended`` (the default pipeline) and off for ``attacked``."""
+
+    def ask(item: InjectionItem, variant: str) -> str:
+        where = {"$or": [{"doc_id": item.doc_id(variant != "clean")}, {"kind": "distractor"}]}
+        options = {"injection_screen": variant != "attacked", "max_answer_tokens": INJECTION_ANSWER_TOKENS}
+        return pipeline.run(item.question, INJECTION_COLLECTION, where, options=options).text
+
+    return ask

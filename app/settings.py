@@ -180,6 +180,12 @@ class Settings(BaseSettings):
         le=1,
         description="P(yes) below which the answerability check abstains (0 = record the judgement, never abstain).",
     )
+    injection_screen: bool = Field(
+        True,
+        description="Screen retrieved chunks for instructions aimed at the model (prompt injection): remove those "
+        "sentences, keep the facts, rank the chunk lower, and list it in the trace (`screen` stage). "
+        "Measured with `ragline eval injection`.",
+    )
     ungrounded_answers: Literal["flag", "abstain"] = Field(
         "flag",
         description="An answer in which no sentence carries a valid citation: `flag` returns it with "

@@ -22,6 +22,7 @@ from app.experiment_wiring import (
     LLMNotReadyError,
     calibrate_host,
     check_positionings,
+    ensure_injection_collection,
     ensure_nq_collection,
     ensure_sample_collection,
     experiment_pipeline,
@@ -30,6 +31,7 @@ from app.experiment_wiring import (
     hyde_query_sets,
     hyde_query_writer,
     ingested_line,
+    injection_asker,
     offline_resources,
     position_models,
     stored_generation,
@@ -390,3 +392,36 @@ def hyde(
         )
     _echo(experiment.lines())
     _write_report(resources, "hyde", experiment.report())
+
+
+@app.command("injection")
+def injection(
+    limit: Annotated[int | None, typer.Option(min=1, help="Items per split (the first N of dev and of test).")] = None,
+    workers: WorkersOption = 8,
+    llm_url: UrlOption = None,
+) -> None:
+    """Prompt injection: how often a planted instruction is followed, and the true fact still answered.
+
+    Each item of eval/datasets/injection/ is asked with its clean document, its injected document with the
+    screening off, and with it on (the default), beside the sample corpus as distractors; printed per split
+    (dev was used to write the rules, test never) and per style.
+    """
+    from eval.experiments.injection import load_items, run_injection_experiment
+
+    resources = _resources(llm_url)
+    try:
+        items = load_items(limit=limit)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    for summary in ensure_injection_collection(resources, items):
+        typer.echo(ingested_line(summary))
+    with _llm_errors():
+        experiment = run_injection_experiment(
+            items,
+            injection_asker(experiment_pipeline(resources)),
+            generator=resources.generator.model,
+            workers=workers,
+            on_progress=typer.echo,
+        )
+    _echo(experiment.lines())
+    _write_report(resources, "injection", experiment.report())

@@ -29,6 +29,7 @@ from app.query.stages.hybrid_search import HybridSearch
 from app.query.stages.hyde import HypotheticalDocument
 from app.query.stages.position import PositionContext
 from app.query.stages.rerank import Rerank
+from app.query.stages.screen import ScreenInjections
 from app.query.stages.select import SelectContext
 from app.query.wiring import StagePlan
 from app.resources import Resources, resolve_model_dir
@@ -67,8 +68,12 @@ def build_stages(resources: Resources, settings: Settings) -> StagePlan:
         Fuse(make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)),
         Deduplicate(index, settings.dedup_threshold),
         *([] if reranker is None else [Rerank(reranker, settings.rerank_top_n, weight=settings.rerank_weight)]),
-        *context_stages(resources, settings, source="deduplicated" if reranker is None else "reranked"),
     ]
+    ranked = "deduplicated" if reranker is None else "reranked"
+    if settings.injection_screen:
+        retrieval.append(ScreenInjections(ranked))
+        ranked = "screened"
+    retrieval += context_stages(resources, settings, source=ranked)
     counter = ChatTemplateTokenCounter(resources.generator_dir)
     generate = Generate(resources.generator, counter, settings.max_answer_tokens, settings.temperature)
     return StagePlan(tuple(retrieval), generate, CheckCitations(settings.ungrounded_answers))
