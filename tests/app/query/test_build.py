@@ -41,4 +41,12 @@ def test_every_option_combination_builds(
         position = next(stage for stage in plan.retrieval if isinstance(stage, PositionContext))
         assert position.positioning == positioning
         select = next(stage for stage in plan.retrieval if stage.name == "select")
-        assert select.reads == (("reranked",) if rerank else ("deduplicated",))
+        screen = next(stage for stage in plan.retrieval if stage.name == "screen")
+        assert select.reads == ("screened",) and screen.reads == (("reranked",) if rerank else ("deduplicated",))
+
+
+def test_the_injection_screen_can_be_turned_off(sample_resources: Resources) -> None:
+    settings = sample_resources.settings.model_copy(update={"injection_screen": False})
+    plan = build_stages(sample_resources, settings)
+    assert "screen" not in [stage.name for stage in plan.retrieval]
+    assert next(stage for stage in plan.retrieval if stage.name == "select").reads == ("deduplicated",)
