@@ -13,12 +13,16 @@ from typing import Any
 
 import streamlit as st
 
+from app.api.errors import ApiError
+from app.api.options import request_options
+from app.api.tenancy import Tenant, require_collection
 from app.query.pipeline import Answer, Pipeline
 from app.resources import ModelMissingError
 from app.ui import filters as ui_filters
 from app.ui import views
 from app.ui.state import load_memory, load_pipeline, memory_available, memory_session
 from app.ui.switches import Switch, available_switches, options_from
+from app.ui.tenancy import current_tenant
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -39,12 +43,16 @@ def switch_widget(switch: Switch, current: dict[str, Any]) -> Any:
     return st.toggle(switch.label, value=bool(switch.default), key=key, help=switch.help)
 
 
-def sidebar(pipeline: Pipeline, collections: list[str]) -> tuple[str, dict[str, Any] | None, dict[str, Any]] | None:
-    """Collection, filter and pipeline switches; ``None`` when the filter the user typed is invalid."""
+def sidebar(
+    pipeline: Pipeline, tenant: Tenant, collections: list[str]
+) -> tuple[str, dict[str, Any] | None, dict[str, Any]] | None:
+    """Collection (the tenant's own, by its names), filter and pipeline switches; returns the stored collection
+    name, the filter and the checked options, or ``None`` when the filter or an option is invalid."""
     settings = pipeline.resources.settings
     with st.sidebar:
         default = collections.index("sample") if "sample" in collections else 0
-        collection = st.selectbox("Collection", collections, index=default, key="collection")
+        logical = st.selectbox("Collection", collections, index=default, key="collection")
+        collection = require_collection(pipeline.resources.index, tenant, logical)
         chosen: dict[str, list[Any]] = {}
         facets = collection_facets(str(settings.data_dir), collection)
         with st.expander("Filters", expanded=False):
@@ -67,26 +75,42 @@ def sidebar(pipeline: Pipeline, collections: list[str]) -> tuple[str, dict[str, 
         for switch in available_switches(settings):
             values[switch.name] = switch_widget(switch, values)
         options = options_from(values, settings)
+        try:  # the API's own check: the UI can pass nothing a request to the API could not
+            options = request_options(options, settings) or {}
+        except ApiError as exc:
+            st.error(exc.message)
+            invalid = True
         if options:
             st.caption("This request: " + ", ".join(f"{k}={v}" for k, v in options.items()))
-        st.caption(f"Generator: {pipeline.resources.generator.model} at {settings.llm_base_url}")
+        where_served = "" if tenant.name else f" at {settings.llm_base_url}"  # a tenant learns no server address
+        st.caption(f"Generator: {pipeline.resources.generator.model}{where_served}")
     return None if invalid else (collection, where, options)
 
 
 def answer_stream(
-    pipeline: Pipeline, question: str, collection: str, where: dict[str, Any] | None, options: dict[str, Any]
+    pipeline: Pipeline,
+    tenant: Tenant,
+    question: str,
+    collection: str,
+    where: dict[str, Any] | None,
+    options: dict[str, Any],
 ) -> Iterator[str | Answer]:
     """Through the conversation-memory service when memory is on for this request, else the pipeline directly."""
     settings = pipeline.resources.settings
     if memory_available() and options.get("memory", getattr(settings, "memory", False)):
         service = load_memory()
-        session_id = memory_session(service, collection)
-        return service.stream(session_id, question, filters=where, options=options or None)
+        session_id = memory_session(service, collection, tenant.name)
+        return service.stream(session_id, question, tenant=tenant.name, filters=where, options=options or None)
     return pipeline.stream(question, collection, where, options=options or None)
 
 
 def ask(
-    pipeline: Pipeline, question: str, collection: str, where: dict[str, Any] | None, options: dict[str, Any]
+    pipeline: Pipeline,
+    tenant: Tenant,
+    question: str,
+    collection: str,
+    where: dict[str, Any] | None,
+    options: dict[str, Any],
 ) -> Answer | None:
     """Stream the answer into the chat; errors the user can act on are shown, not raised."""
     placeholder = st.empty()
@@ -94,7 +118,7 @@ def ask(
     answer: Answer | None = None
     try:
         with st.spinner("Retrieving evidence…"):
-            parts = answer_stream(pipeline, question, collection, where, options)
+            parts = answer_stream(pipeline, tenant, question, collection, where, options)
             first = next(parts)  # retrieval runs here; the spinner covers it
         for part in itertools.chain([first], parts):
             if isinstance(part, Answer):
@@ -115,17 +139,18 @@ def ask(
 
 
 def chat_page() -> None:
+    tenant = current_tenant()
     st.title("ragline")
     try:
         pipeline = load_pipeline()
-        collections = pipeline.resources.index.collections()
+        collections = tenant.visible(pipeline.resources.index.collections())
     except (ModelMissingError, ValueError) as exc:  # a model not provisioned, a reranker folder that is not one
         st.error(str(exc))
         st.stop()
     if not collections:
         st.warning("No collection yet: upload documents on the Documents page or run `ragline ingest PATH`.")
         st.stop()
-    chosen = sidebar(pipeline, collections)
+    chosen = sidebar(pipeline, tenant, collections)
     messages: list[dict[str, Any]] = st.session_state.setdefault("messages", [])
     index = pipeline.resources.index
     for number, message in enumerate(messages):
@@ -141,7 +166,7 @@ def chat_page() -> None:
     with st.chat_message("user"):
         st.markdown(question)
     with st.chat_message("assistant"):
-        answer = ask(pipeline, question, collection, where, options)
+        answer = ask(pipeline, tenant, question, collection, where, options)
         if answer is None:
             messages.pop()
             return

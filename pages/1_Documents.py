@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.api.tenancy import Tenant, require_collection
 from app.chunking import CHUNKERS
 from app.llm import LLMUnavailableError
 from app.resources import ModelMissingError
 from app.ui.documents import (
     UPLOAD_TYPES,
     UploadError,
+    check_collection_name,
     delete_documents,
     document_rows,
     ingest_files,
@@ -22,6 +24,7 @@ from app.ui.documents import (
     upload_limit_mb,
 )
 from app.ui.state import load_resources
+from app.ui.tenancy import current_tenant
 
 NEW_COLLECTION = "➕ new collection…"
 
@@ -32,7 +35,7 @@ def flash() -> None:
         getattr(st, kind)(message)
 
 
-def upload_section(collection: str) -> None:
+def upload_section(tenant: Tenant, collection: str) -> None:
     resources = load_resources()
     limit = upload_limit_mb(resources)
     st.subheader("Upload")
@@ -47,13 +50,14 @@ def upload_section(collection: str) -> None:
         return
     progress = st.progress(0.0, text="storing the uploaded files…")
     try:
-        folder = upload_dir(resources, collection)
+        stored = tenant.collection(check_collection_name(collection))
+        folder = upload_dir(resources, stored)
         paths = store_uploads(folder, [(f.name, f.getvalue()) for f in files or []], limit)
 
         def report(done: int, total: int, doc_id: str) -> None:
             progress.progress(done / total, text=f"{done}/{total} loaded: {doc_id}")
 
-        summary = ingest_files(resources, paths, folder, collection, chunker=chunker, progress=report)
+        summary = ingest_files(resources, paths, folder, stored, chunker=chunker, progress=report)
     except (UploadError, ModelMissingError, LLMUnavailableError, ValueError) as exc:
         progress.empty()
         st.error(str(exc))
@@ -73,9 +77,10 @@ def upload_section(collection: str) -> None:
     st.rerun()
 
 
-def list_section(collection: str) -> None:
+def list_section(tenant: Tenant, collection: str) -> None:
     resources = load_resources()
-    rows = document_rows(resources.index, collection)
+    stored = require_collection(resources.index, tenant, collection)
+    rows = document_rows(resources.index, stored)
     chunks = sum(row["chunks"] for row in rows)
     st.subheader("Documents")
     st.markdown(f"**{len(rows)} documents, {chunks} chunks** in `{collection}`")
@@ -85,7 +90,7 @@ def list_section(collection: str) -> None:
     doomed = st.multiselect("Delete documents", [row["doc_id"] for row in rows], key=f"delete-{collection}")
     if st.button("Delete selected", disabled=not doomed):
         try:
-            deleted = delete_documents(resources, collection, doomed)
+            deleted = delete_documents(resources, stored, doomed)
         except LookupError as exc:
             st.error(str(exc))
             return
@@ -95,10 +100,11 @@ def list_section(collection: str) -> None:
 
 
 def main() -> None:
+    tenant = current_tenant()
     st.title("Documents")
     flash()
     try:
-        collections = load_resources().index.collections()
+        collections = tenant.visible(load_resources().index.collections())
     except ModelMissingError as exc:
         st.error(str(exc))
         st.stop()
@@ -110,9 +116,9 @@ def main() -> None:
     if not collection:
         st.info("Name the new collection (letters, digits, '-' or '_'), then upload files into it.")
         return
-    upload_section(collection)
+    upload_section(tenant, collection)
     if collection in collections:
-        list_section(collection)
+        list_section(tenant, collection)
 
 
 main()

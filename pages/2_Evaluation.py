@@ -13,24 +13,34 @@ from pathlib import Path
 
 import streamlit as st
 
+from app.api.tenancy import Tenant
 from app.settings import get_settings
 from app.ui.documents import COLLECTION_NAME
 from app.ui.reports import (
     EVAL_PIPELINES,
     REPO_ROOT,
+    OutsideDataDirError,
     Report,
     beir_folders,
     eval_retrieval_command,
+    folder_under,
     list_reports,
     read_json,
     results_table,
 )
+from app.ui.tenancy import current_tenant
 
 OUTPUT_LINES = 40
 
 
-def show_report(report: Report) -> None:
-    st.caption(f"{report.path} · {report.when}")
+def reports_dir(tenant: Tenant) -> Path:
+    """Each tenant's reports in a folder of its own; the local user's at the top."""
+    root = get_settings().reports_dir
+    return root if tenant.name is None else root / "tenants" / tenant.name
+
+
+def show_report(report: Report, tenant: Tenant) -> None:
+    st.caption(f"{report.path if tenant.name is None else report.path.name} · {report.when}")
     if report.json_path is not None:
         try:
             data = read_json(report.json_path)
@@ -59,22 +69,43 @@ def show_report(report: Report) -> None:
         st.caption("This run wrote no report file yet.")
 
 
-def past_reports() -> None:
-    reports = list_reports(get_settings().reports_dir)
+def past_reports(tenant: Tenant) -> None:
+    folder = reports_dir(tenant)
+    reports = list_reports(folder) if folder.is_dir() else []
+    if tenant.name is None:  # the tenants' folders are theirs, not runs of the local user
+        reports = [r for r in reports if r.path.name != "tenants"]
     if not reports:
-        st.info(f"No reports yet in {get_settings().reports_dir}: start a run in the other tab.")
+        where = f" in {folder}" if tenant.name is None else ""
+        st.info(f"No reports yet{where}: start a run in the other tab.")
         return
     labels = {f"{r.run_id}  ({r.when})": r for r in reports}
     choice = st.selectbox("Report", list(labels), key="report-choice")
-    show_report(labels[choice])
+    show_report(labels[choice], tenant)
 
 
-def new_run() -> None:
+def new_run(tenant: Tenant) -> None:
     settings = get_settings()
-    known = beir_folders(REPO_ROOT.parent / "shared" / "data", settings.data_dir / "beir")
-    st.caption("A BEIR-format folder: corpus.jsonl[.gz], queries.jsonl and qrels/<split>.tsv.")
-    picked = st.selectbox("Dataset", [*map(str, known), "other folder…"], key="eval-dataset")
-    folder = Path(st.text_input("BEIR folder", "", key="eval-folder") if picked == "other folder…" else picked)
+    if tenant.name is None:
+        known = beir_folders(REPO_ROOT.parent / "shared" / "data", settings.data_dir / "beir")
+        st.caption("A BEIR-format folder: corpus.jsonl[.gz], queries.jsonl and qrels/<split>.tsv.")
+    else:  # a tenant reads only under the server's data directory
+        known = beir_folders(settings.data_dir / "beir")
+        st.caption("A BEIR-format folder under the server's data directory (e.g. beir/scifact).")
+    labels = {
+        str(path) if tenant.name is None else path.relative_to(settings.data_dir).as_posix(): path for path in known
+    }
+    picked = st.selectbox("Dataset", [*labels, "other folder…"], key="eval-dataset")
+    typed = st.text_input("BEIR folder", "", key="eval-folder") if picked == "other folder…" else None
+    try:
+        if typed is None:
+            folder = labels[picked]
+        elif tenant.name is None:
+            folder = Path(typed)
+        else:
+            folder = folder_under(settings.data_dir, typed)
+    except OutsideDataDirError as exc:
+        st.error(str(exc))
+        return
     splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else ["test"]
     split = st.selectbox("Split", splits, key="eval-split")
     pipeline = st.selectbox("Pipelines", EVAL_PIPELINES, key="eval-pipeline",
@@ -84,19 +115,22 @@ def new_run() -> None:
     if not st.button("Start evaluation", type="primary", key="eval-start"):
         return
     if not folder.is_dir():
-        st.error(f"{folder} is not a folder")
+        st.error(f"{folder if tenant.name is None else typed!r} is not a folder")
         return
     if collection and not COLLECTION_NAME.fullmatch(collection):
         st.error(f"collection name {collection!r} must be 1-63 letters, digits, '-' or '_'")
         return
-    out = settings.reports_dir / f"retrieval-{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    command = eval_retrieval_command(folder, collection=collection or None, split=split, pipeline=pipeline,
+    stored = tenant.collection(collection or f"beir-{folder.name}")
+    out = reports_dir(tenant) / f"retrieval-{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = eval_retrieval_command(folder, collection=stored, split=split, pipeline=pipeline,
                                      limit=int(limit) or None, json_out=out)  # fmt: skip
-    st.code(" ".join(command[2:]).replace("app.cli", "ragline", 1), language="bash")
-    run_command(command, out)
+    if tenant.name is None:
+        st.code(" ".join(command[2:]).replace("app.cli", "ragline", 1), language="bash")
+    run_command(command, out, tenant)
 
 
-def run_command(command: list[str], out: Path) -> None:
+def run_command(command: list[str], out: Path, tenant: Tenant) -> None:
     """Run the evaluation, streaming its output; the report it wrote is shown when it succeeds."""
     lines: list[str] = []
     box = st.empty()
@@ -110,20 +144,22 @@ def run_command(command: list[str], out: Path) -> None:
         code = process.wait()
         if code != 0 or not out.is_file():
             status.update(label=f"evaluation failed (exit code {code})", state="error")
-            st.error("\n".join(lines[-5:]) or "no output")
+            detail = "\n".join(lines[-5:]) if tenant.name is None else "the server log has the details"
+            st.error(detail or "no output")
             return
         status.update(label="evaluation finished", state="complete")
-    st.success(f"report: {out}")
-    show_report(Report(out.stem, out, out.stat().st_mtime, json_path=out))
+    st.success(f"report: {out if tenant.name is None else out.name}")
+    show_report(Report(out.stem, out, out.stat().st_mtime, json_path=out), tenant)
 
 
 def main() -> None:
+    tenant = current_tenant()
     st.title("Evaluation")
     reports, run = st.tabs(["Reports", "New run"])
     with reports:
-        past_reports()
+        past_reports(tenant)
     with run:
-        new_run()
+        new_run(tenant)
 
 
 main()

@@ -119,3 +119,17 @@ def beir_folders(*roots: Path) -> list[Path]:
             if has_corpus and (folder / "queries.jsonl").is_file():
                 found.append(folder)
     return found
+
+
+class OutsideDataDirError(ValueError):
+    """A folder a tenant named that is not a folder under the data directory (the message names no server path)."""
+
+
+def folder_under(root: Path, given: str) -> Path:
+    """``given`` (relative to ``root``, or absolute) as a folder inside ``root``, symlinks resolved: a tenant of a
+    shared server may read its data, never the server's other files, and may not learn which of them exist."""
+    candidate = Path(given)
+    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if not resolved.is_relative_to(root.resolve()) or not resolved.is_dir():
+        raise OutsideDataDirError(f"{given!r} is not a folder under the data directory")
+    return resolved

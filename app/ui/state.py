@@ -54,9 +54,11 @@ def load_memory() -> Any:
     return _memory_for(get_settings().model_dump_json())
 
 
-def memory_session(service: Any, collection: str) -> str:
-    """This browser session's memory session for ``collection``: one per collection, created on first use."""
+def memory_session(service: Any, collection: str, tenant: str | None = None) -> str:
+    """This browser session's memory session for ``collection`` (a stored name), owned by ``tenant``: one per
+    collection, created on first use."""
     sessions: dict[str, str] = st.session_state.setdefault("memory-sessions", {})
     if collection not in sessions:
-        sessions[collection] = service.create_session(f"ui-{uuid.uuid4().hex[:16]}", collection=collection).id
+        session_id = f"ui-{uuid.uuid4().hex[:16]}"
+        sessions[collection] = service.create_session(session_id, collection=collection, tenant=tenant).id
     return sessions[collection]

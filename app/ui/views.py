@@ -155,5 +155,8 @@ def render_inspector(trace: Mapping[str, Any], key: str) -> None:
 
 
 def render_answer(answer: Answer, index: Index | None, key: str) -> None:
+    """The grounding warning (when no sentence is supported), the citations, then the inspector."""
+    if answer.warning:
+        st.warning(answer.warning, icon=":material/warning:")
     render_citations(answer, index, key)
     render_inspector(answer.trace, key)
