@@ -16,6 +16,7 @@ import streamlit as st
 from app.api.errors import ApiError
 from app.api.options import request_options
 from app.api.tenancy import Tenant, require_collection
+from app.llm import LLMUnavailableError
 from app.query.pipeline import Answer, Pipeline
 from app.resources import ModelMissingError
 from app.ui import filters as ui_filters
@@ -126,6 +127,9 @@ def ask(
             else:
                 text += part
                 placeholder.markdown(text + "▌")
+    except LLMUnavailableError as exc:  # a tenant learns what failed, not where the server's LLM is
+        placeholder.error(exc.public if tenant.name else str(exc))
+        return None
     except (ModelMissingError, RuntimeError, LookupError, ValueError) as exc:
         # The typed errors of the services: LLM unreachable, summaries not generated and session busy are
         # RuntimeErrors; unknown collection or session LookupErrors; bad question, filter or option ValueErrors.

@@ -33,7 +33,11 @@ from tests.app.ui.test_ui_live import UI_START_TIMEOUT_S, browser, explained  # 
 pytestmark = pytest.mark.vllm
 
 ACME_KEY, GLOBEX_KEY = "sk-acme-ui-key", "sk-globex-ui-key"
-ACME_DOC = ("acme-plan.md", "# Acme launch plan\n\nAcme ships the rocket skates to retailers in May.\n")
+ACME_DOC = (
+    "acme-plan.md",
+    "# Acme launch plan\n\nAcme ships the rocket skates to retailers in May. The launch event is held in Denver, "
+    "and the skates cost 149 dollars a pair.\n",
+)
 GLOBEX_DOC = ("globex-secret.md", "# Globex merger\n\nThe Globex merger is code-named Bluebird.\n")
 
 
@@ -113,11 +117,9 @@ def test_a_tenant_sees_asks_and_lists_only_its_own(tenants_ui: str, browser: Any
         sign_in(page, tenants_ui, ACME_KEY)
         page.get_by_text("Signed in as tenant").wait_for(state="visible")
         box = page.get_by_placeholder(QUESTION_PLACEHOLDER)
-        box.fill("When does Acme ship the rocket skates?")
+        box.fill("What do the Acme rocket skates cost?")
         box.press("Enter")
-        # the answer's wording is the model's; what it was given is the tenant's own collection, as the inspector shows
-        page.locator('[data-testid="stExpander"] summary', has_text="Context inspector").first.click()
-        page.get_by_text("acme-plan.md").first.wait_for(state="visible")
+        page.locator('[data-testid="stExpander"] summary', has_text="acme-plan.md").first.wait_for(state="visible")
         text = settled(page)
         assert "globex" not in text.lower() and "Bluebird" not in text
 
