@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,3 +219,47 @@ def rerank_bench_parts(
     qrels = {item.id: dict.fromkeys(item.gold_ids, 1) for item in items}
     lists = hybrid_lists(resources.index, settings, collection, queries, depth, progress=False)
     return RerankBenchParts(variants, HybridCandidates(lists, queries, qrels), len(items))
+
+
+LLM_MODES = ("live", "dead", "trickle")
+
+
+@contextmanager
+def api_under_load(settings: Settings, llm: str, llm_timeout_s: float | None) -> Iterator[str]:
+    """The API in this process on a free 127.0.0.1 port, its LLM ``live`` (as configured), ``dead`` (a closed port,
+    no retries) or ``trickle`` (``FakeTricklingLLM``: a byte every half second, never an answer); yields its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from app.api.main import create_app
+    from app.fake_llm import FakeTricklingLLM
+    from app.vllm_server import free_port
+
+    if llm not in LLM_MODES:
+        raise ValueError(f"--llm must be one of {', '.join(LLM_MODES)}, got {llm!r}")
+    update: dict[str, object] = {} if llm_timeout_s is None else {"llm_timeout_s": llm_timeout_s}
+    fake = FakeTricklingLLM(interval_s=0.5).start() if llm == "trickle" else None
+    if fake is not None:
+        update["llm_base_url"] = fake.base_url
+    elif llm == "dead":
+        update.update(llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_retries=0)
+    resources = Resources(settings.model_copy(update=update))
+    resources.index.require_collection("sample")  # fail before the clients start, with what to ingest
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(resources), host="127.0.0.1", port=free_port(), log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the API did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        if fake is not None:
+            fake.stop()

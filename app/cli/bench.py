@@ -253,3 +253,36 @@ def bench_rerank(
     for line in rerank_lines(result):
         typer.echo(line)
     typer.echo(f"report: {write_report(settings.reports_dir, 'rerank', result.as_report())}")
+
+
+@app.command("load")
+def bench_load(
+    clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 32,
+    seconds: Annotated[float, typer.Option(min=1, max=3600, help="How long the clients keep asking.")] = 60,
+    llm: Annotated[
+        str, typer.Option(help="live (the configured vLLM), dead (refuses) or trickle (never ends).")
+    ] = "live",
+    llm_timeout_s: Annotated[
+        float | None, typer.Option(min=0.1, help="Override RAGLINE_LLM_TIMEOUT_S for the run.")
+    ] = None,
+) -> None:
+    """Status counts (2xx/4xx/5xx/timeouts) and latency p50/p99 of POST /v1/query under concurrent clients,
+    against the API started in this process over the sample collection."""
+    from app.bench_wiring import api_under_load
+    from app.resources import ModelMissingError
+    from eval.bench.common import write_report
+    from eval.bench.load import run_load
+
+    configure_logging()
+    settings = get_settings()
+    timeout = llm_timeout_s or settings.llm_timeout_s
+    try:
+        with api_under_load(settings, llm, llm_timeout_s) as url:
+            typer.echo(f"{clients} clients for {seconds:g} s against {url}, LLM {llm}, deadline {timeout:g} s …")
+            result = run_load(url, clients=clients, seconds=seconds, client_timeout_s=timeout + 30)
+    except (LookupError, ValueError, ModelMissingError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+    for line in result.lines():
+        typer.echo(line)
+    summary = {**result.summary(), "llm": llm, "llm_timeout_s": timeout}
+    typer.echo(f"report: {write_report(settings.reports_dir, f'load-{llm}', summary)}")
