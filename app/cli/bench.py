@@ -6,6 +6,7 @@ prints what ``eval.bench.report`` renders."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -277,6 +278,8 @@ def bench_load(
     from eval.bench.load import run_load
 
     configure_logging()
+    # One "LLM request failed" warning per request would bury the table that counts them; errors still show.
+    logging.getLogger("app.api.errors").setLevel(logging.ERROR)
     settings = get_settings()
     timeout = llm_timeout_s or settings.llm_timeout_s
     try:
