@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,9 +225,12 @@ LLM_MODES = ("live", "dead", "trickle")
 
 
 @contextmanager
-def api_under_load(settings: Settings, llm: str, llm_timeout_s: float | None) -> Iterator[str]:
+def api_under_load(
+    settings: Settings, llm: str, llm_timeout_s: float | None, collection: str = "sample"
+) -> Iterator[str]:
     """The API in this process on a free 127.0.0.1 port, its LLM ``live`` (as configured), ``dead`` (a closed port,
-    no retries) or ``trickle`` (``FakeTricklingLLM``: a byte every half second, never an answer); yields its URL."""
+    no retries) or ``trickle`` (``FakeTricklingLLM``: a byte every half second, never an answer); yields its URL.
+    Nothing is ingested: ``collection`` must exist (``UnknownCollectionError``, a ``LookupError``, otherwise)."""
     import threading
     import time
 
@@ -240,26 +243,26 @@ def api_under_load(settings: Settings, llm: str, llm_timeout_s: float | None) ->
     if llm not in LLM_MODES:
         raise ValueError(f"--llm must be one of {', '.join(LLM_MODES)}, got {llm!r}")
     update: dict[str, object] = {} if llm_timeout_s is None else {"llm_timeout_s": llm_timeout_s}
-    fake = FakeTricklingLLM(interval_s=0.5).start() if llm == "trickle" else None
-    if fake is not None:
-        update["llm_base_url"] = fake.base_url
-    elif llm == "dead":
+    if llm == "dead":
         update.update(llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_retries=0)
-    resources = Resources(settings.model_copy(update=update))
-    resources.index.require_collection("sample")  # fail before the clients start, with what to ingest
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(resources), host="127.0.0.1", port=free_port(), log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the API did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        if fake is not None:
-            fake.stop()
+    with ExitStack() as stack:
+        if llm == "trickle":
+            fake = FakeTricklingLLM(interval_s=0.5).start()
+            stack.callback(fake.stop)
+            update["llm_base_url"] = fake.base_url
+        resources = Resources(settings.model_copy(update=update))
+        resources.index.require_collection(collection)  # fail before the clients start, with what to ingest
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(resources), host="127.0.0.1", port=free_port(), log_level="error")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            while not server.started:
+                if not thread.is_alive():
+                    raise RuntimeError("the API did not start")
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{server.config.port}"
+        finally:
+            server.should_exit = True
+            thread.join(30)

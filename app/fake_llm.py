@@ -14,6 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    """Listen backlog: the default 5 overflows when ``bench load`` opens 32 connections at once, and the client
+    sees connection errors (and retries) that are the fake's, not the API's."""
+
+
 class _FakeUpstream:
     """An HTTP server in a daemon thread; subclasses answer ``POST .../chat/completions``."""
 
@@ -35,8 +42,7 @@ class _FakeUpstream:
         self.requests = 0
         self.closed_by_client = 0
         """Connections the client closed while this fake was still sending: the abort a deadline must cause."""
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, name=type(self).__name__, daemon=True)
 
     @property
