@@ -225,9 +225,12 @@ LLM_MODES = ("live", "dead", "trickle")
 
 
 @contextmanager
-def api_under_load(settings: Settings, llm: str, llm_timeout_s: float | None) -> Iterator[str]:
+def api_under_load(
+    settings: Settings, llm: str, llm_timeout_s: float | None, collection: str = "sample"
+) -> Iterator[str]:
     """The API in this process on a free 127.0.0.1 port, its LLM ``live`` (as configured), ``dead`` (a closed port,
-    no retries) or ``trickle`` (``FakeTricklingLLM``: a byte every half second, never an answer); yields its URL."""
+    no retries) or ``trickle`` (``FakeTricklingLLM``: a byte every half second, never an answer); yields its URL.
+    ``collection`` must exist: the clients would otherwise measure 404s."""
     import threading
     import time
 
@@ -246,7 +249,7 @@ def api_under_load(settings: Settings, llm: str, llm_timeout_s: float | None) ->
     elif llm == "dead":
         update.update(llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_retries=0)
     resources = Resources(settings.model_copy(update=update))
-    resources.index.require_collection("sample")  # fail before the clients start, with what to ingest
+    resources.index.require_collection(collection)  # fail before the clients start, with what to ingest
     server = uvicorn.Server(
         uvicorn.Config(create_app(resources), host="127.0.0.1", port=free_port(), log_level="error")
     )

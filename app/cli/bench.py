@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import configure_logging, fail, print_corpus_ingest
+from app.cli.common import check_collection_name, configure_logging, fail, print_corpus_ingest
 from app.settings import get_settings
 from eval.bench.memory import CONVERSATION_SCRIPTS
 from eval.bench.rerank import SAMPLE_QA
@@ -258,6 +258,7 @@ def bench_rerank(
 @app.command("load")
 def bench_load(
     clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 32,
+    collection: Annotated[str, typer.Option(help="Collection the questions go to.")] = "sample",
     seconds: Annotated[float, typer.Option(min=1, max=3600, help="How long the clients keep asking.")] = 60,
     llm: Annotated[
         str, typer.Option(help="live (the configured vLLM), dead (refuses) or trickle (never ends).")
@@ -267,22 +268,25 @@ def bench_load(
     ] = None,
 ) -> None:
     """Status counts (2xx/4xx/5xx/timeouts) and latency p50/p99 of POST /v1/query under concurrent clients,
-    against the API started in this process over the sample collection."""
+    against the API started in this process over one collection."""
     from app.bench_wiring import api_under_load
     from app.resources import ModelMissingError
     from eval.bench.common import write_report
     from eval.bench.load import run_load
 
     configure_logging()
+    check_collection_name(collection)
     settings = get_settings()
     timeout = llm_timeout_s or settings.llm_timeout_s
     try:
-        with api_under_load(settings, llm, llm_timeout_s) as url:
+        with api_under_load(settings, llm, llm_timeout_s, collection) as url:
             typer.echo(f"{clients} clients for {seconds:g} s against {url}, LLM {llm}, deadline {timeout:g} s …")
-            result = run_load(url, clients=clients, seconds=seconds, client_timeout_s=timeout + 30)
+            result = run_load(
+                url, clients=clients, seconds=seconds, client_timeout_s=timeout + 30, collection=collection
+            )
     except (LookupError, ValueError, ModelMissingError, RuntimeError) as exc:
         raise fail(str(exc)) from None
     for line in result.lines():
         typer.echo(line)
-    summary = {**result.summary(), "llm": llm, "llm_timeout_s": timeout}
+    summary = {**result.summary(), "collection": collection, "llm": llm, "llm_timeout_s": timeout}
     typer.echo(f"report: {write_report(settings.reports_dir, f'load-{llm}', summary)}")

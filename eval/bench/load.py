@@ -27,9 +27,6 @@ QUESTIONS = (
     "How are refunds paid back?",
 )
 
-STREAM_ERROR_STATUS = {"service_unavailable": "503", "gateway_timeout": "504", "internal_error": "500"}
-"""A stream's status line is sent before the answer: its outcome is the ``error`` event's type, as a status."""
-
 
 @dataclass
 class LoadResult:
@@ -85,9 +82,10 @@ class LoadResult:
         return rows
 
 
-def _one(client: httpx.Client, url: str, question: str, stream: bool) -> str:
-    """The request's outcome: its status (an SSE stream's ``error`` event status when it has one)."""
-    body = {"question": question, "stream": stream}
+def _one(client: httpx.Client, url: str, body: dict[str, Any]) -> str:
+    """The request's outcome: its status, or for a stream (whose status line is sent before the answer) the status
+    its ``error`` event carries when it has one."""
+    stream = bool(body["stream"])
     if not stream:
         return str(client.post(url, json=body).status_code)
     with client.stream("POST", url, json=body) as response:
@@ -97,8 +95,7 @@ def _one(client: httpx.Client, url: str, question: str, stream: bool) -> str:
             if line.startswith("event: "):
                 event = line[len("event: ") :]
             elif line.startswith("data: ") and event == "error":
-                kind = json.loads(line[len("data: ") :])["error"].get("type")
-                return STREAM_ERROR_STATUS.get(kind, "5xx-stream")
+                return str(json.loads(line[len("data: ") :])["error"]["status"])
         return status
 
 
@@ -108,6 +105,7 @@ def run_load(
     clients: int,
     seconds: float,
     client_timeout_s: float,
+    collection: str = "sample",
     questions: Sequence[str] = QUESTIONS,
     headers: dict[str, str] | None = None,
 ) -> LoadResult:
@@ -124,7 +122,8 @@ def run_load(
                 question = questions[(number + sent) % len(questions)]
                 started = time.perf_counter()
                 try:
-                    outcome = _one(client, url, question, stream=sent % 4 == 3)
+                    body = {"question": question, "collection": collection, "stream": sent % 4 == 3}
+                    outcome = _one(client, url, body)
                 except httpx.TimeoutException:
                     outcome = "timeout"
                 except httpx.TransportError:

@@ -8,9 +8,11 @@ timeouts answered 503. Here a fake trickling upstream (a fault vLLM cannot show 
 from __future__ import annotations
 
 import gc
+import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -68,6 +70,42 @@ def test_the_api_answers_504_with_what_to_change_and_no_upstream_address(
         assert "127.0.0.1" not in response.text and str(trickle.server.server_address[1]) not in response.text
     chat = client.post("/v1/chat/completions", json={"model": "sample", "messages": [QUESTION]})
     assert chat.status_code == 504 and "127.0.0.1" not in chat.text
+
+
+def _stream_error(text: str) -> dict[str, object]:
+    """The error object of the one ``data:`` line of a stream that carries an error."""
+    (error,) = [json.loads(line[6:])["error"] for line in text.splitlines() if line.startswith('data: {"error"')]
+    return error
+
+
+def test_a_generation_that_stalls_mid_stream_ends_with_a_504_error_event_and_a_closed_upstream(
+    sample_resources: Resources,
+) -> None:
+    with FakeTricklingLLM(interval_s=0.3, deltas=("Refunds ", "take ")) as stalling:
+        resources = resources_like(sample_resources, llm_base_url=stalling.base_url, llm_timeout_s=1.5)
+        client = client_for(resources)
+        query = client.post("/v1/query", json={"question": "How long do refunds take?", "stream": True})
+        chat = client.post("/v1/chat/completions", json={"model": "sample", "stream": True, "messages": [QUESTION]})
+        for response in (query, chat):
+            assert response.status_code == 200  # the status line went out with the first delta
+            assert "take " in response.text and str(stalling.server.server_address[1]) not in response.text
+            error = _stream_error(response.text)
+            assert error["status"] == 504 and error["type"] == "gateway_timeout", error
+            assert "RAGLINE_LLM_TIMEOUT_S" in str(error["message"]) and "127.0.0.1" not in response.text
+        assert "event: error" in query.text and chat.text.endswith("data: [DONE]\n\n")
+        assert wait_until(lambda: stalling.closed_by_client == 2), "each stalled upstream must be closed by us"
+
+
+def test_a_session_turn_past_the_deadline_is_a_504(trickle: FakeTricklingLLM, sample_resources: Resources) -> None:
+    client = client_for(resources_like(sample_resources, llm_base_url=trickle.base_url, llm_timeout_s=1.5))
+    session = f"deadline-{uuid.uuid4().hex[:8]}"
+    assert client.post("/v1/sessions", json={"session_id": session}).status_code == 201
+    try:
+        response = client.post("/v1/query", json={"question": "How long do refunds take?", "session_id": session})
+        assert response.status_code == 504 and response.json()["error"]["type"] == "gateway_timeout"
+        assert "127.0.0.1" not in response.text
+    finally:
+        client.delete(f"/v1/sessions/{session}")
 
 
 def test_a_dead_upstream_is_a_503_without_its_address(sample_resources: Resources) -> None:

@@ -22,7 +22,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import MetricsDep, PipelineDep, ResourcesDep, SettingsDep, TenantDep
-from app.api.errors import ApiError, error_body, error_responses, llm_error, pipeline_errors
+from app.api.errors import ApiError, error_responses, llm_error, pipeline_errors, stream_error_event
 from app.api.metrics import Metrics
 from app.api.options import request_options
 from app.api.routes.query import FILTERS_DESCRIPTION, Citation, public_answer
@@ -198,10 +198,10 @@ def _chunks(
             part = next(rest)
     except LLMUnavailableError as exc:
         failure = llm_error(exc)
-        yield f"data: {json.dumps(error_body(failure.status, failure.message))}\n\n"
+        yield stream_error_event(failure.status, failure.message)
     except Exception:
         log.exception("chat completion stream failed")
-        yield f"data: {json.dumps(error_body(500, 'internal error; the server log has the details'))}\n\n"
+        yield stream_error_event(500, "internal error; the server log has the details")
     yield "data: [DONE]\n\n"
 
 

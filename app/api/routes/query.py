@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app.api.deps import MetricsDep, PipelineDep, SettingsDep, TenantDep
-from app.api.errors import error_body, error_responses, llm_error, pipeline_errors
+from app.api.errors import error_responses, llm_error, pipeline_errors, stream_error_event
 from app.api.options import request_options
 from app.api.routes.sessions import session_pipeline
 from app.api.streaming import ClosingStreamingResponse
@@ -126,7 +126,7 @@ def _sse(
                 yield f"event: delta\ndata: {json.dumps({'text': part}, ensure_ascii=False)}\n\n"
     except LLMUnavailableError as exc:
         failure = llm_error(exc)
-        yield f"event: error\ndata: {json.dumps(error_body(failure.status, failure.message))}\n\n"
+        yield "event: error\n" + stream_error_event(failure.status, failure.message)
     except Exception:
         log.exception("query stream failed")
-        yield f"event: error\ndata: {json.dumps(error_body(500, 'internal error; the server log has the details'))}\n\n"
+        yield "event: error\n" + stream_error_event(500, "internal error; the server log has the details")
