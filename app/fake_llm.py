@@ -19,6 +19,15 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     """Listen backlog: the default 5 overflows when ``bench load`` opens 32 connections at once, and the client
     sees connection errors (and retries) that are the fake's, not the API's."""
+def _chunk(request: dict[str, Any], delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
+    """One OpenAI ``chat.completion.chunk``, as vLLM streams them."""
+    return {
+        "id": "fake",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": request.get("model", "fake"),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
 
 
 class _FakeUpstream:
@@ -69,17 +78,21 @@ class _FakeUpstream:
 
 class FakeTricklingLLM(_FakeUpstream):
     """Accepts, sends ``200`` headers at once, then one byte every ``interval_s`` for ever: an HTTP read timeout
-    restarts with every byte, so only a real deadline ends such a request."""
+    restarts with every byte, so only a real deadline ends such a request. With ``deltas``, a streamed answer
+    starts with those content chunks and then stalls: a generation that stops in the middle of an answer."""
 
-    def __init__(self, interval_s: float = 0.5) -> None:
+    def __init__(self, interval_s: float = 0.5, deltas: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.interval_s = interval_s
+        self.deltas = deltas
 
     def answer(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream" if body.get("stream") else "application/json")
         handler.end_headers()
         try:
+            for delta in self.deltas if body.get("stream") else ():
+                handler.wfile.write(f"data: {json.dumps(_chunk(body, {'content': delta}, None))}\n\n".encode())
             while True:
                 handler.wfile.write(b" " if not body.get("stream") else b":")
                 handler.wfile.flush()
@@ -107,13 +120,7 @@ class FakeFlakyLLM(_FakeUpstream):
             handler.end_headers()
             handler.wfile.write(payload)
             return
-        chunk = {
-            "id": "fake",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "delta": {"content": self.text}, "finish_reason": "stop"}],
-        }
+        chunk = _chunk(body, {"content": self.text}, "stop")
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
         handler.end_headers()

@@ -8,6 +8,7 @@ models folders as ``<data_dir>`` and ``<models_dir>``: a client learns what to d
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +58,14 @@ def error_body(status: int, message: str, details: Any = None) -> dict[str, Any]
     if details is not None:
         error["details"] = details
     return {"error": error}
+
+
+def stream_error_event(status: int, message: str) -> str:
+    """The ``data:`` line of a failure in the middle of a stream, whose status line (200) has already gone out: the
+    body of an error response, with the status it would have had as ``error.status``."""
+    body = error_body(status, message)
+    body["error"]["status"] = status
+    return f"data: {json.dumps(body)}\n\n"
 
 
 def _without_server_paths(message: str, settings: Settings) -> str:

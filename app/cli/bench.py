@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import configure_logging, fail, print_corpus_ingest
+from app.cli.common import check_collection_name, configure_logging, fail, print_corpus_ingest
 from app.settings import get_settings
 from eval.bench.memory import CONVERSATION_SCRIPTS
 from eval.bench.rerank import SAMPLE_QA
@@ -259,6 +259,7 @@ def bench_rerank(
 @app.command("load")
 def bench_load(
     clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 32,
+    collection: Annotated[str, typer.Option(help="Collection the questions go to.")] = "sample",
     seconds: Annotated[float, typer.Option(min=1, max=3600, help="How long the clients keep asking.")] = 60,
     llm: Annotated[
         str, typer.Option(help="live (the configured vLLM), dead (refuses) or trickle (never ends).")
@@ -280,6 +281,7 @@ def bench_load(
     configure_logging()
     # One "LLM request failed" warning per request would bury the table that counts them; errors still show.
     logging.getLogger("app.api.errors").setLevel(logging.ERROR)
+    check_collection_name(collection)
     settings = get_settings()
     timeout = llm_timeout_s or settings.llm_timeout_s
     try:

@@ -133,8 +133,10 @@ def _one(client: httpx.Client, url: str, question: str, collection: str, stream:
             if line.startswith("event: "):
                 event = line[len("event: ") :]
             elif line.startswith("data: ") and event == "error":
-                kind = json.loads(line[len("data: ") :])["error"].get("type")
-                return STREAM_ERROR_STATUS.get(kind, "5xx-stream")
+                error = json.loads(line[len("data: ") :])["error"]
+                if "status" in error:
+                    return str(error["status"])
+                return STREAM_ERROR_STATUS.get(error.get("type"), "5xx-stream")
             elif event == "answer" and line.startswith("data: "):
                 return status
         return status if response.status_code != 200 else STREAM_CUT

@@ -15,18 +15,18 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import MetricsDep, PipelineDep, ResourcesDep, SettingsDep, TenantDep
-from app.api.errors import ApiError, error_body, error_responses, llm_error, pipeline_errors
+from app.api.errors import ApiError, error_responses, llm_error, pipeline_errors, stream_error_event
 from app.api.metrics import Metrics
 from app.api.options import request_options
 from app.api.routes.query import FILTERS_DESCRIPTION, Citation, public_answer
+from app.api.streaming import ClosingStreamingResponse
 from app.api.tenancy import COLLECTION_PATTERN, require_collection
 from app.llm import LLMUnavailableError
 from app.query.pipeline import Answer
@@ -152,7 +152,7 @@ def chat_completions(
             iterator = pipeline.stream(question, collection, **call)
             first = next(iterator)  # lookup, validation and connection errors become statuses, not broken streams
             chunks = _chunks(first, iterator, completion_id, created, request.model, metrics)
-            return StreamingResponse(chunks, media_type="text/event-stream")
+            return ClosingStreamingResponse(chunks, media_type="text/event-stream")
         answer = pipeline.run(question, collection, **call)
     body = public_answer(answer, request.model)
     metrics.observe_trace(body["trace"], surface="openai")
@@ -170,7 +170,7 @@ def chat_completions(
 
 def _chunks(
     first: str | Answer, rest: Iterator[str | Answer], completion_id: str, created: int, model: str, metrics: Metrics
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """OpenAI ``chat.completion.chunk`` events: the role, content deltas, a final chunk with the finish reason
     and the citations, then ``[DONE]``."""
 
@@ -198,10 +198,10 @@ def _chunks(
             part = next(rest)
     except LLMUnavailableError as exc:
         failure = llm_error(exc)
-        yield f"data: {json.dumps(error_body(failure.status, failure.message))}\n\n"
+        yield stream_error_event(failure.status, failure.message)
     except Exception:
         log.exception("chat completion stream failed")
-        yield f"data: {json.dumps(error_body(500, 'internal error; the server log has the details'))}\n\n"
+        yield stream_error_event(500, "internal error; the server log has the details")
     yield "data: [DONE]\n\n"
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from app.api.deps import MetricsDep, PipelineDep, SettingsDep, TenantDep
-from app.api.errors import error_body, error_responses, llm_error, pipeline_errors
+from app.api.errors import error_responses, llm_error, pipeline_errors, stream_error_event
 from app.api.options import request_options
 from app.api.routes.sessions import session_pipeline
+from app.api.streaming import ClosingStreamingResponse
 from app.api.tenancy import COLLECTION_PATTERN, require_collection
 from app.llm import LLMUnavailableError
 from app.query.pipeline import Answer
@@ -102,7 +102,7 @@ def query(
             iterator = pipeline.stream(request.question, collection, **call)
             first = next(iterator)  # surfaces lookup and connection errors before the stream starts
             events = _sse(first, iterator, lambda answer: _finish(answer, tenant.logical(collection), metrics))
-            return StreamingResponse(events, media_type="text/event-stream")
+            return ClosingStreamingResponse(events, media_type="text/event-stream")
         answer = pipeline.run(request.question, collection, **call)
     return _finish(answer, tenant.logical(collection), metrics)
 
@@ -115,7 +115,7 @@ def _finish(answer: Answer, logical_collection: str, metrics: Any) -> dict[str, 
 
 def _sse(
     first: str | Answer, rest: Iterator[str | Answer], finish: Callable[[Answer], dict[str, Any]]
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """Delta events, then one ``answer`` event; a failure mid-stream becomes an ``error`` event (the status
     line has already been sent)."""
     try:
@@ -126,7 +126,7 @@ def _sse(
                 yield f"event: delta\ndata: {json.dumps({'text': part}, ensure_ascii=False)}\n\n"
     except LLMUnavailableError as exc:
         failure = llm_error(exc)
-        yield f"event: error\ndata: {json.dumps(error_body(failure.status, failure.message))}\n\n"
+        yield "event: error\n" + stream_error_event(failure.status, failure.message)
     except Exception:
         log.exception("query stream failed")
-        yield f"event: error\ndata: {json.dumps(error_body(500, 'internal error; the server log has the details'))}\n\n"
+        yield "event: error\n" + stream_error_event(500, "internal error; the server log has the details")
