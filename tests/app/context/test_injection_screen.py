@@ -12,13 +12,19 @@ from eval.experiments.injection import load_items
 from ingest.samples import sample_corpus_dir
 from retrieval.types import Chunk, Hit, QueryState
 
-ITEMS = load_items()
+DEV = load_items(splits=["dev"])
+"""Only the dev items pin the rules: the test items are measured by ``ragline eval injection``, never designed for."""
+ALL = load_items()
 
 
-@pytest.mark.parametrize("item", ITEMS, ids=[item.id for item in ITEMS])
-def test_each_planted_instruction_is_removed_and_the_fact_kept(item) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("item", DEV, ids=[item.id for item in DEV])
+def test_each_planted_dev_instruction_is_removed_and_the_fact_kept(item) -> None:  # type: ignore[no-untyped-def]
     screened = screen(item.injected)
     assert screened.flagged and item.goal not in screened.text and item.answer in screened.text
+
+
+@pytest.mark.parametrize("item", ALL, ids=[item.id for item in ALL])
+def test_no_clean_document_is_flagged(item) -> None:  # type: ignore[no-untyped-def]
     assert not screen(item.clean).flagged
 
 
