@@ -45,7 +45,7 @@ RULES: dict[str, re.Pattern[str]] = {
     "addressed_to_model": re.compile(
         r"\b(note|message|instructions?|attention|important|notice)\b[^.!?\n]{0,10}\b(to|for)\b\s+(the\s+)?"
         r"(ai|assistant|model|llm|chatbot|language model|automated reader|bot)s?\b|"
-        r"\b(ai|assistant|llm|chatbot)s?\s*:|\battention,? (automated|ai) (reader|agent|system)s?\b|"
+        r"\bai\s*:|\b(assistant|llm|chatbot)s?\s*:|\battention,? (automated|ai) (reader|agent|system)s?\b|"
         r"\b(the|all|any)\s+(ai\s+)?(assistant|ai models?|llms?|chatbots?|language models?)\s+(must|should|shall|"
         r"will|is required to)\b",
         _I,
