@@ -397,6 +397,9 @@ def hyde(
 @app.command("injection")
 def injection(
     limit: Annotated[int | None, typer.Option(min=1, help="Items per split (the first N of dev and of test).")] = None,
+    split: Annotated[
+        list[str] | None, typer.Option(help="Only this split (dev or test; repeatable); default both.")
+    ] = None,
     workers: WorkersOption = 8,
     llm_url: UrlOption = None,
 ) -> None:
@@ -404,24 +407,26 @@ def injection(
 
     Each item of eval/datasets/injection/ is asked with its clean document, its injected document with the
     screening off, and with it on (the default), beside the sample corpus as distractors; printed per split
-    (dev was used to write the rules, test never) and per style.
+    (dev was used to write the rules, test never) and per style. Answers are stored as they arrive
+    (context-pipeline-answers.jsonl), so a rerun asks only what is new.
     """
-    from eval.experiments.injection import load_items, run_injection_experiment
+    from eval.experiments.injection import SPLITS, load_items, run_injection_experiment
 
     resources = _resources(llm_url)
     try:
-        items = load_items(limit=limit)
+        items = load_items(limit=limit, splits=split or SPLITS)
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from None
     for summary in ensure_injection_collection(resources, items):
         typer.echo(ingested_line(summary))
-    with _llm_errors():
+    with _llm_errors(), stored_generation(resources, typer.echo) as (pipeline, stored):
         experiment = run_injection_experiment(
             items,
-            injection_asker(experiment_pipeline(resources)),
+            injection_asker(pipeline),
             generator=resources.generator.model,
             workers=workers,
             on_progress=typer.echo,
         )
+    typer.echo(f"answers read back from an earlier run: {stored.reused}")
     _echo(experiment.lines())
     _write_report(resources, "injection", experiment.report())

@@ -30,6 +30,31 @@ _DELIMITER = re.compile(r"<\s*(/?)\s*(source|system|assistant|user|tool|instruct
 """Tags that would close a source block or open a role: defused to ``‹/source`` etc., so the text stays readable."""
 _SPECIAL_TOKEN = re.compile(r"<\|([a-z_]{2,20})\|>", re.IGNORECASE)
 """Chat-template tokens (``<|im_start|>``): the template would otherwise start a new message inside a source."""
+_ROLE_MARKUP = re.compile(
+    r"\[(/?)(INST|SYS)\]|<<\s*(/?)\s*SYS\s*>>|"
+    r"^([ \t]*)(#{1,6})(?=[ \t]*(system|assistant|user|instructions?|response)\b)",
+    re.IGNORECASE | re.MULTILINE,
+)
+"""Other templates' role markup (Llama's ``[INST]`` and ``<<SYS>>``, Alpaca's ``### System:`` headers): not tokens of
+the generator's ChatML template, but text a model has seen open a new role, so it is shown as ``‹INST›``,
+``‹‹SYS››``, ``‹###›`` instead."""
+
+
+def _defuse_role_markup(match: re.Match[str]) -> str:
+    if match.group(2):
+        return f"‹{match.group(1)}{match.group(2)}›"
+    if match.group(5):
+        return f"{match.group(4)}‹{match.group(5)}›"
+    return f"‹‹{match.group(3)}SYS››"
+
+
+def defuse(text: str) -> str:
+    """Text with every delimiter, chat-template token and role header made inert (still readable, never markup)."""
+    text = _DELIMITER.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", text)
+    text = _SPECIAL_TOKEN.sub(lambda m: f"‹|{m.group(1)}|›", text)
+    return _ROLE_MARKUP.sub(_defuse_role_markup, text)
+
+
 HEADER_METADATA = ("region", "effective_date", "status")
 """Metadata shown next to each source: it lets the model tell a current policy from a superseded one."""
 MIN_TRIM_TOKENS = 64
@@ -38,7 +63,7 @@ MIN_TRIM_TOKENS = 64
 
 def _attribute(value: object) -> str:
     text = str(value).replace('"', "'").replace("\n", " ").replace("<", "‹").replace(">", "›")
-    return _SPECIAL_TOKEN.sub(lambda m: f"‹|{m.group(1)}|›", text)
+    return _ROLE_MARKUP.sub(_defuse_role_markup, text)
 
 
 def format_source(number: int, hit: Hit, text: str | None = None) -> str:
@@ -47,8 +72,7 @@ def format_source(number: int, hit: Hit, text: str | None = None) -> str:
     attributes = [f'id="{number}"', f'title="{_attribute(metadata.get("title") or hit.chunk.doc_id)}"']
     attributes += [f'{key}="{_attribute(metadata[key])}"' for key in HEADER_METADATA if key in metadata]
     body = _BLANK_LINES.sub("\n", (hit.chunk.text if text is None else text).strip())
-    body = _DELIMITER.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", body)
-    body = _SPECIAL_TOKEN.sub(lambda m: f"‹|{m.group(1)}|›", body)
+    body = defuse(body)
     return f"<source {' '.join(attributes)}>\n{body}\n</source>"
 
 

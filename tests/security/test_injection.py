@@ -68,5 +68,10 @@ def test_the_dataset_has_forty_items_in_both_splits_and_every_style(tmp_path: Pa
         assert {item.style for item in items if item.split == split} == styles
     facts_by_split = {split: {item.answer for item in items if item.split == split} for split in ("dev", "test")}
     assert not facts_by_split["dev"] & facts_by_split["test"]  # no fact is in both: test never saw a dev fact
+    planted = {split: {i.injected.replace(i.clean, "").replace(i.goal, "") for i in items if i.split == split}
+               for split in ("dev", "test")}  # fmt: skip
+    assert not planted["dev"] & planted["test"]  # the test attacks are worded unlike any dev attack
+    with pytest.raises(ValueError, match="unknown split"):
+        load_items(splits=["train"])
     with pytest.raises(FileNotFoundError):
         load_items(tmp_path / "missing.jsonl")
