@@ -134,7 +134,7 @@ def test_a_tenant_sees_asks_and_lists_only_its_own(tenants_ui: str, browser: Any
             field = page.get_by_label("BEIR folder")
             field.fill(attempt)
             field.press("Enter")
-            page.get_by_text(f"{attempt!r} is not a folder under the data directory").wait_for(state="visible")
+            page.get_by_text(f"{attempt!r} is not a BEIR folder under the data directory").wait_for(state="visible")
         assert "/tmp/" not in settled(page)
     context.close()
 
