@@ -139,7 +139,8 @@ def ask(
     if answer is None:
         placeholder.error("the pipeline ended without an answer")
         return None
-    placeholder.markdown(answer.text)
+    with placeholder.container():  # the streamed text, now under the grounding warning when there is one
+        views.render_answer_text(answer)
     return answer
 
 
@@ -160,8 +161,10 @@ def chat_page() -> None:
     index = pipeline.resources.index
     for number, message in enumerate(messages):
         with st.chat_message(message["role"]):
-            st.markdown(message["content"])
-            if message.get("answer") is not None:
+            if message.get("answer") is None:
+                st.markdown(message["content"])
+            else:
+                views.render_answer_text(message["answer"])
                 views.render_answer(message["answer"], index, key=f"answer-{number}")
     question = st.chat_input(views.QUESTION_PLACEHOLDER)
     if not question or chosen is None:
