@@ -21,6 +21,7 @@ from app.query.pipeline import Answer, Pipeline
 from app.resources import ModelMissingError
 from app.ui import filters as ui_filters
 from app.ui import views
+from app.ui.redact import for_tenant
 from app.ui.state import load_memory, load_pipeline, memory_available, memory_session
 from app.ui.switches import Switch, available_switches, options_from
 from app.ui.tenancy import current_tenant
@@ -133,12 +134,13 @@ def ask(
     except (ModelMissingError, RuntimeError, LookupError, ValueError) as exc:
         # The typed errors of the services: LLM unreachable, summaries not generated and session busy are
         # RuntimeErrors; unknown collection or session LookupErrors; bad question, filter or option ValueErrors.
-        placeholder.error(str(exc))
+        placeholder.error(for_tenant(str(exc), tenant))
         return None
     if answer is None:
         placeholder.error("the pipeline ended without an answer")
         return None
-    placeholder.markdown(answer.text)
+    with placeholder.container():  # the streamed text, now under the grounding warning when there is one
+        views.render_answer_text(answer)
     return answer
 
 
@@ -149,7 +151,7 @@ def chat_page() -> None:
         pipeline = load_pipeline()
         collections = tenant.visible(pipeline.resources.index.collections())
     except (ModelMissingError, ValueError) as exc:  # a model not provisioned, a reranker folder that is not one
-        st.error(str(exc))
+        st.error(for_tenant(str(exc), tenant))
         st.stop()
     if not collections:
         st.warning("No collection yet: upload documents on the Documents page or run `ragline ingest PATH`.")
@@ -159,8 +161,10 @@ def chat_page() -> None:
     index = pipeline.resources.index
     for number, message in enumerate(messages):
         with st.chat_message(message["role"]):
-            st.markdown(message["content"])
-            if message.get("answer") is not None:
+            if message.get("answer") is None:
+                st.markdown(message["content"])
+            else:
+                views.render_answer_text(message["answer"])
                 views.render_answer(message["answer"], index, key=f"answer-{number}")
     question = st.chat_input(views.QUESTION_PLACEHOLDER)
     if not question or chosen is None:

@@ -23,6 +23,7 @@ from app.ui.documents import (
     upload_dir,
     upload_limit_mb,
 )
+from app.ui.redact import for_tenant
 from app.ui.state import load_resources
 from app.ui.tenancy import current_tenant
 
@@ -60,7 +61,7 @@ def upload_section(tenant: Tenant, collection: str) -> None:
         summary = ingest_files(resources, paths, folder, stored, chunker=chunker, progress=report)
     except (UploadError, ModelMissingError, LLMUnavailableError, ValueError) as exc:
         progress.empty()
-        st.error(str(exc))
+        st.error(for_tenant(str(exc), tenant))
         return
     progress.progress(1.0, text="indexed")
     messages = [
@@ -70,7 +71,9 @@ def upload_section(tenant: Tenant, collection: str) -> None:
             f"unchanged, {len(summary.failed)} failed; {summary.chunks_written} chunks in {summary.seconds:.1f} s",
         )
     ]
-    messages += [("warning", f"{doc_id} failed: {reason}") for doc_id, reason in summary.failed.items()]
+    messages += [
+        ("warning", f"{doc_id} failed: {for_tenant(reason, tenant)}") for doc_id, reason in summary.failed.items()
+    ]
     st.session_state["documents-flash"] = messages
     st.session_state["collection-choice"] = collection
     st.cache_data.clear()  # filter facets of the chat page
@@ -106,7 +109,7 @@ def main() -> None:
     try:
         collections = tenant.visible(load_resources().index.collections())
     except ModelMissingError as exc:
-        st.error(str(exc))
+        st.error(for_tenant(str(exc), tenant))
         st.stop()
     choices = [*collections, NEW_COLLECTION]
     wanted = st.session_state.get("collection-choice", "sample")

@@ -16,14 +16,15 @@ import streamlit as st
 from app.api.tenancy import Tenant
 from app.settings import get_settings
 from app.ui.documents import COLLECTION_NAME
+from app.ui.redact import for_tenant
 from app.ui.reports import (
     EVAL_PIPELINES,
     REPO_ROOT,
     OutsideDataDirError,
     Report,
+    beir_folder_under,
     beir_folders,
     eval_retrieval_command,
-    folder_under,
     list_reports,
     read_json,
     results_table,
@@ -37,6 +38,14 @@ def reports_dir(tenant: Tenant) -> Path:
     """Each tenant's reports in a folder of its own; the local user's at the top."""
     root = get_settings().reports_dir
     return root if tenant.name is None else root / "tenants" / tenant.name
+
+
+def _inside(data_dir: Path, folder: Path) -> bool:
+    try:
+        beir_folder_under(data_dir, str(folder))
+    except OutsideDataDirError:
+        return False
+    return True
 
 
 def show_report(report: Report, tenant: Tenant) -> None:
@@ -88,21 +97,24 @@ def new_run(tenant: Tenant) -> None:
     if tenant.name is None:
         known = beir_folders(REPO_ROOT.parent / "shared" / "data", settings.data_dir / "beir")
         st.caption("A BEIR-format folder: corpus.jsonl[.gz], queries.jsonl and qrels/<split>.tsv.")
-    else:  # a tenant reads only under the server's data directory
-        known = beir_folders(settings.data_dir / "beir")
+    else:  # a tenant reads only datasets under the server's data directory, none a symlink leads out of
+        known = [path for path in beir_folders(settings.data_dir / "beir") if _inside(settings.data_dir, path)]
         st.caption("A BEIR-format folder under the server's data directory (e.g. beir/scifact).")
     labels = {
         str(path) if tenant.name is None else path.relative_to(settings.data_dir).as_posix(): path for path in known
     }
     picked = st.selectbox("Dataset", [*labels, "other folder…"], key="eval-dataset")
     typed = st.text_input("BEIR folder", "", key="eval-folder") if picked == "other folder…" else None
+    if typed is not None and not typed.strip():
+        st.info("Type the folder of a BEIR dataset.")
+        return
     try:
         if typed is None:
             folder = labels[picked]
         elif tenant.name is None:
             folder = Path(typed)
         else:
-            folder = folder_under(settings.data_dir, typed)
+            folder = beir_folder_under(settings.data_dir, typed)
     except OutsideDataDirError as exc:
         st.error(str(exc))
         return
@@ -139,13 +151,12 @@ def run_command(command: list[str], out: Path, tenant: Tenant) -> None:
                                    text=True, bufsize=1)  # fmt: skip
         assert process.stdout is not None
         for line in process.stdout:
-            lines.append(line.rstrip("\n").split("\r")[-1])
+            lines.append(for_tenant(line.rstrip("\n").split("\r")[-1], tenant))
             box.code("\n".join(lines[-OUTPUT_LINES:]))
         code = process.wait()
         if code != 0 or not out.is_file():
             status.update(label=f"evaluation failed (exit code {code})", state="error")
-            detail = "\n".join(lines[-5:]) if tenant.name is None else "the server log has the details"
-            st.error(detail or "no output")
+            st.error("\n".join(lines[-5:]) or "no output")
             return
         status.update(label="evaluation finished", state="complete")
     st.success(f"report: {out if tenant.name is None else out.name}")

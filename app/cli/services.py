@@ -58,11 +58,27 @@ def serve_command(
 
 
 @app.command("ui")
-def ui_command(port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None) -> None:
+def ui_command(
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(help="A file holding one tenant's API key: the UI serves that tenant only, without sign-in."),
+    ] = None,
+) -> None:
     """Run the Streamlit chat UI."""
-    port = port or get_settings().ui_port
+    from app.ui.start_key import KEY_ENV, StartKeyError, read_start_key
+
+    settings = get_settings()
+    port = port or settings.ui_port
+    env = dict(os.environ)
+    if api_key_file is not None:
+        try:
+            env[KEY_ENV], tenant = read_start_key(api_key_file, settings.api_keys_file)
+        except StartKeyError as exc:
+            raise fail(f"--api-key-file: {exc}") from None
+        typer.echo(f"the UI serves tenant {tenant.name} only, without sign-in", err=True)
     _require_free_port("127.0.0.1", port)
-    raise typer.Exit(subprocess.call(ui_command_line(port)))
+    raise typer.Exit(subprocess.call(ui_command_line(port), env=env))
 
 
 def vllm_server(settings: Settings, model: str | None, port: int | None) -> VLLMServer:

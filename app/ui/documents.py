@@ -111,7 +111,7 @@ def delete_documents(resources: Resources, collection: str, doc_ids: Sequence[st
     known = {record.doc_id for record in index.manifest.documents(collection)}
     missing = [doc_id for doc_id in doc_ids if doc_id not in known]
     if missing:
-        raise LookupError(f"not in {collection!r}: {', '.join(missing)}")
+        raise LookupError(f"not in this collection: {', '.join(missing)}")  # a tenant knows it by another name
     folder = upload_dir(resources, collection)
     for doc_id in doc_ids:
         index.delete(collection, doc_id)

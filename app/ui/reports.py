@@ -122,14 +122,43 @@ def beir_folders(*roots: Path) -> list[Path]:
 
 
 class OutsideDataDirError(ValueError):
-    """A folder a tenant named that is not a folder under the data directory (the message names no server path)."""
+    """A folder a tenant named that is not a BEIR folder under the data directory (the message names no server
+    path, and is the same whether the folder is missing, outside, or just not a dataset)."""
 
 
-def folder_under(root: Path, given: str) -> Path:
-    """``given`` (relative to ``root``, or absolute) as a folder inside ``root``, symlinks resolved: a tenant of a
-    shared server may read its data, never the server's other files, and may not learn which of them exist."""
-    candidate = Path(given)
-    resolved = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if not resolved.is_relative_to(root.resolve()) or not resolved.is_dir():
-        raise OutsideDataDirError(f"{given!r} is not a folder under the data directory")
-    return resolved
+def _beir_files(folder: Path) -> list[Path]:
+    """The files an evaluation of ``folder`` reads: the corpus, the queries and every qrels split."""
+    corpus = [folder / name for name in ("corpus.jsonl", "corpus.jsonl.gz") if (folder / name).is_file()]
+    qrels = sorted((folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
+    return [*corpus, folder / "queries.jsonl", *qrels]
+
+
+def _dataset_inside(base: Path, given: str) -> Path | None:
+    """The BEIR folder ``given`` names inside ``base`` (resolved), or None when it is not one or leads out."""
+    if not given.strip():
+        return None
+    candidate = Path(given.strip())
+    folder = (candidate if candidate.is_absolute() else base / candidate).resolve()
+    if not folder.is_relative_to(base) or not folder.is_dir():
+        return None
+    files = _beir_files(folder)
+    if len(files) < 3 or not all(path.is_file() and path.resolve().is_relative_to(base) for path in files):
+        return None
+    return folder
+
+
+def beir_folder_under(root: Path, given: str) -> Path:
+    """``given`` (relative to ``root``, or absolute) as a BEIR folder inside ``root``, symlinks resolved.
+
+    A tenant of a shared server may evaluate on datasets under the data directory, never read the server's other
+    files (a symlink that leads out, of the folder or of one of its files, is refused), and may not learn which
+    folders exist: a missing folder, one outside, and one that is not a dataset (another tenant's uploads) all get
+    the same message, which repeats only what the tenant typed.
+    """
+    try:
+        folder = _dataset_inside(root.resolve(), given)
+    except (OSError, ValueError):  # an unreadable folder, a NUL in the name: refused like any other
+        folder = None
+    if folder is None:
+        raise OutsideDataDirError(f"{given!r} is not a BEIR folder under the data directory")
+    return folder

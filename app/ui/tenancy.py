@@ -6,11 +6,13 @@ collection ``docs`` is stored as ``<tenant>__docs``). Every page calls ``current
 signed-in tenant the page shows the sign-in form and stops. Without a keys file the UI is the local single-user
 tool it always was (``Tenant(None)``: every collection, no prefix).
 
-A key can also be given when the UI starts (``RAGLINE_UI_API_KEY``), for a UI deployed per tenant.
+A key can also be given when the UI starts (``RAGLINE_UI_API_KEY``, which ``ragline ui --api-key-file`` sets), for
+a UI deployed for one tenant: every browser session is then that tenant, and there is nothing to sign out of.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -19,9 +21,14 @@ import streamlit as st
 from app.api.auth import KeyRing, KeysFileError
 from app.api.tenancy import Tenant
 from app.settings import get_settings
+from app.ui.start_key import KEY_ENV
 
-KEY_ENV = "RAGLINE_UI_API_KEY"
+log = logging.getLogger(__name__)
+
 _SIGNED_IN = "tenant"
+INVALID_KEY = "invalid API key"
+INVALID_START_KEY = f"the API key this UI was started with ({KEY_ENV}) is not valid: ask the operator"
+MISCONFIGURED = "this UI cannot check API keys right now: ask the operator (the server log has the details)"
 
 
 @st.cache_resource(show_spinner=False)
@@ -52,19 +59,25 @@ def current_tenant() -> Tenant:
     """The signed-in tenant (local mode: ``Tenant(None)``); otherwise the sign-in form, and the page stops."""
     try:
         ring = key_ring()
-    except KeysFileError as exc:
-        st.error(f"the API keys file cannot be read: {exc}")
+    except KeysFileError as exc:  # the operator's problem; a visitor learns nothing about the server's files
+        log.error("the UI cannot load the API keys: %s", exc)
+        st.error(MISCONFIGURED)
         st.stop()
     if ring.open:
         return Tenant(None)
+    start_key = os.environ.get(KEY_ENV, "").strip()
     name = st.session_state.get(_SIGNED_IN)
-    if name is None and os.environ.get(KEY_ENV):
-        tenant = sign_in(os.environ[KEY_ENV])
-        name = tenant.name if tenant is not None else None
+    if start_key:
+        tenant = ring.tenant_for(start_key)
+        if tenant is None:
+            st.error(INVALID_START_KEY)
+            st.stop()
+        name = tenant.name
+        st.session_state[_SIGNED_IN] = name
     if name is not None:
         with st.sidebar:
             st.caption(f"Signed in as tenant **{name}**")
-            if st.button("Sign out", key="sign-out"):
+            if not start_key and st.button("Sign out", key="sign-out"):
                 sign_out()
                 st.rerun()
         return Tenant(name)
@@ -80,6 +93,6 @@ def _sign_in_form() -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         if sign_in(key) is None:
-            st.error("invalid API key")
+            st.error(INVALID_KEY)
         else:
             st.rerun()

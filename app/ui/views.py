@@ -154,9 +154,15 @@ def render_inspector(trace: Mapping[str, Any], key: str) -> None:
         )
 
 
-def render_answer(answer: Answer, index: Index | None, key: str) -> None:
-    """The grounding warning (when no sentence is supported), the citations, then the inspector."""
+def render_answer_text(answer: Answer) -> None:
+    """The answer's text, under the grounding warning when no cited source supports it: the reader meets the
+    warning before the claims, as the CLI and API put it next to theirs."""
     if answer.warning:
         st.warning(answer.warning, icon=":material/warning:")
+    st.markdown(answer.text)
+
+
+def render_answer(answer: Answer, index: Index | None, key: str) -> None:
+    """The citations, then the inspector (below ``render_answer_text``)."""
     render_citations(answer, index, key)
     render_inspector(answer.trace, key)

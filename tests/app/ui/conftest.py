@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -29,3 +30,20 @@ def app_env(monkeypatch: pytest.MonkeyPatch, models_env: Callable[..., dict[str,
 
     yield use
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def tiny_beir(tmp_path: Path) -> Path:
+    """A three-document BEIR folder: enough for a real `ragline eval retrieval` run in seconds."""
+    folder = tmp_path / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    corpus = [
+        {"_id": "d1", "title": "Refunds", "text": "EU customers may request a refund within 30 days."},
+        {"_id": "d2", "title": "Uptime", "text": "The service level agreement promises 99.95 percent uptime."},
+        {"_id": "d3", "title": "Tokens", "text": "Error ERR-4012 means the gateway token expired."},
+    ]
+    queries = [{"_id": "q1", "text": "refund window for EU customers"}, {"_id": "q2", "text": "what is ERR-4012"}]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus))
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
+    return folder

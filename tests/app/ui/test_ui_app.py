@@ -6,7 +6,6 @@ import io
 import json
 from pathlib import Path
 
-import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -105,23 +104,6 @@ def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (40, 20), (30, 120, 200)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-@pytest.fixture
-def tiny_beir(tmp_path: Path) -> Path:
-    """A three-document BEIR folder: enough for a real `ragline eval retrieval` run in seconds."""
-    folder = tmp_path / "tiny"
-    (folder / "qrels").mkdir(parents=True)
-    corpus = [
-        {"_id": "d1", "title": "Refunds", "text": "EU customers may request a refund within 30 days."},
-        {"_id": "d2", "title": "Uptime", "text": "The service level agreement promises 99.95 percent uptime."},
-        {"_id": "d3", "title": "Tokens", "text": "Error ERR-4012 means the gateway token expired."},
-    ]
-    queries = [{"_id": "q1", "text": "refund window for EU customers"}, {"_id": "q2", "text": "what is ERR-4012"}]
-    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus))
-    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries))
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
-    return folder
 
 
 def test_evaluation_page_shows_reports_and_runs_an_evaluation(
