@@ -19,6 +19,8 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     """Listen backlog: the default 5 overflows when ``bench load`` opens 32 connections at once, and the client
     sees connection errors (and retries) that are the fake's, not the API's."""
+
+
 def _chunk(request: dict[str, Any], delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
     """One OpenAI ``chat.completion.chunk``, as vLLM streams them."""
     return {

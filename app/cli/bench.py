@@ -259,7 +259,6 @@ def bench_rerank(
 @app.command("load")
 def bench_load(
     clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 32,
-    collection: Annotated[str, typer.Option(help="Collection the questions go to.")] = "sample",
     seconds: Annotated[float, typer.Option(min=1, max=3600, help="How long the clients keep asking.")] = 60,
     llm: Annotated[
         str, typer.Option(help="live (the configured vLLM), dead (refuses) or trickle (never ends).")

@@ -17,7 +17,7 @@ def test_eval_injection_reports_both_splits_and_a_rerun_asks_nothing(tmp_path: P
     first = _ragline(["injection", "--limit", "1", "--workers", "6"], env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "split dev" in first.stdout and "split test" in first.stdout
-    assert "injection-eval: 2 indexed" in first.stdout  # one item's injected and clean documents, per split
+    assert "injection-eval: 4 indexed" in first.stdout  # per split one item: its injected and clean documents
     report = _report(data_dir, "injection")
     outcomes = report["outcomes"]
     assert len(outcomes) == 6 and all(o["answer"].strip() for o in outcomes)
