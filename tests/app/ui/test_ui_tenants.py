@@ -112,6 +112,12 @@ def test_a_wrong_key_gets_nothing(tenants_ui: str, browser: Any, tmp_path: Path)
     page.close()
 
 
+def table_text(page: Any) -> str:
+    """The text of the page's data tables: Streamlit draws their cells on a canvas and keeps them in the DOM hidden,
+    so ``inner_text`` (visible text only) misses them."""
+    return " ".join(table.text_content() or "" for table in page.locator('[data-testid="stDataFrame"]').all())
+
+
 def test_a_tenant_sees_asks_and_lists_only_its_own(tenants_ui: str, browser: Any, tmp_path: Path) -> None:  # noqa: F811
     context = browser.new_context(viewport={"width": 1400, "height": 2000})
     page = context.new_page()
@@ -127,8 +133,8 @@ def test_a_tenant_sees_asks_and_lists_only_its_own(tenants_ui: str, browser: Any
         assert "globex" not in text.lower() and "Bluebird" not in text
 
         open_page(page, "Documents")
-        page.get_by_text("acme-plan.md").first.wait_for(state="visible")
-        text = settled(page)
+        page.get_by_text("acme-plan.md").first.wait_for(state="attached")  # a grid cell: in the DOM, drawn on canvas
+        text = settled(page) + table_text(page)
         assert "1 documents" in text and "globex-secret.md" not in text and "acme__" not in text
 
         open_page(page, "Evaluation")
@@ -148,6 +154,6 @@ def test_a_tenant_sees_asks_and_lists_only_its_own(tenants_ui: str, browser: Any
         sign_in(page, tenants_ui, GLOBEX_KEY)
         page.get_by_text("Signed in as tenant").wait_for(state="visible")
         open_page(page, "Documents")
-        page.get_by_text("globex-secret.md").first.wait_for(state="visible")
-        assert "acme-plan.md" not in settled(page)
+        page.get_by_text("globex-secret.md").first.wait_for(state="attached")
+        assert "acme-plan.md" not in settled(page) + table_text(page)
     other.close()
