@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     )
     vllm_python: Path = Field(Path(".venv-vllm/bin/python"), description="Python of the separate vLLM env.")
     vllm_kvcache_gib: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE for a CPU vLLM server.")
+    vllm_dtype: Literal["auto", "bfloat16", "float32", "float16"] = Field(
+        "auto",
+        description="Weights' dtype of a vLLM server ragline starts: `auto` is bfloat16 on CPUs with AVX512-BF16 "
+        "or AMX and float32 elsewhere, where bfloat16 prefill is about 4x slower (docs/results/llm-dtype.md).",
+    )
     vllm_max_model_len: int = Field(
         8192,
         ge=512,

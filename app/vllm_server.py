@@ -18,6 +18,36 @@ from pathlib import Path
 
 import httpx
 
+VLLM_DTYPES = ("auto", "bfloat16", "float32", "float16")
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The instruction-set flags of the first CPU listed (empty where /proc/cpuinfo does not exist)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def resolve_dtype(dtype: str, flags: frozenset[str] | None = None) -> str:
+    """The weights' dtype for a CPU vLLM server: ``auto`` is bfloat16 only where the CPU computes in it natively.
+
+    Why: without AVX512-BF16 or AMX, vLLM's CPU kernels convert bfloat16 on the fly. Measured on a 2-core AVX2 EPYC
+    with qwen2.5-coder-0.5b (``ragline bench llm``, docs/results/llm-dtype.md): a 1,950-token RAG prompt took 92 s
+    to prefill in bfloat16 and 25 s in float32; decoding was 1.5x faster in bfloat16, but a RAG request is mostly
+    prompt, so float32 answers about 2.8x sooner. A GPU server is started by its own tooling, not by this."""
+    if dtype not in VLLM_DTYPES:
+        raise ValueError(f"vLLM dtype must be one of {', '.join(VLLM_DTYPES)}; got {dtype!r}")
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if BF16_CPU_FLAGS & (cpu_flags() if flags is None else flags) else "float32"
+
 
 class VLLMStartError(RuntimeError):
     """vLLM could not be started; the message names the cause and the fix."""
@@ -59,10 +89,12 @@ class VLLMServer:
         port: int = 8000,
         max_model_len: int = 8192,
         kvcache_gib: int = 1,
+        dtype: str = "auto",
         log_path: Path,
     ) -> None:
         self.model_dir, self.served_name, self.python = model_dir, served_name, python
         self.host, self.port, self.max_model_len, self.kvcache_gib = host, port, max_model_len, kvcache_gib
+        self.dtype = resolve_dtype(dtype)
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -75,7 +107,7 @@ class VLLMServer:
             str(self.python), "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(self.model_dir), "--served-model-name", self.served_name,
             "--host", self.host, "--port", str(self.port), "--max-model-len", str(self.max_model_len),
-            "--dtype", "bfloat16",
+            "--dtype", self.dtype,
         ]  # fmt: skip
 
     def start(self, timeout_s: float = 600.0) -> None:

@@ -37,6 +37,7 @@ SERVER_ONLY = frozenset(
         "llm_timeout_s",
         "vllm_python",
         "vllm_kvcache_gib",
+        "vllm_dtype",
         "vllm_max_model_len",
         "vllm_start_timeout_s",
         "api_host",

@@ -296,3 +296,54 @@ def bench_load(
         typer.echo(line)
     summary = {**result.summary(), "llm": llm, "llm_timeout_s": timeout, "collection": collection}
     typer.echo(f"report: {write_report(settings.reports_dir, f'load-{llm}', summary)}")
+
+
+@app.command("llm")
+def bench_llm(
+    dtypes: Annotated[
+        str, typer.Option(help="vLLM weight dtypes, comma-separated; one server each, ratios against the first.")
+    ] = "bfloat16,float32",
+    model: Annotated[str | None, typer.Option(help="Generator (default: settings.generator).")] = None,
+    prompt_tokens: Annotated[int, typer.Option(min=32, help="Prompt length, about (a RAG prompt's evidence).")] = 2000,
+    answer_tokens: Annotated[int, typer.Option(min=2, help="Tokens generated per full request.")] = 64,
+    requests: Annotated[int, typer.Option(min=1, help="Prefill-only and full requests per server.")] = 3,
+) -> None:
+    """Prefill and answer time of a local vLLM server per weight dtype: the case for ``vllm_dtype = auto``."""
+    from app.cli.services import vllm_server
+    from app.vllm_server import VLLM_DTYPES, VLLMStartError, free_port
+    from eval.bench.common import write_report
+    from eval.bench.llm import LLMBenchResult, llm_lines, measure_server
+
+    configure_logging()
+    settings = get_settings()
+    chosen = list(dict.fromkeys(d.strip() for d in dtypes.split(",") if d.strip()))
+    if not chosen or any(d not in VLLM_DTYPES for d in chosen):
+        raise typer.BadParameter(f"--dtypes takes {', '.join(VLLM_DTYPES)}; got {dtypes!r}")
+    if prompt_tokens + answer_tokens >= settings.vllm_max_model_len:
+        raise typer.BadParameter(
+            f"--prompt-tokens plus --answer-tokens must stay below vllm_max_model_len ({settings.vllm_max_model_len})"
+        )
+    runs = []
+    for dtype in chosen:
+        server = vllm_server(settings.model_copy(update={"vllm_dtype": dtype}), model, free_port())
+        server.log_path = settings.data_dir / "logs" / f"vllm-bench-{dtype}.log"
+        label = dtype if dtype != "auto" else f"auto={server.dtype}"
+        typer.echo(f"starting vLLM ({label}); log: {server.log_path}", err=True)
+        try:
+            server.start(settings.vllm_start_timeout_s)
+        except VLLMStartError as exc:
+            raise fail(str(exc)) from None
+        timeout_s = max(settings.llm_timeout_s, 900.0)
+        try:
+            run = measure_server(
+                label, server.base_url, server.served_name, prompt_tokens=prompt_tokens,
+                answer_tokens=answer_tokens, requests=requests, timeout_s=timeout_s,
+            )  # fmt: skip
+            runs.append(run)
+        finally:
+            server.stop()
+    config = {"prompt_tokens": prompt_tokens, "answer_tokens": answer_tokens, "requests": requests}
+    result = LLMBenchResult(model or settings.generator, runs, config)
+    for line in llm_lines(result):
+        typer.echo(line)
+    typer.echo(f"report: {write_report(settings.reports_dir, 'llm', result.as_report())}")

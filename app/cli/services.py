@@ -98,6 +98,7 @@ def vllm_server(settings: Settings, model: str | None, port: int | None) -> VLLM
         port=port or urlparse(settings.llm_base_url).port or 8000,
         max_model_len=settings.vllm_max_model_len,
         kvcache_gib=settings.vllm_kvcache_gib,
+        dtype=settings.vllm_dtype,
         log_path=settings.data_dir / "logs" / "vllm.log",
     )
 

@@ -100,4 +100,4 @@ def test_query_options_and_metrics_over_http(base_url: str) -> None:
     assert 'ragline_stage_seconds_count{stage="generate"}' in metrics
     assert 'ragline_stage_seconds_count{stage="bm25"}' in metrics
     assert 'ragline_llm_tokens_total{kind="completion"}' in metrics
-    assert 'ragline_answers_total{surface="openai"}' in metrics
+    assert 'ragline_answers_total{surface="query"}' in metrics  # this test's own answer

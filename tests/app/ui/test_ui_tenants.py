@@ -133,7 +133,9 @@ def test_a_tenant_sees_asks_and_lists_only_its_own(tenants_ui: str, browser: Any
         assert "globex" not in text.lower() and "Bluebird" not in text
 
         open_page(page, "Documents")
-        page.get_by_text("acme-plan.md").first.wait_for(state="attached")  # a grid cell: in the DOM, drawn on canvas
+        # The listing's caption, not the file name: the chat's citation still names acme-plan.md while the page
+        # switches, so waiting for the name can read the page before the listing is drawn.
+        page.get_by_text("documents,").first.wait_for(state="visible")
         text = settled(page) + table_text(page)
         assert "1 documents" in text and "globex-secret.md" not in text and "acme__" not in text
 
@@ -154,6 +156,7 @@ def test_a_tenant_sees_asks_and_lists_only_its_own(tenants_ui: str, browser: Any
         sign_in(page, tenants_ui, GLOBEX_KEY)
         page.get_by_text("Signed in as tenant").wait_for(state="visible")
         open_page(page, "Documents")
+        page.get_by_text("documents,").first.wait_for(state="visible")
         page.get_by_text("globex-secret.md").first.wait_for(state="attached")
         assert "acme-plan.md" not in settled(page) + table_text(page)
     other.close()
