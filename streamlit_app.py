@@ -17,8 +17,10 @@ from app.api.errors import ApiError
 from app.api.options import request_options
 from app.api.tenancy import Tenant, require_collection
 from app.llm import LLMUnavailableError
+from app.profiles import PROFILE_NAMES, PROFILES
 from app.query.pipeline import Answer, Pipeline
 from app.resources import ModelMissingError
+from app.settings import Settings
 from app.ui import filters as ui_filters
 from app.ui import views
 from app.ui.redact import for_tenant
@@ -34,8 +36,9 @@ def collection_facets(data_dir: str, collection: str) -> dict[str, list[Any]]:
     return ui_filters.facets(chunk.metadata for chunk in index.manifest.chunks(collection))
 
 
-def switch_widget(switch: Switch, current: dict[str, Any]) -> Any:
-    key = f"switch-{switch.name}"
+def switch_widget(switch: Switch, current: dict[str, Any], profile: str = "") -> Any:
+    """One switch; its key carries the profile so that choosing another profile resets it to that profile's value."""
+    key = f"switch-{profile}-{switch.name}" if profile else f"switch-{switch.name}"
     if switch.kind == "choice":
         return st.selectbox(switch.label, switch.choices, index=switch.choices.index(switch.default), key=key,
                             help=switch.help)  # fmt: skip
@@ -43,6 +46,22 @@ def switch_widget(switch: Switch, current: dict[str, Any]) -> Any:
         disabled = current.get("fusion") == "rrf"
         return st.slider(switch.label, 0.0, 1.0, switch.default, 0.05, key=key, help=switch.help, disabled=disabled)
     return st.toggle(switch.label, value=bool(switch.default), key=key, help=switch.help)
+
+
+def profile_switch(settings: Settings) -> tuple[str, Settings | None]:
+    """The profile selector: the chosen profile and the settings it gives this request (``None``, with the error
+    shown, when it cannot run here, such as a profile that reranks on a server without a reranker)."""
+    profile = st.selectbox(
+        "Profile", PROFILE_NAMES, index=PROFILE_NAMES.index(settings.profile), key="switch-profile",
+        help="; ".join(f"{p.name}: {p.purpose}" for p in PROFILES.values()),
+    )  # fmt: skip
+    if profile == settings.profile:
+        return profile, settings
+    try:
+        return profile, settings.with_options({"profile": profile})
+    except ValueError as exc:
+        st.error(f"profile {profile}: {exc}")
+        return profile, None
 
 
 def sidebar(
@@ -73,10 +92,15 @@ def sidebar(
         else:
             invalid = False
         st.subheader("Pipeline")
+        profile, effective = profile_switch(settings)
+        if effective is None:
+            invalid, effective = True, settings
         values: dict[str, Any] = {}
-        for switch in available_switches(settings):
-            values[switch.name] = switch_widget(switch, values)
-        options = options_from(values, settings)
+        for switch in available_switches(effective):
+            values[switch.name] = switch_widget(switch, values, "" if profile == settings.profile else profile)
+        options = options_from(values, effective)
+        if profile != settings.profile:
+            options = {"profile": profile, **options}
         try:  # the API's own check: the UI can pass nothing a request to the API could not
             options = request_options(options, settings) or {}
         except ApiError as exc:

@@ -22,6 +22,7 @@ from app.corpus_collections import (
     ingest_files,
 )
 from app.model_registry import MODELS
+from app.profiles import PROFILES
 from app.query.pipeline import Pipeline
 from app.resources import Resources, served_model_name
 from app.run_log import RunLog
@@ -66,6 +67,7 @@ class QARunRequest:
     corpus: Path | None = None
     config_files: Sequence[Path] = field(default_factory=list)
     preset: str | None = None
+    profiles: Sequence[str] = field(default_factory=list)
     reranker: str | None = None
     limit: int | None = None
     workers: int = 4
@@ -107,7 +109,7 @@ def start_qa_run(settings: Settings, request: QARunRequest, log: RunLog) -> RunR
         _ingest_corpus(resources, request.corpus, name, request.chunker, log)
     _check_ready(resources, name)
     pipeline = Pipeline(resources)
-    configs, skipped = _configs(settings, request.config_files, request.preset, request.reranker)
+    configs, skipped = _configs(settings, request.config_files, request.preset, request.reranker, request.profiles)
     for options in configs.values():
         pipeline.settings_for(options["options"])
     judge = _judge_settings(settings, request.judge)
@@ -187,10 +189,14 @@ def _check_ready(resources: Resources, collection: str) -> None:
 
 
 def _configs(
-    settings: Settings, config_files: Sequence[Path], preset: str | None, reranker: str | None
+    settings: Settings,
+    config_files: Sequence[Path],
+    preset: str | None,
+    reranker: str | None,
+    profiles: Sequence[str] = (),
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]]:
-    """The run's configs by name (the preset's, then one per file, named by its stem) and the preset's skipped
-    steps; the effective settings alone when neither is given."""
+    """The run's configs by name (the preset's, one per profile, then one per file, named by its stem) and the
+    preset's skipped steps; the effective settings alone when none is given."""
     configs: dict[str, dict[str, Any]] = {}
     skipped: list[dict[str, str]] = []
     if preset:
@@ -203,6 +209,8 @@ def _configs(
         )
         configs.update({c.name: {"options": c.options, "note": c.note} for c in built.configs})
         skipped = [{"name": s.name, "reason": s.reason} for s in built.skipped]
+    for profile in profiles:
+        configs[f"profile-{profile}"] = {"options": {"profile": profile}, "note": PROFILES[profile].purpose}
     for path in config_files:
         name = path.stem
         while name in configs:

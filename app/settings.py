@@ -9,17 +9,20 @@ needs to know *why* a value is what it is, not only what it is.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from app.profiles import PROFILES, fill_from_profile, profile_reranker, profile_reranker_or_none, with_options
 
 ENV_PREFIX = "RAGLINE_"
 # Upper bounds of the settings a request may set (API ``options``): each keeps one request's work, memory and
@@ -36,6 +39,12 @@ class Settings(BaseSettings):
     """Effective configuration of a ragline process."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    profile: Literal["default", "enterprise", "research", "code"] = Field(
+        "default",
+        description="Application profile: a named set of defaults for the settings below (app/profiles.py, "
+        "docs/profiles.md); anything set explicitly still wins over it.",
+    )
 
     # Storage
     data_dir: Path = Field(Path(".ragline"), description="Chroma, BM25, SQLite manifest and reports live here.")
@@ -99,6 +108,9 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     # Ingestion
+    chunker: Literal["fixed", "semantic", "semantic-cluster", "raptor"] = Field(
+        "fixed", description="Chunker of an ingestion that names none (CLI `--chunker`, the upload form's field)."
+    )
     chunk_size: int = Field(256, ge=16, description="Fixed chunker: chunk size in generator tokens.")
     chunk_overlap: int = Field(32, ge=0, description="Fixed chunker: overlap in generator tokens.")
     ingest_batch_documents: int = Field(
@@ -280,6 +292,31 @@ class Settings(BaseSettings):
             raise ValueError(f"{info.field_name} ({tokens}) must be at most vllm_max_model_len ({context})")
         return tokens
 
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        """The profile's values for every setting not given explicitly."""
+        return fill_from_profile(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _profile_reranker(self) -> Settings:
+        """A profile that promises a rerank stage gets the demo reranker when none is configured, or fails."""
+        if PROFILES[self.profile].needs_reranker and self.reranker is None:
+            self.reranker = profile_reranker(self.resolved_models_dir)
+        return self
+
+    def with_options(self, options: Mapping[str, Any]) -> Settings:
+        """These settings with one request's ``options`` (a ``profile`` among them) applied and validated."""
+        current = self.model_dump()
+        switching = options.get("profile") not in (None, self.profile)
+        chosen_by_profile = PROFILES[self.profile].needs_reranker and current["reranker"] == profile_reranker_or_none(
+            self.resolved_models_dir
+        )
+        if switching and chosen_by_profile:  # the reranker the old profile chose goes with it
+            current["reranker"] = None
+        defaults = {name: info.default for name, info in type(self).model_fields.items()}
+        return type(self).model_validate(with_options(current, options, defaults))
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -311,6 +348,8 @@ class Settings(BaseSettings):
                 origins[name] = f"env {env_name}"
             elif name in toml_keys:
                 origins[name] = str(config_file_path())
+            elif name in PROFILES[self.profile].values and getattr(self, name) == PROFILES[self.profile].values[name]:
+                origins[name] = f"profile {self.profile}"
             elif name in explicit:
                 origins[name] = "argument"
             else:

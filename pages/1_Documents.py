@@ -46,7 +46,12 @@ def upload_section(tenant: Tenant, collection: str) -> None:
         accept_multiple_files=True,
         key="uploads",
     )
-    chunker = st.selectbox("Chunker", CHUNKERS, index=0, help="raptor needs the vLLM server running.")
+    chunker = st.selectbox(
+        "Chunker",
+        CHUNKERS,
+        index=CHUNKERS.index(resources.settings.chunker),
+        help="raptor needs the vLLM server running.",
+    )
     if not st.button("Ingest", type="primary", disabled=not files):
         return
     progress = st.progress(0.0, text="storing the uploaded files…")

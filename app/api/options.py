@@ -87,7 +87,7 @@ def request_options(options: Mapping[str, Any] | None, settings: Settings) -> di
     unoffered = {problem["option"] for problem in problems}
     checked = {name: value for name, value in options.items() if name not in unoffered}
     try:
-        type(settings).model_validate({**settings.model_dump(), **checked})
+        settings.with_options(checked)
     except ValidationError as error:
         problems += [_problem(error_item, fields) for error_item in error.errors(include_input=False)]
     if problems:

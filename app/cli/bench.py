@@ -306,7 +306,7 @@ def bench_llm(
     model: Annotated[str | None, typer.Option(help="Generator (default: settings.generator).")] = None,
     prompt_tokens: Annotated[int, typer.Option(min=32, help="Prompt length, about (a RAG prompt's evidence).")] = 2000,
     answer_tokens: Annotated[int, typer.Option(min=2, help="Tokens generated per full request.")] = 64,
-    requests: Annotated[int, typer.Option(min=1, help="Prefill-only and full requests per server.")] = 3,
+    requests: Annotated[int, typer.Option(min=1, help="Streamed requests per server (medians).")] = 3,
 ) -> None:
     """Prefill and answer time of a local vLLM server per weight dtype: the case for ``vllm_dtype = auto``."""
     from app.cli.services import vllm_server

@@ -6,10 +6,11 @@ Only the CLI imports this module; library code raises exceptions and never print
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +18,30 @@ if TYPE_CHECKING:
     from ingest.job import IngestSummary
 
 NOISY_LOGGERS = ("httpx", "sentence_transformers", "chromadb", "urllib3", "bm25s")
+
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="Application profile: default | enterprise | research | code (docs/profiles.md); "
+        "default: RAGLINE_PROFILE or ragline.toml.",
+        show_default=False,
+    ),
+]
+
+
+def use_profile(profile: str | None) -> None:
+    """Make ``--profile`` the profile of this process and of every service it starts (``RAGLINE_PROFILE``)."""
+    if profile is None:
+        return
+    from app.profiles import PROFILE_NAMES
+    from app.settings import get_settings
+
+    if profile not in PROFILE_NAMES:
+        raise typer.BadParameter(f"--profile takes {', '.join(PROFILE_NAMES)}; got {profile!r}")
+    os.environ["RAGLINE_PROFILE"] = profile
+    get_settings.cache_clear()
 
 
 def fail(message: str) -> typer.Exit:

@@ -113,6 +113,10 @@ def eval_qa(
         list[Path] | None, typer.Option("--config", help="TOML of settings overrides; repeat to compare configs.")
     ] = None,
     preset: Annotated[str | None, typer.Option(help="ablation: bm25/dense/hybrid/+rerank/+positioning/...")] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Application profiles to compare, comma-separated (default,enterprise,research,code)."),
+    ] = None,
     reranker: Annotated[str | None, typer.Option(help="Reranker for the ablation's +rerank step.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N valid questions.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Questions in flight at once (vLLM batches them).")] = 4,
@@ -157,13 +161,25 @@ def eval_qa(
         else:
             request = QARunRequest(
                 dataset=_new_run_dataset(dataset, collection, corpus), collection=collection, corpus=corpus,
-                config_files=config or [], preset=preset, reranker=reranker, limit=limit, workers=workers, k=k,
-                judge=judge, ragas_limit=ragas_limit, chunker=chunker, run_id=run_id,
+                config_files=config or [], preset=preset, profiles=_profiles(profile), reranker=reranker,
+                limit=limit, workers=workers, k=k, judge=judge, ragas_limit=ragas_limit, chunker=chunker,
+                run_id=run_id,
             )  # fmt: skip
             report = start_qa_run(settings, request, ConsoleLog())
     except (FileNotFoundError, ValueError, LLMUnavailableError, JudgeUnavailableError) as exc:
         raise fail(str(exc)) from None
     _print_run_report(report)
+
+
+def _profiles(text: str | None) -> list[str]:
+    """``--profile``: comma-separated profile names, each once, in the order given."""
+    from app.profiles import PROFILE_NAMES
+
+    names = list(dict.fromkeys(n.strip() for n in (text or "").split(",") if n.strip()))
+    unknown = [n for n in names if n not in PROFILE_NAMES]
+    if unknown:
+        raise typer.BadParameter(f"--profile takes {', '.join(PROFILE_NAMES)}; got {', '.join(unknown)}")
+    return names
 
 
 def _new_run_dataset(dataset: Path | None, collection: str | None, corpus: Path | None) -> Path:

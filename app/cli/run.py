@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.cli.common import check_collection_name, configure_logging, fail
+from app.cli.common import ProfileOption, check_collection_name, configure_logging, fail, use_profile
 from app.settings import get_settings
 from ingest.samples import SAMPLE_COLLECTION
 
@@ -26,10 +26,14 @@ CHAT_HELP = "Commands: /summary (session summary), /export (session as JSON), /e
 def ingest_command(
     path: Annotated[Path, typer.Argument(help="A file or folder to ingest.")],
     collection: Annotated[str, typer.Option(help="Collection to write into.")] = SAMPLE_COLLECTION,
-    chunker: Annotated[str, typer.Option(help="fixed | semantic | semantic-cluster | raptor (needs vLLM).")] = "fixed",
+    chunker: Annotated[
+        str | None,
+        typer.Option(help="fixed | semantic | semantic-cluster | raptor (needs vLLM); default: the chunker setting."),
+    ] = None,
     prune: Annotated[bool, typer.Option(help="Delete documents whose files are gone.")] = False,
     meta: Annotated[list[str] | None, typer.Option(help="Extra metadata key=value for every document.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    profile: ProfileOption = None,
 ) -> None:
     """Ingest files incrementally: unchanged files are skipped, changed ones replaced."""
     from app.ingestion import parse_metadata, run_ingest
@@ -37,12 +41,15 @@ def ingest_command(
     from app.resources import ModelMissingError
 
     configure_logging()
+    use_profile(profile)
     if not path.exists():
         raise fail(f"{path} does not exist")
     check_collection_name(collection)
     try:
         extra = parse_metadata(meta or [])
-        summary = run_ingest(get_settings(), path, collection, prune=prune, meta=extra, chunker=chunker)
+        settings = get_settings()
+        chosen = chunker or settings.chunker
+        summary = run_ingest(settings, path, collection, prune=prune, meta=extra, chunker=chosen)
     except (ModelMissingError, ValueError, LLMUnavailableError) as exc:
         raise fail(str(exc)) from None
     if as_json:
@@ -64,6 +71,7 @@ def ask_command(
     filter_: Annotated[list[str] | None, typer.Option("--filter", help="Metadata filter key=value.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print answer, citations and trace as JSON.")] = False,
     stream: Annotated[bool, typer.Option(help="Print the answer as it is generated.")] = True,
+    profile: ProfileOption = None,
 ) -> None:
     """Answer a question from a collection, with [n] citations and their sources."""
     from app.llm import LLMUnavailableError
@@ -72,6 +80,7 @@ def ask_command(
     from retrieval.filters import parse_cli
 
     configure_logging()
+    use_profile(profile)
     try:
         filters = parse_cli(filter_ or [])
         pipeline = Pipeline(Resources(get_settings()))
@@ -128,6 +137,7 @@ def chat_command(
     session: Annotated[str, typer.Option(help="Session name: created on first use, resumed afterwards.")],
     user: Annotated[str, typer.Option(help="Whose persistent memory the session reads and writes.")] = "default",
     collection: Annotated[str, typer.Option(help="Collection a new session searches.")] = SAMPLE_COLLECTION,
+    profile: ProfileOption = None,
 ) -> None:
     """Chat with your documents; follow-ups are understood from the conversation, which is remembered.
 
@@ -138,6 +148,7 @@ def chat_command(
     from app.resources import ModelMissingError, Resources
 
     configure_logging()
+    use_profile(profile)
     try:
         service = build_memory_service(Resources(get_settings()))
         record = service.open_session(session, user=user, collection=collection)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli.common import configure_logging, fail, stop_on_sigterm
+from app.cli.common import ProfileOption, configure_logging, fail, stop_on_sigterm, use_profile
 from app.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -47,10 +47,12 @@ def _require_free_port(host: str, port: int, hint: str = "pass --port") -> None:
 def serve_command(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Run the REST API."""
     import uvicorn
 
+    use_profile(profile)
     settings = get_settings()
     host, port = host or settings.api_host, port or settings.api_port
     _require_free_port(host, port)
@@ -64,10 +66,12 @@ def ui_command(
         Path | None,
         typer.Option(help="A file holding one tenant's API key: the UI serves that tenant only, without sign-in."),
     ] = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Run the Streamlit chat UI."""
     from app.ui.start_key import KEY_ENV, StartKeyError, read_start_key
 
+    use_profile(profile)
     settings = get_settings()
     port = port or settings.ui_port
     env = dict(os.environ)
@@ -168,13 +172,14 @@ def demo_env(settings: Settings) -> dict[str, str]:
 
 
 @app.command("demo")
-def demo_command() -> None:
+def demo_command(profile: ProfileOption = None) -> None:
     """Ingest the sample corpus, start vLLM, the API and the UI; Ctrl-C stops everything."""
     from app.resources import ModelMissingError
     from app.vllm_server import VLLMStartError
 
     configure_logging()
     stop_on_sigterm()
+    use_profile(profile)
     settings = get_settings()
     for port in (settings.api_port, settings.ui_port):
         _require_free_port("127.0.0.1", port, "set RAGLINE_API_PORT / RAGLINE_UI_PORT")
@@ -215,6 +220,7 @@ def _start_demo_services(
         typer.echo(f"starting vLLM on {server.base_url} (about 40-100 s on a CPU); log: {server.log_path}")
         server.start(settings.vllm_start_timeout_s)
     env = demo_env(settings)
+    print_precision_stages(settings, env)
     children.append(subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], start_new_session=True, env=env))
     children.append(subprocess.Popen(ui_command_line(settings.ui_port), start_new_session=True, env=env))
     typer.secho(
@@ -223,6 +229,18 @@ def _start_demo_services(
         f'Try: ragline ask "How long do EU customers have to request a refund?"\nCtrl-C stops everything.',
         fg=typer.colors.GREEN,
     )
+
+
+def print_precision_stages(settings: Settings, env: dict[str, str]) -> None:
+    """Which optional precision stages the services run, and why each is on or off."""
+    from app.profiles import precision_stages
+
+    reranker = env.get("RAGLINE_RERANKER", settings.reranker)
+    effective = settings.model_copy(update={"reranker": reranker})
+    typer.echo(f"profile: {settings.profile}; precision stages:")
+    for state in precision_stages(effective):
+        mark = typer.style("on ", fg=typer.colors.GREEN) if state.on else typer.style("off", fg=typer.colors.YELLOW)
+        typer.echo(f"  {mark} {state.stage}: {state.why}")
 
 
 def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:

@@ -69,7 +69,7 @@ class Pipeline:
         if unknown:
             raise ValueError(f"unknown option(s): {', '.join(unknown)}")
         try:
-            return type(settings).model_validate({**settings.model_dump(), **options})
+            return settings.with_options(options)
         except ValidationError as error:
             raise ValueError(f"invalid option(s): {error}") from error
 

@@ -140,10 +140,13 @@ def upload_documents(
     jobs: JobsDep,
     tenant: TenantDep,
     collection: CollectionForm = "sample",
-    chunker: Annotated[str, Form(description=f"One of {', '.join(CHUNKERS)}.")] = "fixed",
+    chunker: Annotated[
+        str | None, Form(description=f"One of {', '.join(CHUNKERS)}; default: the `chunker` setting.")
+    ] = None,
     metadata: Annotated[str | None, Form(description=METADATA_DESCRIPTION)] = None,
 ) -> JobAccepted:
     """Start an ingestion job for the uploaded files; poll ``status_url`` for its progress."""
+    chunker = chunker or resources.settings.chunker
     if chunker not in CHUNKERS:
         raise ApiError(422, f"unknown chunker {chunker!r}; choose one of {', '.join(CHUNKERS)}")
     if not files:

@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from app.profiles import profile_reranker_or_none
 from app.resources import Resources
 from app.settings import Settings
 from app.ui.switches import available_switches
@@ -137,3 +138,20 @@ def test_evaluation_page_shows_reports_and_runs_an_evaluation(
     assert len(written) == 1
     report = json.loads(written[0].read_text())
     assert report["queries"] == 2 and report["results"]["bm25"]["recall@10"] == 1.0
+
+
+def test_the_profile_selector_sets_the_switches_and_the_request(sample_resources: Resources, app_env: UseEnv) -> None:
+    app_env(sample_resources.settings.data_dir)
+    at = app().run()
+    assert at.sidebar.selectbox(key="switch-profile").value == "default"
+    at.sidebar.selectbox(key="switch-profile").set_value("code").run()
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox(key="switch-code-positioning").value == "document"  # the profile's value shown
+    assert "This request: profile=code" in texts(at)
+    at.sidebar.selectbox(key="switch-code-positioning").set_value("edge").run()
+    assert "This request: profile=code, positioning=edge" in texts(at)
+    at.sidebar.selectbox(key="switch-profile").set_value("enterprise").run()  # a profile that reranks
+    if profile_reranker_or_none(sample_resources.settings.resolved_models_dir) is None:
+        assert "profile enterprise" in texts(at) and "ragline models install --reranker" in texts(at)
+    else:  # the sample reranker was trained into this models dir: the profile turns it on
+        assert at.sidebar.toggle(key="switch-enterprise-reranker").value
