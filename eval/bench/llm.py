@@ -27,8 +27,8 @@ EVIDENCE_LINE = (
 
 
 def rag_prompt(prompt_tokens: int, salt: str) -> str:
-    """A prompt of about ``prompt_tokens`` tokens (about 32 per evidence line) with a unique first line."""
-    lines = [EVIDENCE_LINE.format(i=i, days=i % 30 + 1, hours=i % 5 + 1) for i in range(max(1, prompt_tokens // 32))]
+    """A prompt of about ``prompt_tokens`` tokens (about 43 Qwen tokens per evidence line), unique first line."""
+    lines = [EVIDENCE_LINE.format(i=i, days=i % 30 + 1, hours=i % 5 + 1) for i in range(max(1, prompt_tokens // 43))]
     return f"Request {salt}.\n" + "\n".join(lines) + "\nQuestion: how many days does region 7 allow?"
 
 

@@ -13,7 +13,7 @@ from eval.bench.llm import LLMBenchResult, llm_lines, measure_server, rag_prompt
 def test_prompts_are_unique_and_about_the_asked_length() -> None:
     first, second = rag_prompt(640, "a"), rag_prompt(640, "b")
     assert first != second and first.splitlines()[1:] == second.splitlines()[1:]
-    assert len(first.splitlines()) == 640 // 32 + 2
+    assert len(first.splitlines()) == 640 // 43 + 2
 
 
 @pytest.mark.vllm
