@@ -314,9 +314,12 @@ def read_trace(trace: Mapping[str, Any]) -> dict[str, Any]:
     context_ids: list[str] = []
     tokens: dict[str, float] = {}
     compression: float | None = None
+    before_generation: float | None = None
     for stage in stages:
         name = str(stage.get("stage", "?"))
         ms = _number(stage.get("ms"))
+        if name == "generate" and before_generation is None:
+            before_generation = sum(stages_ms.values())
         if ms is not None:
             stages_ms[name] = stages_ms.get(name, 0.0) + ms
         hits = stage.get("hits")
@@ -336,6 +339,7 @@ def read_trace(trace: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "stages_ms": stages_ms,
         "total_ms": sum(stages_ms.values()),
+        "before_generation_ms": before_generation,
         "ranking": ranking,
         "context_ids": context_ids,
         "tokens": tokens,
@@ -415,6 +419,7 @@ def answer_one(
         context=[{"chunk_id": c.id, "doc_id": c.doc_id, "text": c.text} for c in context],
         citations=[{"id": c.get("id"), "doc_id": c.get("doc_id")} for c in result.citations],
         stages_ms=read["stages_ms"],
+        before_generation_ms=read["before_generation_ms"],
         tokens=read["tokens"],
         compression_ratio=read["compression_ratio"],
     )

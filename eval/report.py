@@ -69,6 +69,9 @@ def summarize_config(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         stage: {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
         for stage, values in stages.items()
     }
+    before = [r["before_generation_ms"] for r in answered if r.get("before_generation_ms") is not None]
+    if before:
+        latency["before generation"] = {"p50": percentile(before, 50), "p95": percentile(before, 95), "n": len(before)}
     if walls:
         latency["total (wall)"] = {"p50": percentile(walls, 50), "p95": percentile(walls, 95), "n": len(walls)}
     tokens: dict[str, list[float]] = {}

@@ -54,6 +54,8 @@ def test_read_trace_takes_the_last_ranking_and_leaves_absent_values_missing() ->
     assert read["tokens"] == {"generate.prompt_tokens": 700, "generate.completion_tokens": 40}
     assert read["compression_ratio"] is None
     assert read["stages_ms"]["generate"] == 900.0
+    assert read["before_generation_ms"] == 11.5  # every stage the model waited for
+    assert read_trace({"stages": [{"stage": "abstain", "ms": 2}]})["before_generation_ms"] is None  # never generated
     compressed = {"stages": [{"stage": "compress", "ms": 3, "tokens_before": 800, "tokens_after": 200}]}
     assert read_trace(compressed)["compression_ratio"] == 4.0
     skipped = {"stages": [{"stage": "compress", "ms": 1, "mode": "auto", "compressed": False}]}
@@ -92,7 +94,7 @@ def test_summary_keeps_missing_ragas_values_out_of_the_mean_with_reasons() -> No
     def record(qid: str, faithfulness: float | None, reason: str | None) -> dict:
         return {
             "config": "c", "id": qid, "error": None, "wall_ms": 10.0, "scores": {"exact_match": 1.0},
-            "stages_ms": {"generate": 5.0}, "tokens": {}, "compression_ratio": None,
+            "stages_ms": {"generate": 5.0}, "before_generation_ms": 2.0, "tokens": {}, "compression_ratio": None,
             "ragas": {"faithfulness": {"value": faithfulness, "reason": reason}},
         }  # fmt: skip
 
@@ -105,6 +107,7 @@ def test_summary_keeps_missing_ragas_values_out_of_the_mean_with_reasons() -> No
     assert summary["ragas"]["context_recall"]["mean"] is None
     assert summary["compression_ratio"] is None
     assert summary["answered"] == 3 and summary["errors"] == [{"id": "4", "error": "LLMUnavailableError: down"}]
+    assert summary["latency_ms"]["before generation"] == {"p50": 2.0, "p95": 2.0, "n": 3}
 
 
 def test_judge_replies_breaking_a_binary_field_are_rejected_not_scored() -> None:
