@@ -37,7 +37,7 @@ def build_memory_service(resources: Resources, pipeline: Pipeline | None = None)
     if not settings.memory:
         raise MemoryDisabledError("conversation memory is off: set RAGLINE_MEMORY=true to use sessions")
     return MemoryService(
-        MemoryStore(settings.data_dir / MEMORY_DB),
+        MemoryStore(settings.data_dir / MEMORY_DB, database_url=settings.database_url),
         PersistentMemory(resources.index.vectors, resources.embedder),
         pipeline or Pipeline(resources),
         VLLMTextGenerator(resources.generator),

@@ -92,6 +92,7 @@ class Resources:
             self.embedder,
             chroma_url=self.settings.chroma_url,
             bm25_config=bm25_config(self.settings),
+            database_url=self.settings.database_url,
         )
 
     @cached_property

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".ragline"), description="Chroma, BM25, SQLite manifest and reports live here.")
     models_dir: Path | None = Field(None, description="Converted models; default <data_dir>/models.")
     chroma_url: str | None = Field(None, description="Chroma server URL (http://host:port); unset = embedded.")
+    database_url: str | None = Field(
+        None,
+        description="Shared database for the manifest, jobs and memory (postgresql+psycopg://user:password@host:5432/"
+        "ragline); unset = SQLite files in data_dir.",
+    )
 
     # Models
     embedder: str = Field("minilm-l6-v2", description="Registry name or folder of a sentence-transformers model.")

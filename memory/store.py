@@ -1,26 +1,31 @@
-"""Durable memory state in SQLite: sessions, turns, summaries, memory items, and a per-session lease.
+"""Durable memory state: sessions, turns, summaries, memory items, and a per-session lease.
 
-SQLite is the source of truth; Chroma holds only the vectors of memory items, keyed by the ids stored here, so a
-session can always be deleted completely (ids first from Chroma, then the rows). The lease column makes turns of
-one session serial across threads *and* processes: a request takes it with one conditional UPDATE, and a lease
-left by a crashed process expires.
+The relational store (``retrieval.store``: ``<data_dir>/memory.sqlite3`` by default, the shared PostgreSQL database
+when ``database_url`` is set) is the source of truth; Chroma holds only the vectors of memory items, keyed by the
+ids stored here, so a session can always be deleted completely (ids first from Chroma, then the rows). The lease
+column makes turns of one session serial across threads *and* processes: a request takes it with one conditional
+UPDATE, and a lease left by a crashed process expires.
+
+Numbering a session's turns and summaries (``MAX + 1``) locks the session's row first (``SELECT … FOR UPDATE``),
+so two writers of one session queue on that row while writers of other sessions go on; on SQLite the write
+transaction already serialises every writer.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy import URL, Connection, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
 from memory.errors import InvalidNameError, SessionNotFoundError
-from retrieval.sqlite import open_database, transaction
+from retrieval.store import open_store
+from retrieval.store.tables import memory_items, sessions, summaries, turns
 
 Tier = Literal["active", "evicted", "summarized"]
 """Where a turn lives: verbatim in the prompt, evicted but not yet in the summary (retried), or summarized."""
@@ -28,52 +33,6 @@ Tier = Literal["active", "evicted", "summarized"]
 ItemKind = Literal["fact", "summary"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT NOT NULL PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    user TEXT NOT NULL,
-    collection TEXT NOT NULL,
-    summary TEXT NOT NULL DEFAULT '',
-    summary_error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    lock_owner TEXT,
-    lock_expires REAL
-);
-CREATE TABLE IF NOT EXISTS turns (
-    session_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    search_query TEXT,
-    answer TEXT NOT NULL,
-    tier TEXT NOT NULL CHECK (tier IN ('active', 'evicted', 'summarized')),
-    prompt_tokens INTEGER,
-    memory_tokens INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (session_id, position)
-);
-CREATE TABLE IF NOT EXISTS summaries (
-    session_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (session_id, version)
-);
-CREATE TABLE IF NOT EXISTS memory_items (
-    id TEXT NOT NULL PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    tenant TEXT NOT NULL,
-    user TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('fact', 'summary')),
-    text TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_by_session ON memory_items (session_id);
-CREATE INDEX IF NOT EXISTS items_by_user ON memory_items (tenant, user);
-"""
 
 
 def check_name(value: str, what: str) -> str:
@@ -146,44 +105,37 @@ class MemoryItem:
 class MemoryStore:
     """All memory rows of a data directory. Every method scopes by tenant ('' when there are no tenants)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, database_url: str | URL | None = None) -> None:
         self.path = path
-        self._db = open_database(path, _SCHEMA)
-        # One connection serves every thread of the process (API workers, benchmark threads): a transaction must
-        # not interleave with another thread's statements, so every use of the connection holds this lock.
-        self._lock = threading.RLock()
+        self._db = open_store(path, database_url, "memory")
         self._namespace_session_ids()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
-
-    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        with self._lock:
-            return self._db.execute(sql, params).rowcount
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, transaction(self._db) as db:
-            yield db
+        self._db.close()
 
     def _namespace_session_ids(self) -> None:
         """Data written before ids were per tenant stored a tenant's session under its bare id: give those rows
         their ``session_key`` (once; later opens find nothing to change)."""
-        with self._transaction() as db:
-            old = db.execute(
-                "SELECT id, tenant FROM sessions "
-                "WHERE tenant != '' AND substr(id, 1, length(tenant) + 1) != tenant || '/'"
-            ).fetchall()
-            for session_id, tenant in old:
+        prefix = func.substr(sessions.c.id, 1, func.length(sessions.c.tenant) + 1)
+        old_layout = select(sessions.c.id, sessions.c.tenant).where(
+            sessions.c.tenant != "", prefix != sessions.c.tenant + "/"
+        )
+        with self._db.read() as db:
+            if db.execute(old_layout.limit(1)).first() is None:
+                return
+        with self._db.write() as db:
+            for session_id, tenant in db.execute(old_layout).all():
                 key = session_key(session_id, tenant)
-                db.execute("UPDATE sessions SET id = ? WHERE id = ?", (key, session_id))
-                for table in ("turns", "summaries", "memory_items"):
-                    db.execute(f"UPDATE {table} SET session_id = ? WHERE session_id = ?", (key, session_id))
+                db.execute(update(sessions).where(sessions.c.id == session_id).values(id=key))
+                for table in (turns, summaries, memory_items):
+                    db.execute(update(table).where(table.c.session_id == session_id).values(session_id=key))
+
+    @staticmethod
+    def _lock_session(db: Connection, key: str) -> None:
+        """Hold the session's row until the transaction ends, so numbering its turns is serial per session.
+
+        PostgreSQL takes a row lock; SQLite ignores ``FOR UPDATE``, its write transaction holds the file's lock."""
+        db.execute(select(sessions.c.id).where(sessions.c.id == key).with_for_update())
 
     # ---- sessions ---------------------------------------------------------------------------------------
     def create_session(self, session_id: str | None, *, tenant: str, user: str, collection: str) -> SessionRecord:
@@ -192,74 +144,84 @@ class MemoryStore:
         check_name(user, "user")
         key = session_key(session_id, tenant)
         now = time.time()
-        with self._transaction() as db:
-            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (key,)).fetchone():
-                raise InvalidNameError(f"session {session_id!r} already exists")
-            db.execute(
-                "INSERT INTO sessions (id, tenant, user, collection, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, tenant, user, collection, now, now),
-            )
+        row = {
+            "id": key,
+            "tenant": tenant,
+            "user": user,
+            "collection": collection,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self._db.write() as db:
+                db.execute(insert(sessions).values(**row))
+        except IntegrityError:  # the primary key: one session per key, whichever writer came first
+            raise InvalidNameError(f"session {session_id!r} already exists") from None
         return self.session(session_id, tenant=tenant)
 
     def session(self, session_id: str, *, tenant: str) -> SessionRecord:
-        rows = self._query(
-            "SELECT s.id, s.tenant, s.user, s.collection, s.summary, s.summary_error, s.created_at, s.updated_at, "
-            "(SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) FROM sessions s WHERE s.id = ? AND s.tenant = ?",
-            (session_key(session_id, tenant), tenant),
-        )
-        if not rows:
+        query = _SESSION_QUERY.where(sessions.c.id == session_key(session_id, tenant), sessions.c.tenant == tenant)
+        with self._db.read() as db:
+            row = db.execute(query).first()
+        if row is None:
             raise SessionNotFoundError(session_id)
-        return SessionRecord(*rows[0])
+        return SessionRecord(*row)
 
     def exists(self, session_id: str, *, tenant: str) -> bool:
-        query = "SELECT 1 FROM sessions WHERE id = ? AND tenant = ?"
-        return bool(self._query(query, (session_key(session_id, tenant), tenant)))
+        query = select(sessions.c.id).where(
+            sessions.c.id == session_key(session_id, tenant), sessions.c.tenant == tenant
+        )
+        with self._db.read() as db:
+            return db.execute(query).first() is not None
 
     def sessions(self, *, tenant: str, user: str | None = None) -> list[SessionRecord]:
-        query = (
-            "SELECT s.id, s.tenant, s.user, s.collection, s.summary, s.summary_error, s.created_at, s.updated_at, "
-            "(SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) FROM sessions s WHERE s.tenant = ?"
-        )
-        params: tuple[str, ...] = (tenant,)
+        query = _SESSION_QUERY.where(sessions.c.tenant == tenant)
         if user is not None:
-            query += " AND s.user = ?"
-            params += (user,)
-        return [SessionRecord(*row) for row in self._query(query + " ORDER BY s.updated_at DESC", params)]
+            query = query.where(sessions.c.user == user)
+        with self._db.read() as db:
+            return [SessionRecord(*row) for row in db.execute(query.order_by(sessions.c.updated_at.desc()))]
 
     def delete_session(self, session_id: str, *, tenant: str) -> None:
         key = self.session(session_id, tenant=tenant).key
-        with self._transaction() as db:
-            for table in ("turns", "summaries", "memory_items"):
-                db.execute(f"DELETE FROM {table} WHERE session_id = ?", (key,))
-            db.execute("DELETE FROM sessions WHERE id = ?", (key,))
+        with self._db.write() as db:
+            for table in (turns, summaries, memory_items):
+                db.execute(delete(table).where(table.c.session_id == key))
+            db.execute(delete(sessions).where(sessions.c.id == key))
 
     # ---- the per-session lease, turns, summaries, items: keyed by ``SessionRecord.key`` -----------------
     def try_lock(self, session_id: str, owner: str, lease_s: float) -> bool:
+        """Take the session's lease unless another owner holds an unexpired one: one conditional UPDATE, atomic
+        on both engines (on PostgreSQL a concurrent taker waits on the row and re-checks the condition)."""
         now = time.time()
-        changed = self._execute(
-            "UPDATE sessions SET lock_owner = ?, lock_expires = ? "
-            "WHERE id = ? AND (lock_owner IS NULL OR lock_expires < ?)",
-            (owner, now + lease_s, session_id, now),
+        statement = (
+            update(sessions)
+            .where(
+                sessions.c.id == session_id,
+                or_(sessions.c.lock_owner.is_(None), sessions.c.lock_expires < now),
+            )
+            .values(lock_owner=owner, lock_expires=now + lease_s)
         )
-        return changed == 1
+        with self._db.write() as db:
+            return db.execute(statement).rowcount == 1
 
     def unlock(self, session_id: str, owner: str) -> None:
-        self._execute(
-            "UPDATE sessions SET lock_owner = NULL, lock_expires = NULL WHERE id = ? AND lock_owner = ?",
-            (session_id, owner),
-        )
+        with self._db.write() as db:
+            db.execute(
+                update(sessions)
+                .where(sessions.c.id == session_id, sessions.c.lock_owner == owner)
+                .values(lock_owner=None, lock_expires=None)
+            )
 
     # ---- turns and summaries ----------------------------------------------------------------------------
     def turns(self, session_id: str, tier: Tier | None = None) -> list[Turn]:
-        query = (
-            "SELECT position, question, search_query, answer, tier, prompt_tokens, memory_tokens, created_at "
-            "FROM turns WHERE session_id = ?"
-        )
-        params: tuple[Any, ...] = (session_id,)
+        c = turns.c
+        query = select(
+            c.position, c.question, c.search_query, c.answer, c.tier, c.prompt_tokens, c.memory_tokens, c.created_at
+        ).where(c.session_id == session_id)
         if tier is not None:
-            query += " AND tier = ?"
-            params += (tier,)
-        return [Turn(*row) for row in self._query(query + " ORDER BY position", params)]
+            query = query.where(c.tier == tier)
+        with self._db.read() as db:
+            return [Turn(*row) for row in db.execute(query.order_by(c.position))]
 
     def add_turn(
         self,
@@ -271,74 +233,114 @@ class MemoryStore:
         prompt_tokens: int | None,
         memory_tokens: int,
     ) -> Turn:
+        """Append a turn at the next position: the session row is locked first, so concurrent turns of one
+        session get consecutive positions, never the same one."""
         now = time.time()
-        with self._transaction() as db:
-            (position,) = db.execute(
-                "SELECT COALESCE(MAX(position) + 1, 0) FROM turns WHERE session_id = ?", (session_id,)
-            ).fetchone()
-            db.execute(
-                "INSERT INTO turns (session_id, position, question, search_query, answer, tier, prompt_tokens, "
-                "memory_tokens, created_at) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
-                (session_id, position, question, search_query, answer, prompt_tokens, memory_tokens, now),
+        with self._db.write() as db:
+            self._lock_session(db, session_id)
+            position = db.scalar(
+                select(func.coalesce(func.max(turns.c.position) + 1, 0)).where(turns.c.session_id == session_id)
             )
-            db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+            db.execute(
+                insert(turns).values(
+                    session_id=session_id,
+                    position=position,
+                    question=question,
+                    search_query=search_query,
+                    answer=answer,
+                    tier="active",
+                    prompt_tokens=prompt_tokens,
+                    memory_tokens=memory_tokens,
+                    created_at=now,
+                )
+            )
+            db.execute(update(sessions).where(sessions.c.id == session_id).values(updated_at=now))
         return Turn(position, question, search_query, answer, "active", prompt_tokens, memory_tokens, now)
 
     def set_tier(self, session_id: str, positions: list[int], tier: Tier) -> None:
-        with self._transaction() as db:
-            db.executemany(
-                "UPDATE turns SET tier = ? WHERE session_id = ? AND position = ?",
-                [(tier, session_id, p) for p in positions],
+        if not positions:
+            return
+        with self._db.write() as db:
+            db.execute(
+                update(turns).where(turns.c.session_id == session_id, turns.c.position.in_(positions)).values(tier=tier)
             )
 
     def set_summary(self, session_id: str, text: str, reason: str, summarized: list[int]) -> None:
         """Replace the session summary and mark the turns it now covers, in one transaction."""
         now = time.time()
-        with self._transaction() as db:
-            (version,) = db.execute(
-                "SELECT COALESCE(MAX(version) + 1, 0) FROM summaries WHERE session_id = ?", (session_id,)
-            ).fetchone()
+        with self._db.write() as db:
+            self._lock_session(db, session_id)
+            version = db.scalar(
+                select(func.coalesce(func.max(summaries.c.version) + 1, 0)).where(summaries.c.session_id == session_id)
+            )
             db.execute(
-                "INSERT INTO summaries (session_id, version, text, reason, created_at) VALUES (?, ?, ?, ?, ?)",
-                (session_id, version, text, reason, now),
+                insert(summaries).values(
+                    session_id=session_id, version=version, text=text, reason=reason, created_at=now
+                )
             )
-            db.execute("UPDATE sessions SET summary = ?, summary_error = NULL WHERE id = ?", (text, session_id))
-            db.executemany(
-                "UPDATE turns SET tier = 'summarized' WHERE session_id = ? AND position = ?",
-                [(session_id, p) for p in summarized],
-            )
+            db.execute(update(sessions).where(sessions.c.id == session_id).values(summary=text, summary_error=None))
+            if summarized:
+                db.execute(
+                    update(turns)
+                    .where(turns.c.session_id == session_id, turns.c.position.in_(summarized))
+                    .values(tier="summarized")
+                )
 
     def set_summary_error(self, session_id: str, error: str) -> None:
-        self._execute("UPDATE sessions SET summary_error = ? WHERE id = ?", (error, session_id))
+        with self._db.write() as db:
+            db.execute(update(sessions).where(sessions.c.id == session_id).values(summary_error=error))
 
     def summaries(self, session_id: str) -> list[dict[str, Any]]:
-        rows = self._query(
-            "SELECT version, text, reason, created_at FROM summaries WHERE session_id = ? ORDER BY version",
-            (session_id,),
-        )
+        c = summaries.c
+        query = select(c.version, c.text, c.reason, c.created_at).where(c.session_id == session_id).order_by(c.version)
+        with self._db.read() as db:
+            rows = db.execute(query).all()
         return [{"version": v, "text": t, "reason": r, "created_at": c} for v, t, r, c in rows]
 
     # ---- memory items (their vectors live in Chroma) ----------------------------------------------------
     def add_item(self, session_id: str, *, tenant: str, user: str, kind: ItemKind, text: str) -> MemoryItem:
         item = MemoryItem(uuid.uuid4().hex, session_id, kind, text, time.time())
-        self._execute(
-            "INSERT INTO memory_items (id, session_id, tenant, user, kind, text, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (item.id, session_id, tenant, user, kind, text, item.created_at),
-        )
+        with self._db.write() as db:
+            db.execute(
+                insert(memory_items).values(
+                    id=item.id,
+                    session_id=session_id,
+                    tenant=tenant,
+                    user=user,
+                    kind=kind,
+                    text=text,
+                    created_at=item.created_at,
+                )
+            )
         return item
 
     def items(
         self, *, session_id: str | None = None, tenant: str | None = None, user: str | None = None
     ) -> list[MemoryItem]:
-        query = "SELECT id, session_id, kind, text, created_at FROM memory_items WHERE 1 = 1"
-        params: tuple[str, ...] = ()
-        for column, value in (("session_id", session_id), ("tenant", tenant), ("user", user)):
+        c = memory_items.c
+        query = select(c.id, c.session_id, c.kind, c.text, c.created_at)
+        for column, value in ((c.session_id, session_id), (c.tenant, tenant), (c.user, user)):
             if value is not None:
-                query += f" AND {column} = ?"
-                params += (value,)
-        return [MemoryItem(*row) for row in self._query(query + " ORDER BY created_at", params)]
+                query = query.where(column == value)
+        with self._db.read() as db:
+            return [MemoryItem(*row) for row in db.execute(query.order_by(c.created_at))]
 
     def delete_items(self, ids: list[str]) -> None:
-        with self._transaction() as db:
-            db.executemany("DELETE FROM memory_items WHERE id = ?", [(i,) for i in ids])
+        if not ids:
+            return
+        with self._db.write() as db:
+            db.execute(delete(memory_items).where(memory_items.c.id.in_(ids)))
+
+
+_TURN_COUNT = select(func.count()).select_from(turns).where(turns.c.session_id == sessions.c.id).scalar_subquery()
+_SESSION_QUERY = select(
+    sessions.c.id,
+    sessions.c.tenant,
+    sessions.c.user,
+    sessions.c.collection,
+    sessions.c.summary,
+    sessions.c.summary_error,
+    sessions.c.created_at,
+    sessions.c.updated_at,
+    _TURN_COUNT,
+)

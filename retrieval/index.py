@@ -69,11 +69,12 @@ class Index:
         embedder: Embedder,
         chroma_url: str | None = None,
         bm25_config: BM25Config | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.bm25_config = bm25_config or BM25Config()
         self.embedder = embedder
-        self.manifest = Manifest(data_dir / "ragline.sqlite")
+        self.manifest = Manifest(data_dir / "ragline.sqlite", database_url=database_url)
         self.vectors = ChromaVectorStore(path=None if chroma_url else data_dir / "chroma", url=chroma_url)
         self._bm25_dir = data_dir / "bm25"
         self._bm25: dict[str, BM25Index] = {}

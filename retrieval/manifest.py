@@ -1,62 +1,66 @@
 """The documents manifest: which documents a collection holds, their content hashes, and their chunks.
 
-SQLite is the source of truth of the write path. A document is first recorded as ``pending`` together with its
-new chunks and the ids of the chunks it replaces; only after Chroma holds the new vectors is it marked
-``indexed``. A crash in between leaves a ``pending`` row that the next run repairs, so nothing is lost and
-nothing is counted twice.
+The relational store (``retrieval.store``: SQLite by default, PostgreSQL when shared) is the source of truth of
+the write path. A document is first recorded as ``pending`` together with its new chunks and the ids of the chunks
+it replaces; only after Chroma holds the new vectors is it marked ``indexed``. A crash in between leaves a
+``pending`` row that the next run repairs, so nothing is lost and nothing is counted twice.
+
+Every transaction that changes what a collection serves also bumps its ``collection_version``, so a process that
+caches something derived from the collection (BM25) learns with one read whether its cache is stale.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.sqlite import open_database, transaction
+from sqlalchemy import URL, Connection, and_, delete, select, update
+
+from retrieval.store import open_store
+from retrieval.store.tables import chunks as chunks_table
+from retrieval.store.tables import collection_versions, documents, stale_vectors
+from retrieval.store.upsert import insert
 from retrieval.types import Chunk
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    collection TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'indexed')),
-    chunk_count INTEGER NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (collection, doc_id)
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    collection TEXT NOT NULL,
-    id TEXT NOT NULL,
-    doc_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    level INTEGER NOT NULL DEFAULT 0,
-    parent_id TEXT,
-    PRIMARY KEY (collection, id)
-);
-CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks (collection, doc_id);
-CREATE TABLE IF NOT EXISTS stale_vectors (
-    collection TEXT NOT NULL,
-    id TEXT NOT NULL,
-    PRIMARY KEY (collection, id)
-);
-"""
+_DOCUMENT_COLUMNS = (
+    documents.c.doc_id,
+    documents.c.content_hash,
+    documents.c.status,
+    documents.c.chunk_count,
+    documents.c.updated_at,
+)
+
+_IDS_PER_STATEMENT = 500
 
 
-def _retire_chunks(db: sqlite3.Connection, collection: str, doc_id: str) -> None:
+def _retire_chunks(db: Connection, collection: str, doc_id: str) -> None:
     """Forget a document's chunks, remembering their vectors as stale until the vector store drops them."""
-    db.execute(
-        "INSERT OR IGNORE INTO stale_vectors (collection, id) "
-        "SELECT collection, id FROM chunks WHERE collection = ? AND doc_id = ?",
-        (collection, doc_id),
+    owned = select(chunks_table.c.collection, chunks_table.c.id).where(
+        chunks_table.c.collection == collection, chunks_table.c.doc_id == doc_id
     )
-    db.execute("DELETE FROM chunks WHERE collection = ? AND doc_id = ?", (collection, doc_id))
+    db.execute(insert(db, stale_vectors).from_select(["collection", "id"], owned).on_conflict_do_nothing())
+    db.execute(delete(chunks_table).where(chunks_table.c.collection == collection, chunks_table.c.doc_id == doc_id))
+
+
+def _forget_stale(db: Connection, collection: str, ids: list[str]) -> None:
+    """Drop ids from the stale list, in slices that stay under SQLite's limit on bound parameters."""
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        batch = ids[start : start + _IDS_PER_STATEMENT]
+        db.execute(delete(stale_vectors).where(stale_vectors.c.collection == collection, stale_vectors.c.id.in_(batch)))
+
+
+def _bump_version(db: Connection, collection: str) -> None:
+    """Count one more change to what ``collection`` serves, in the caller's transaction."""
+    statement = insert(db, collection_versions).values(collection=collection, version=1)
+    db.execute(
+        statement.on_conflict_do_update(
+            index_elements=[collection_versions.c.collection],
+            set_={"version": collection_versions.c.version + 1},
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -69,106 +73,135 @@ class DocumentRecord:
 
 
 class Manifest:
-    """Documents and chunks per collection, in ``<data_dir>/ragline.sqlite``."""
+    """Documents and chunks per collection, in ``<data_dir>/ragline.sqlite`` or the shared ``database_url``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, database_url: str | URL | None = None) -> None:
         self.path = path
-        self._db = open_database(path, _SCHEMA)
+        self._db = open_store(path, database_url, "index")
 
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with transaction(self._db) as db:
-            yield db
-
     def document(self, collection: str, doc_id: str) -> DocumentRecord | None:
-        row = self._db.execute(
-            "SELECT doc_id, content_hash, status, chunk_count, updated_at FROM documents "
-            "WHERE collection = ? AND doc_id = ?",
-            (collection, doc_id),
-        ).fetchone()
+        query = select(*_DOCUMENT_COLUMNS).where(documents.c.collection == collection, documents.c.doc_id == doc_id)
+        with self._db.read() as db:
+            row = db.execute(query).first()
         return DocumentRecord(*row) if row else None
 
     def documents(self, collection: str) -> list[DocumentRecord]:
-        rows = self._db.execute(
-            "SELECT doc_id, content_hash, status, chunk_count, updated_at FROM documents "
-            "WHERE collection = ? ORDER BY doc_id",
-            (collection,),
-        ).fetchall()
-        return [DocumentRecord(*row) for row in rows]
+        query = select(*_DOCUMENT_COLUMNS).where(documents.c.collection == collection).order_by(documents.c.doc_id)
+        with self._db.read() as db:
+            return [DocumentRecord(*row) for row in db.execute(query)]
 
     def collections(self) -> list[str]:
-        return [row[0] for row in self._db.execute("SELECT DISTINCT collection FROM documents ORDER BY 1")]
+        query = select(documents.c.collection).distinct().order_by(documents.c.collection)
+        with self._db.read() as db:
+            return list(db.scalars(query))
+
+    def collection_version(self, collection: str) -> int:
+        """How many committed changes to what ``collection`` serves there have been (0: none yet).
+
+        It only ever grows, so a cache built at version ``v`` is current exactly while this still returns ``v``."""
+        query = select(collection_versions.c.version).where(collection_versions.c.collection == collection)
+        with self._db.read() as db:
+            return db.scalar(query) or 0
 
     def begin_replace(self, collection: str, doc_id: str, content_hash: str, chunks: list[Chunk]) -> None:
         """Record the new chunks as pending and remember the vectors they replace."""
-        with self._transaction() as db:
+        with self._db.write() as db:
             _retire_chunks(db, collection, doc_id)
-            db.executemany(
-                "INSERT INTO chunks (collection, id, doc_id, position, text, metadata, level, parent_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (collection, c.id, doc_id, i, c.text, json.dumps(dict(c.metadata)), c.level, c.parent_id)
-                    for i, c in enumerate(chunks)
-                ],
-            )
-            new_ids = [(collection, c.id) for c in chunks]
-            db.executemany("DELETE FROM stale_vectors WHERE collection = ? AND id = ?", new_ids)
+            if chunks:
+                db.execute(
+                    chunks_table.insert(),
+                    [
+                        {
+                            "collection": collection,
+                            "id": c.id,
+                            "doc_id": doc_id,
+                            "position": i,
+                            "text": c.text,
+                            "metadata": json.dumps(dict(c.metadata)),
+                            "level": c.level,
+                            "parent_id": c.parent_id,
+                        }
+                        for i, c in enumerate(chunks)
+                    ],
+                )
+                _forget_stale(db, collection, [c.id for c in chunks])
+            row = {
+                "collection": collection,
+                "doc_id": doc_id,
+                "content_hash": content_hash,
+                "status": "pending",
+                "chunk_count": len(chunks),
+                "updated_at": time.time(),
+            }
+            statement = insert(db, documents).values(row)
             db.execute(
-                "INSERT INTO documents (collection, doc_id, content_hash, status, chunk_count, updated_at) "
-                "VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT (collection, doc_id) DO UPDATE SET "
-                "content_hash = excluded.content_hash, status = 'pending', chunk_count = excluded.chunk_count, "
-                "updated_at = excluded.updated_at",
-                (collection, doc_id, content_hash, len(chunks), time.time()),
+                statement.on_conflict_do_update(
+                    index_elements=[documents.c.collection, documents.c.doc_id],
+                    set_={
+                        "content_hash": statement.excluded.content_hash,
+                        "status": "pending",
+                        "chunk_count": statement.excluded.chunk_count,
+                        "updated_at": statement.excluded.updated_at,
+                    },
+                )
             )
+            _bump_version(db, collection)
 
     def begin_delete(self, collection: str, doc_id: str) -> None:
         """Forget a document; its vectors become stale until the vector store drops them."""
-        with self._transaction() as db:
+        with self._db.write() as db:
             _retire_chunks(db, collection, doc_id)
-            db.execute("DELETE FROM documents WHERE collection = ? AND doc_id = ?", (collection, doc_id))
+            db.execute(delete(documents).where(documents.c.collection == collection, documents.c.doc_id == doc_id))
+            _bump_version(db, collection)
 
     def mark_indexed(self, collection: str, doc_id: str) -> None:
-        self._db.execute(
-            "UPDATE documents SET status = 'indexed', updated_at = ? WHERE collection = ? AND doc_id = ?",
-            (time.time(), collection, doc_id),
-        )
+        with self._db.write() as db:
+            db.execute(
+                update(documents)
+                .where(documents.c.collection == collection, documents.c.doc_id == doc_id)
+                .values(status="indexed", updated_at=time.time())
+            )
+            _bump_version(db, collection)
 
     def stale_vector_ids(self, collection: str) -> list[str]:
-        rows = self._db.execute("SELECT id FROM stale_vectors WHERE collection = ?", (collection,))
-        return [row[0] for row in rows]
+        with self._db.read() as db:
+            return list(db.scalars(select(stale_vectors.c.id).where(stale_vectors.c.collection == collection)))
 
     def clear_stale(self, collection: str, ids: Iterable[str]) -> None:
-        with self._transaction() as db:
-            db.executemany("DELETE FROM stale_vectors WHERE collection = ? AND id = ?", [(collection, i) for i in ids])
+        ids = list(ids)
+        if not ids:
+            return
+        with self._db.write() as db:
+            _forget_stale(db, collection, ids)
 
     def pending_documents(self, collection: str, *, updated_before: float | None = None) -> list[str]:
         """Documents whose write has not finished; ``updated_before`` keeps only those pending since before then."""
-        query = "SELECT doc_id FROM documents WHERE collection = ? AND status = 'pending'"
-        params: tuple[object, ...] = (collection,)
+        query = select(documents.c.doc_id).where(documents.c.collection == collection, documents.c.status == "pending")
         if updated_before is not None:
-            query += " AND updated_at < ?"
-            params += (updated_before,)
-        return [row[0] for row in self._db.execute(query, params)]
+            query = query.where(documents.c.updated_at < updated_before)
+        with self._db.read() as db:
+            return list(db.scalars(query))
 
     def chunks(self, collection: str, doc_id: str | None = None, *, indexed_only: bool = True) -> list[Chunk]:
         """Chunks in a stable order (document, then position)."""
+        c = chunks_table.c
         query = (
-            "SELECT c.id, c.doc_id, c.text, c.metadata, c.level, c.parent_id FROM chunks c "
-            "JOIN documents d ON d.collection = c.collection AND d.doc_id = c.doc_id WHERE c.collection = ?"
+            select(c.id, c.doc_id, c.text, c.metadata, c.level, c.parent_id)
+            .join(documents, and_(documents.c.collection == c.collection, documents.c.doc_id == c.doc_id))
+            .where(c.collection == collection)
         )
-        params: list[object] = [collection]
         if indexed_only:
-            query += " AND d.status = 'indexed'"
+            query = query.where(documents.c.status == "indexed")
         if doc_id is not None:
-            query += " AND c.doc_id = ?"
-            params.append(doc_id)
-        query += " ORDER BY c.doc_id, c.position"
+            query = query.where(c.doc_id == doc_id)
+        query = query.order_by(c.doc_id, c.position)
+        with self._db.read() as db:
+            rows = db.execute(query).all()
         return [
-            Chunk(id=r[0], doc_id=r[1], text=r[2], metadata=json.loads(r[3]), level=r[4], parent_id=r[5])
-            for r in self._db.execute(query, params)
+            Chunk(id=r[0], doc_id=r[1], text=r[2], metadata=json.loads(r[3]), level=r[4], parent_id=r[5]) for r in rows
         ]
 
     def chunk_ids(self, collection: str, *, indexed_only: bool = True) -> list[str]:

@@ -6,10 +6,17 @@ the fixture with the command to run, never a skip that would hide it.
 
 from __future__ import annotations
 
+import glob
 import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from app.model_registry import MODELS
@@ -164,3 +171,69 @@ def memory_resources(request: pytest.FixtureRequest, sample_resources: Resources
     resources.__dict__["index"] = sample_resources.index
     resources.__dict__["embedder"] = sample_resources.embedder
     return resources
+
+
+# ---- a real PostgreSQL server for the store tests ---------------------------------------------------------------
+POSTGRES_INSTALL = "apt-get install -y postgresql (./run test does it when initdb is missing)"
+
+
+def _postgres_bindir() -> Path:
+    """The folder of ``initdb``/``pg_ctl``: on PATH, or Debian's versioned /usr/lib/postgresql/<major>/bin."""
+    found = shutil.which("initdb")
+    candidates = [found] if found else sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    if not candidates:
+        pytest.fail(
+            f"PostgreSQL is not installed (no initdb on PATH or under /usr/lib/postgresql/*/bin): {POSTGRES_INSTALL}"
+        )
+    return Path(candidates[0]).parent
+
+
+def _as_postgres_user(root: Path) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, hand ``root`` to the ``postgres`` system user and run as it."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
+    shutil.chown(root, "postgres", "postgres")
+    return ["runuser", "-u", "postgres", "--"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 and a free port (trust auth, no fsync); yields its admin URL."""
+    bindir = _postgres_bindir()
+    root = Path(tempfile.mkdtemp(prefix="ragline-pg-"))  # not under pytest's root-only tmp: postgres must enter it
+    as_user = _as_postgres_user(root)
+    data, port = root / "data", free_port()
+    run = lambda *args: subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)  # noqa: E731
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        options = f"-h 127.0.0.1 -p {port} -k {root} -F -c max_connections=200"
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
+    except subprocess.CalledProcessError as exc:
+        log = (root / "log").read_text() if (root / "log").exists() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"could not start PostgreSQL from {bindir}: {exc.stderr}{exc.stdout}{log}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A new, empty database on the test server, so every test starts from nothing."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return f"{postgres_server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Each store test once per engine: None is the embedded SQLite file, else a fresh PostgreSQL database."""
+    return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")

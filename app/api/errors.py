@@ -26,6 +26,7 @@ from app.llm import LLMTimeoutError, LLMUnavailableError
 from app.resources import ModelMissingError
 from app.settings import Settings
 from retrieval.index import UnknownCollectionError
+from retrieval.store import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(failure.status, failure.message)
         return error_response(503, public(str(exc)))
 
+    async def store_down(request: Request, exc: Exception) -> JSONResponse:
+        # the message names the database server and its user: for the operator's log, not for clients
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(503, "the database is unavailable; try again shortly (the server log says what is wrong)")
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal error; the server log has the details")
@@ -191,6 +197,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(LLMUnavailableError, dependency_down)
     app.add_exception_handler(ModelMissingError, dependency_down)
+    app.add_exception_handler(StoreUnavailableError, store_down)
     app.add_exception_handler(Exception, unexpected)
 
 

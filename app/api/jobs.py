@@ -1,9 +1,10 @@
-"""Ingestion jobs for uploads: saved to disk, run one at a time in a background thread, progress kept in SQLite.
+"""Ingestion jobs for uploads: saved to disk, run one at a time in a background thread, progress kept in the store.
 
-The job table lives in ``<data_dir>/ragline.sqlite`` beside the manifest, so a restarted API still shows every
-job's final state. A job that was queued or running when the process died is marked ``interrupted`` on the next
-start (its upload was the only copy, so the user uploads again; the index itself is repaired by the next ingest).
-One API process runs the jobs of a data dir: a second replica would mark the first one's running jobs interrupted.
+The job table lives beside the manifest (``<data_dir>/ragline.sqlite``, or the shared ``database_url``), so a
+restarted API still shows every job's final state. A job that was queued or running when the process died is marked
+``interrupted`` on the next start (its upload was the only copy, so the user uploads again; the index itself is
+repaired by the next ingest). One API process runs the jobs of a data dir: a second replica would mark the first
+one's running jobs interrupted.
 """
 
 from __future__ import annotations
@@ -20,34 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import insert, select, update
+
 from app.chunking import make_chunker
 from app.ingestion import ingest_from_documents
 from app.resources import Resources
 from ingest.document import Document
 from ingest.job import Chunker, LoadFailure, load_file
 from ingest.loaders import discover
-from retrieval.sqlite import open_database
+from retrieval.store import open_store
+from retrieval.store.tables import ingest_jobs
 from retrieval.types import Chunk
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ingest_jobs (
-    id TEXT PRIMARY KEY,
-    tenant TEXT,
-    collection TEXT NOT NULL,
-    status TEXT NOT NULL,
-    files_total INTEGER NOT NULL,
-    files_done INTEGER NOT NULL DEFAULT 0,
-    chunks INTEGER NOT NULL DEFAULT 0,
-    summary TEXT,
-    failures TEXT NOT NULL DEFAULT '{}',
-    error TEXT,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL
-);
-"""
 ACTIVE = ("queued", "running")
 
 
@@ -84,52 +71,85 @@ class JobRecord:
 
 
 class JobStore:
-    """The ``ingest_jobs`` table; every method is one short statement, safe from any thread."""
+    """The ``ingest_jobs`` table; every method is one short transaction, safe from any thread."""
 
-    def __init__(self, path: Path) -> None:
-        self._db = open_database(path, _SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, path: Path, *, database_url: str | None = None) -> None:
+        self._db = open_store(path, database_url, "index")
 
-    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+    def close(self) -> None:
+        self._db.close()
 
     def mark_interrupted(self) -> list[str]:
         """Jobs a previous process left unfinished: they will never finish, so say so; returns their ids."""
-        placeholders = ",".join("?" * len(ACTIVE))
-        rows = self._execute(f"SELECT id FROM ingest_jobs WHERE status IN ({placeholders})", ACTIVE)
-        self._execute(
-            f"UPDATE ingest_jobs SET status = 'interrupted', finished_at = ?, "
-            f"error = 'the API stopped before this job finished; upload the files again' "
-            f"WHERE status IN ({placeholders})",
-            (time.time(), *ACTIVE),
-        )
-        return [row[0] for row in rows]
+        with self._db.write() as db:
+            ids = list(db.scalars(select(ingest_jobs.c.id).where(ingest_jobs.c.status.in_(ACTIVE))))
+            db.execute(
+                update(ingest_jobs)
+                .where(ingest_jobs.c.status.in_(ACTIVE))
+                .values(
+                    status="interrupted",
+                    finished_at=time.time(),
+                    error="the API stopped before this job finished; upload the files again",
+                )
+            )
+        return ids
 
     def create(self, job_id: str, tenant: str | None, collection: str, files_total: int) -> JobRecord:
         job = JobRecord(job_id, tenant, collection, "queued", files_total, created_at=time.time())
-        self._execute(
-            "INSERT INTO ingest_jobs (id, tenant, collection, status, files_total, created_at) VALUES (?,?,?,?,?,?)",
-            (job.id, tenant, collection, job.status, files_total, job.created_at),
-        )
+        with self._db.write() as db:
+            db.execute(
+                insert(ingest_jobs).values(
+                    id=job.id,
+                    tenant=tenant,
+                    collection=collection,
+                    status=job.status,
+                    files_total=files_total,
+                    created_at=job.created_at,
+                )
+            )
         return job
 
     def update(self, job_id: str, **values: Any) -> None:
         for key in ("summary", "failures"):
             if key in values:
                 values[key] = json.dumps(values[key])
-        assignments = ", ".join(f"{key} = ?" for key in values)
-        self._execute(f"UPDATE ingest_jobs SET {assignments} WHERE id = ?", (*values.values(), job_id))
+        with self._db.write() as db:
+            db.execute(update(ingest_jobs).where(ingest_jobs.c.id == job_id).values(**values))
 
     def get(self, job_id: str) -> JobRecord | None:
-        rows = self._execute("SELECT * FROM ingest_jobs WHERE id = ?", (job_id,))
-        return _record(rows[0]) if rows else None
+        with self._db.read() as db:
+            row = db.execute(select(*_JOB_COLUMNS).where(ingest_jobs.c.id == job_id)).first()
+        return _record(tuple(row)) if row else None
 
     def list(self, tenant: str | None, limit: int) -> list[JobRecord]:
-        rows = self._execute(
-            "SELECT * FROM ingest_jobs WHERE tenant IS ? ORDER BY created_at DESC LIMIT ?", (tenant, limit)
+        query = (
+            select(*_JOB_COLUMNS)
+            .where(ingest_jobs.c.tenant.is_not_distinct_from(tenant))
+            .order_by(ingest_jobs.c.created_at.desc())
+            .limit(limit)
         )
-        return [_record(row) for row in rows]
+        with self._db.read() as db:
+            return [_record(tuple(row)) for row in db.execute(query)]
+
+
+_JOB_COLUMNS = tuple(
+    ingest_jobs.c[name]
+    for name in (
+        "id",
+        "tenant",
+        "collection",
+        "status",
+        "files_total",
+        "files_done",
+        "chunks",
+        "summary",
+        "failures",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+)
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:
@@ -190,7 +210,9 @@ class JobRunner:
 
     def __init__(self, resources: Resources) -> None:
         self.resources = resources
-        self.store = JobStore(resources.settings.data_dir / "ragline.sqlite")
+        self.store = JobStore(
+            resources.settings.data_dir / "ragline.sqlite", database_url=resources.settings.database_url
+        )
         self.uploads_dir = resources.settings.data_dir / JOB_UPLOADS
         interrupted = self.store.mark_interrupted()
         if interrupted:

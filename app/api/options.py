@@ -30,6 +30,7 @@ SERVER_ONLY = frozenset(
         "data_dir",
         "models_dir",
         "chroma_url",
+        "database_url",
         "embedder",
         "generator",
         "llm_base_url",

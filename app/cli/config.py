@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from sqlalchemy import make_url
 
 from app.cli.common import fail
 from app.settings import Settings
@@ -23,6 +24,8 @@ def config_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         raise fail(f"invalid configuration: {exc}") from None
     origins = settings.origins()
     values = settings.model_dump(mode="json")
+    if values["database_url"]:  # the URL may carry the database password: show where, not how to get in
+        values["database_url"] = make_url(values["database_url"]).render_as_string(hide_password=True)
     if as_json:
         typer.echo(json.dumps({k: {"value": values[k], "from": origins[k]} for k in values}, indent=2))
         return
