@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from ingest.chunkers.fixed import FixedSizeChunker, load_token_counter
 from ingest.document import Document
@@ -61,7 +61,7 @@ def test_a_failed_write_stops_the_batches_after_it(tmp_path: Path, embedder, chu
     # A real fault: a second document claiming a0's chunk ids violates the manifest's primary key.
     clash = [DocumentWrite("b0", "h", good[0].chunks)]
     later = _writes(chunker, [Document(f"c{i}", TEXTS[10 + i]) for i in range(3)])
-    with pytest.raises(sqlite3.IntegrityError), EmbedWritePipeline(index, "c", max_in_flight=3) as pipeline:
+    with pytest.raises(IntegrityError), EmbedWritePipeline(index, "c", max_in_flight=3) as pipeline:
         pipeline.submit(good)
         pipeline.submit(clash)
         pipeline.submit(later)

@@ -6,6 +6,7 @@ These never reach the generator (they fail in validation or retrieval), so they 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -107,3 +108,13 @@ def test_metrics_count_requests_and_errors_by_route(client: TestClient) -> None:
     assert 'ragline_http_requests_total{method="POST",route="/v1/query",status="404"}' in text
     assert 'ragline_http_errors_total{route="/v1/query",status="404"}' in text
     assert 'ragline_http_request_seconds_count{method="GET",route="/healthz"}' in text
+
+
+def test_an_unreachable_database_is_a_503_that_names_no_server(sample_resources: Resources, tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://ragline:s3cret-pw@127.0.0.1:{free_port()}/ragline"  # nothing listens there
+    client = client_for(resources_like(sample_resources, data_dir=tmp_path, database_url=url))
+    response = client.get("/v1/collections")
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert error["type"] == "service_unavailable" and "database is unavailable" in error["message"]
+    assert "127.0.0.1" not in response.text and "s3cret" not in response.text
