@@ -16,7 +16,9 @@ revision creates only the tables and indexes that are missing, so their rows sta
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -39,6 +41,10 @@ LEGACY_TABLES: dict[Schema, tuple[str, ...]] = {
     "memory": ("sessions", "turns", "summaries", "memory_items"),
 }
 
+_IN_PROCESS = threading.Lock()
+"""Alembic keeps the running migration environment in module globals: one upgrade at a time per process, even of
+different databases (the database locks below only order processes)."""
+
 
 def alembic_config(schema: Schema) -> Config:
     """The Alembic configuration of one schema, without an ini file."""
@@ -50,7 +56,9 @@ def alembic_config(schema: Schema) -> Config:
     return config
 
 
+@functools.cache
 def head(schema: Schema) -> str:
+    """The newest revision of ``schema`` (read from the package once per process)."""
     revision = ScriptDirectory.from_config(alembic_config(schema)).get_current_head()
     assert revision is not None, f"no migrations for schema {schema}"
     return revision
@@ -77,7 +85,7 @@ def upgrade(database: Database, schema: Schema) -> None:
     if current_revision(database, schema) == target:
         return
     config = alembic_config(schema)
-    with database.write() as connection:  # SQLite: BEGIN IMMEDIATE, the lock every other opener waits for
+    with _IN_PROCESS, database.write() as connection:  # SQLite: BEGIN IMMEDIATE, the lock every other opener waits for
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(schema)})
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLES[schema]})
