@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from app.profiles import PROFILES, fill_from_profile, profile_reranker, profile_reranker_or_none, with_options
 
@@ -55,6 +57,22 @@ class Settings(BaseSettings):
         description="Shared database for the manifest, jobs and memory (postgresql+psycopg://user:password@host:5432/"
         "ragline); unset = SQLite files in data_dir.",
     )
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url_is_one_ragline_speaks(cls, value: Any) -> Any:
+        """Fail at start-up, not on the first request: an empty value means unset, anything else must be a
+        PostgreSQL or SQLite URL (the error shows it without its password)."""
+        if not isinstance(value, str) or not value.strip():
+            return None if isinstance(value, str) else value
+        try:
+            url = make_url(value.strip())
+        except ArgumentError:
+            raise ValueError("not a database URL; expected postgresql+psycopg://user:password@host:5432/db") from None
+        if url.get_backend_name() not in ("postgresql", "sqlite"):
+            shown = url.render_as_string(hide_password=True)
+            raise ValueError(f"{shown!r}: ragline stores its state in PostgreSQL (postgresql+psycopg://…) or SQLite")
+        return value.strip()
 
     # Models
     embedder: str = Field("minilm-l6-v2", description="Registry name or folder of a sentence-transformers model.")

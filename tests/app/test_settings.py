@@ -44,3 +44,15 @@ def test_per_collection_abstain_cuts_come_from_json_and_are_range_checked(
     monkeypatch.setenv("RAGLINE_ABSTAIN_THRESHOLDS", '{"nq-open-oracle": 5}')
     with pytest.raises(ValidationError, match="abstain_thresholds"):
         Settings()
+
+
+def test_database_url_is_checked_at_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings().database_url is None
+    monkeypatch.setenv("RAGLINE_DATABASE_URL", "")  # as compose passes an unset variable
+    assert Settings().database_url is None
+    monkeypatch.setenv("RAGLINE_DATABASE_URL", "postgresql+psycopg://ragline:pw@db:5432/ragline")
+    assert Settings().database_url == "postgresql+psycopg://ragline:pw@db:5432/ragline"
+    monkeypatch.setenv("RAGLINE_DATABASE_URL", "mysql://ragline:pw@db/ragline")
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        Settings()
