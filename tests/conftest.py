@@ -207,7 +207,10 @@ def postgres_server() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="ragline-pg-"))  # not under pytest's root-only tmp: postgres must enter it
     as_user = _as_postgres_user(root)
     data, port = root / "data", free_port()
-    run = lambda *args: subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)  # noqa: E731
+
+    def run(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True, text=True)
+
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         options = f"-h 127.0.0.1 -p {port} -k {root} -F -c max_connections=200"
