@@ -13,7 +13,9 @@ Three promises the HTTP library alone does not keep:
   aborts the request instead of generating to ``max_tokens``. Chat completions are streamed from vLLM even when
   the caller wants the whole text, so that there is a live connection to shut down.
 - **Bounded retries** of failures that are safe to retry because nothing was generated: connection refused or
-  reset, 502 and 503 answers. Never a timeout (the work may be running) nor a 4xx (it would fail again).
+  reset, 500, 502, 503 and 504 answers. Never a timeout (the work may be running) nor a 4xx (it would fail
+  again). With several replicas (``app.llm_replicas``) a retry goes to the next replica at once, and the one that
+  failed is skipped by later requests for a cool-down; a retry to a replica already tried waits a backoff first.
 """
 
 from __future__ import annotations
@@ -24,18 +26,20 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import openai
 
+from app.llm_replicas import COOLDOWN_S, ReplicaSet
+from retrieval.llm_affinity import current_affinity
 from retrieval.protocols import Message
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = (502, 503)
+RETRY_STATUSES = (500, 502, 503, 504)
 RETRY_BACKOFF_S = 0.5
 """First pause before a retry; doubled each time, and never past the deadline."""
 CONNECT_TIMEOUT_S = 10.0
@@ -143,62 +147,90 @@ class _BackgroundRequest:
         _shut_down(self._response)
 
 
+Send = Callable[[openai.OpenAI, Callable[[httpx.Response], None]], Iterable[Any]]
+"""One request against one replica's client: it calls ``on_response`` once the headers are in, then yields."""
+
+
 class OpenAICompatibleGenerator:
-    """Chat completions against vLLM (or any OpenAI-compatible server), whole or streamed, under a deadline."""
+    """Chat completions against vLLM (or any OpenAI-compatible server), whole or streamed, under a deadline;
+    spread over ``replicas`` (more base URLs serving the same model) when given."""
 
     def __init__(
-        self, base_url: str, model: str, api_key: str = "not-needed", timeout_s: float = 180.0, retries: int = 2
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "not-needed",
+        timeout_s: float = 180.0,
+        retries: int = 2,
+        replicas: Sequence[str] = (),
+        cooldown_s: float = COOLDOWN_S,
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, got {retries}")
-        self.base_url = base_url.rstrip("/")
+        self.replica_set = ReplicaSet([base_url, *replicas], cooldown_s)
+        self.base_url = self.replica_set.urls[0]
         self.model = model
         self.timeout_s = timeout_s
         self.retries = retries
         timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S))
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        self._clients = {
+            url: openai.OpenAI(base_url=url, api_key=api_key, timeout=timeout, max_retries=0)
+            for url in self.replica_set.urls
+        }
 
-    def _error(self, exc: BaseException) -> LLMUnavailableError:
+    def _error(self, exc: BaseException, url: str) -> LLMUnavailableError:
         if isinstance(exc, openai.APITimeoutError):
-            return LLMTimeoutError(self.base_url, self.timeout_s)
+            return LLMTimeoutError(url, self.timeout_s)
         if isinstance(exc, openai.APIConnectionError):
-            return _unavailable(self.base_url, exc)
+            return _unavailable(url, exc)
         if isinstance(exc, openai.APIStatusError):
-            error = LLMUnavailableError(f"the LLM service at {self.base_url} answered {exc.status_code}: {exc.message}")
+            error = LLMUnavailableError(f"the LLM service at {url} answered {exc.status_code}: {exc.message}")
             error.public = f"the LLM service answered {exc.status_code}; the server log has the details"
             return error
         raise exc
 
-    def _items(self, send: Callable[[Callable[[httpx.Response], None]], Iterable[Any]]) -> Iterator[Any]:
-        """Yield the items of ``send()`` within the deadline; retry connection failures and 502/503 that happen
-        before the first item; shut the connection down whenever this generator ends early."""
+    def _items(self, send: Send) -> Iterator[Any]:
+        """Yield the items of ``send()`` within the deadline; retry connection failures and 5xx that happen
+        before the first item, on the next replica; shut the connection down whenever this generator ends early."""
         deadline = time.monotonic() + self.timeout_s
-        for attempt in range(self.retries + 1):
-            request = _BackgroundRequest(send)
+        order = self.replica_set.order(current_affinity())
+        attempts = max(self.retries + 1, len(order))
+        for attempt in range(attempts):
+            url = order[attempt % len(order)]
+            client = self._clients[url]
+            request = _BackgroundRequest(lambda on_response, client=client: send(client, on_response))
             started = False
             try:
                 while True:
                     more, item = request.next(deadline)
                     if not more:
                         return
-                    started = True
+                    if not started:
+                        started = True
+                        self.replica_set.mark_up(url)
                     yield item
             except TimeoutError:
-                raise LLMTimeoutError(self.base_url, self.timeout_s) from None
+                raise LLMTimeoutError(url, self.timeout_s) from None
             except (openai.APIConnectionError, openai.APIStatusError) as exc:
-                pause = RETRY_BACKOFF_S * 2**attempt
-                if started or not _retryable(exc) or attempt == self.retries or time.monotonic() + pause > deadline:
-                    raise self._error(exc) from exc
-                log.warning("LLM request failed (%s); retry %d of %d", type(exc).__name__, attempt + 1, self.retries)
+                if started or not _retryable(exc):
+                    raise self._error(exc, url) from exc
+                self.replica_set.mark_down(url)
+                revisiting = attempt + 1 >= len(order)  # the next target was tried already: back off first
+                pause = RETRY_BACKOFF_S * 2 ** (attempt + 1 - len(order)) if revisiting else 0.0
+                if attempt == attempts - 1 or time.monotonic() + pause > deadline:
+                    raise self._error(exc, url) from exc
+                log.warning(
+                    "LLM request to %s failed (%s); retry %d of %d", url, type(exc).__name__, attempt + 1, attempts - 1
+                )
                 time.sleep(pause)
             finally:
                 request.close()
 
     def _chunks(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[Any]:
-        def send(on_response: Callable[[httpx.Response], None]) -> Iterable[Any]:
-            stream = self._client.chat.completions.create(
+        def send(client: openai.OpenAI, on_response: Callable[[httpx.Response], None]) -> Iterable[Any]:
+            stream = client.chat.completions.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
                 max_tokens=max_tokens,
@@ -238,8 +270,8 @@ class OpenAICompatibleGenerator:
         """Log-probabilities of the ``top`` likeliest first tokens of the reply: one decoding step, so a yes/no
         judgement costs a prefill (mostly a prefix-cache hit) and no generation."""
 
-        def send(on_response: Callable[[httpx.Response], None]) -> Iterable[Any]:
-            with self._client.chat.completions.with_streaming_response.create(
+        def send(client: openai.OpenAI, on_response: Callable[[httpx.Response], None]) -> Iterable[Any]:
+            with client.chat.completions.with_streaming_response.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
                 max_tokens=1,
@@ -258,8 +290,8 @@ class OpenAICompatibleGenerator:
 
     def served_models(self) -> list[str]:
 
-        def send(on_response: Callable[[httpx.Response], None]) -> Iterable[Any]:
-            with self._client.models.with_streaming_response.list() as raw:
+        def send(client: openai.OpenAI, on_response: Callable[[httpx.Response], None]) -> Iterable[Any]:
+            with client.models.with_streaming_response.list() as raw:
                 on_response(raw.http_response)
                 return [model.id for model in raw.parse()]
 

@@ -103,6 +103,7 @@ class Resources:
             api_key=self.settings.llm_api_key,
             timeout_s=self.settings.llm_timeout_s,
             retries=self.settings.llm_retries,
+            replicas=self.settings.llm_replicas,
         )
 
 

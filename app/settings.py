@@ -83,6 +83,12 @@ class Settings(BaseSettings):
 
     # Generator service (vLLM, OpenAI-compatible)
     llm_base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible base URL of vLLM.")
+    llm_replicas: list[str] = Field(
+        default_factory=list,
+        description="More OpenAI-compatible base URLs serving the same model as `llm_base_url`, as JSON "
+        '(`["http://10.0.0.2:8000/v1"]`): a conversation stays on one replica (prefix cache), other requests go '
+        "round-robin, and a request fails over to the next on connection errors and 5xx; unset with a router.",
+    )
     llm_api_key: str = Field("not-needed", description="Bearer key sent to the LLM service.")
     llm_timeout_s: float = Field(
         180.0,

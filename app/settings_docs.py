@@ -121,6 +121,9 @@ def _annotation_text(annotation: Any) -> str:
     if origin is dict:
         key, value = (_annotation_text(arg) for arg in get_args(annotation))
         return f"JSON object ({key} → {value})"
+    if origin is list:
+        (item,) = (_annotation_text(arg) for arg in get_args(annotation))
+        return f"JSON array of {item}"
     if annotation is Path:
         return "path"
     if annotation is str:
@@ -136,7 +139,7 @@ def _default_text(field: FieldInfo) -> str:
         return "unset"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
-    if isinstance(value, dict):
+    if isinstance(value, dict | list):
         return f"`{json.dumps(value)}`"
     return f"`{value}`"
 

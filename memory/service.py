@@ -25,6 +25,7 @@ from memory.persistent import PersistentMemory
 from memory.prompts import clean_rewrite, compress_prompt, keeps_question, rewrite_prompt, summary_prompt
 from memory.store import MemoryStore, SessionRecord, Turn, check_name
 from memory.tiers import MemoryBudget, MemoryContext, assemble
+from retrieval.llm_affinity import llm_affinity
 from retrieval.protocols import AnswersQuestions, Message, TextGenerator, TokenCounter
 from retrieval.types import TraceEntry
 
@@ -163,7 +164,7 @@ class MemoryService:
     ) -> Any:
         """One turn, answered in full; returns the pipeline's ``Answer`` with a ``memory`` trace entry."""
         tenant = tenant or ""
-        with self._lease(session_id, tenant):
+        with self._lease(session_id, tenant) as key, llm_affinity(key):
             prepared = self._prepare(session_id, question, tenant)
             answer = self.pipeline.run(
                 question,
@@ -187,7 +188,7 @@ class MemoryService:
     ) -> Iterator[Any]:
         """Answer text deltas, then the final ``Answer``; the lease is held until the turn is stored."""
         tenant = tenant or ""
-        with self._lease(session_id, tenant):
+        with self._lease(session_id, tenant) as key, llm_affinity(key):
             prepared = self._prepare(session_id, question, tenant)
             answer = None
             for part in self.pipeline.stream(
@@ -219,8 +220,9 @@ class MemoryService:
 
     # ---- internals --------------------------------------------------------------------------------------
     @contextmanager
-    def _lease(self, session_id: str, tenant: str) -> Iterator[None]:
-        """Hold the session's lease: serial across threads and processes, a clear error after ``lock_wait_s``."""
+    def _lease(self, session_id: str, tenant: str) -> Iterator[str]:
+        """Hold the session's lease: serial across threads and processes, a clear error after ``lock_wait_s``.
+        Yields the session's key, which also routes the turn's LLM requests to one replica (its prefix cache)."""
         key = self.store.session(session_id, tenant=tenant).key  # unknown id → SessionNotFoundError, before waiting
         owner = uuid.uuid4().hex
         started = time.monotonic()
@@ -230,7 +232,7 @@ class MemoryService:
                 raise SessionBusyError(session_id, waited)
             time.sleep(0.05)
         try:
-            yield
+            yield key
         finally:
             self.store.unlock(key, owner)
 

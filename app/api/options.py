@@ -34,6 +34,7 @@ SERVER_ONLY = frozenset(
         "embedder",
         "generator",
         "llm_base_url",
+        "llm_replicas",
         "llm_api_key",
         "llm_timeout_s",
         "vllm_python",
