@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.query.stages.window import ExpandWindows
+from app.resources import Resources
 from ingest.chunkers.fixed import load_token_counter
 from ingest.chunkers.sentence_window import WINDOW_END, WINDOW_FIELD, WINDOW_START, SentenceWindowChunker
 from ingest.document import Document
@@ -93,3 +94,32 @@ def test_the_stage_gives_windows_and_merges_overlapping_ones(tokenize: Callable[
     assert out[1].chunk.text == plain.text  # other chunkers' hits pass unchanged
     entry = state.trace[-1].as_dict()
     assert entry["stage"] == "window" and entry["expanded"] == 3 and entry["merged"] == {chunks[0].id: [chunks[1].id]}
+
+
+def test_the_sample_corpus_chunked_by_sentence_gives_the_model_windows(
+    sample_resources: Resources, tmp_path: Path
+) -> None:
+    """Real ingestion (real embedder, Chroma, BM25) and the real retrieval stages: the EU refund question finds
+    the sentence and the evidence is its window, which holds the sentence and its neighbours."""
+    from app.chunking import make_chunker
+    from app.ingestion import run_ingest
+    from app.query.pipeline import Pipeline
+    from ingest.samples import sample_corpus_dir
+    from tests.app.api.conftest import resources_like
+
+    resources = resources_like(sample_resources, tmp_path / "data")
+    assert make_chunker(resources, "sentence-window").name == "sentence-window"
+    summary = run_ingest(resources.settings, sample_corpus_dir(), "sentences", prune=False, meta={},
+                         chunker="sentence-window")  # fmt: skip
+    assert not summary.failed and summary.chunks_written > 200
+    state = QueryState("How long do EU customers have to request a refund?", "sentences")
+    for stage in Pipeline(resources).retrieval:
+        state = stage(state)
+    window = next(entry.as_dict() for entry in state.trace if entry.stage == "window")
+    assert window["expanded"] >= 1
+    best = state.candidates["windowed"][0]
+    assert best.chunk.doc_id == "policies/refund-policy-eu-2024.md" and "30 days" in best.chunk.text
+    sentence = next(h for h in state.candidates["deduplicated"] if h.chunk.id == best.chunk.id).chunk.text
+    assert sentence in best.chunk.text and len(best.chunk.text) > len(sentence)
+    assert all(hit.chunk.text == hit.chunk.metadata[WINDOW_FIELD] or hit.chunk.id in window["merged"]
+               for hit in state.context)  # fmt: skip
