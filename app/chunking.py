@@ -1,9 +1,9 @@
 """Chunker factory: configuration names a chunker, this builds it with the models it needs.
 
-``fixed`` needs only the generator's tokenizer; ``semantic`` and ``semantic-cluster`` also the embedder; ``raptor``
-also the generator service, which writes the summaries (so vLLM must be running while a RAPTOR collection is
-ingested). Each chunker carries a ``signature`` that enters the documents' index hash, so switching chunkers
-re-chunks on the next ingest instead of silently mixing strategies in one collection.
+``fixed`` and ``sentence-window`` need only the generator's tokenizer; ``semantic`` and ``semantic-cluster`` also
+the embedder; ``raptor`` also the generator service, which writes the summaries (so vLLM must be running while a
+RAPTOR collection is ingested). Each chunker carries a ``signature`` that enters the documents' index hash, so
+switching chunkers re-chunks on the next ingest instead of silently mixing strategies in one collection.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from app.resources import Resources
 from ingest.job import Chunker
 
-CHUNKERS = ("fixed", "semantic", "semantic-cluster", "raptor")
+CHUNKERS = ("fixed", "semantic", "semantic-cluster", "raptor", "sentence-window")
 RAPTOR_LEAF_TOKENS = 100
 
 
@@ -26,6 +26,12 @@ def make_chunker(resources: Resources, name: str) -> Chunker:
     tokens = generator_dir.name
     if name == "fixed":
         return FixedSizeChunker(tokenize, settings.chunk_size, settings.chunk_overlap, tokenizer_name=tokens)
+    if name == "sentence-window":
+        from ingest.chunkers.sentence_window import SentenceWindowChunker
+
+        return SentenceWindowChunker(
+            tokenize, window=settings.sentence_window, max_tokens=settings.chunk_size, tokenizer_name=tokens
+        )
     if name in ("semantic", "semantic-cluster"):
         from ingest.chunkers.semantic import ClusterSemanticChunker, MaxMinSemanticChunker
 

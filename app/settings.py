@@ -137,10 +137,17 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     # Ingestion
-    chunker: Literal["fixed", "semantic", "semantic-cluster", "raptor"] = Field(
+    chunker: Literal["fixed", "semantic", "semantic-cluster", "raptor", "sentence-window"] = Field(
         "fixed", description="Chunker of an ingestion that names none (CLI `--chunker`, the upload form's field)."
     )
     chunk_size: int = Field(256, ge=16, description="Fixed chunker: chunk size in generator tokens.")
+    sentence_window: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Sentence-window chunker: sentences (or blocks) each side of an indexed sentence in the window "
+        "the model reads instead of it.",
+    )
     chunk_overlap: int = Field(32, ge=0, description="Fixed chunker: overlap in generator tokens.")
     ingest_batch_documents: int = Field(
         512,

@@ -49,7 +49,9 @@ def eval_retrieval(
     collection: Annotated[
         str | None, typer.Option(help="Collection to (re)use; default beir-<folder>[-chunker].")
     ] = None,
-    chunker: Annotated[str, typer.Option(help="fixed | semantic | semantic-cluster | raptor.")] = "fixed",
+    chunker: Annotated[
+        str, typer.Option(help="fixed | semantic | semantic-cluster | raptor | sentence-window.")
+    ] = "fixed",
     limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N judged queries.")] = None,
     corpus_sample: Annotated[
         int | None,

@@ -28,7 +28,10 @@ def ingest_command(
     collection: Annotated[str, typer.Option(help="Collection to write into.")] = SAMPLE_COLLECTION,
     chunker: Annotated[
         str | None,
-        typer.Option(help="fixed | semantic | semantic-cluster | raptor (needs vLLM); default: the chunker setting."),
+        typer.Option(
+            help="fixed | semantic | semantic-cluster | raptor (needs vLLM) | sentence-window; "
+            "default: the chunker setting."
+        ),
     ] = None,
     prune: Annotated[bool, typer.Option(help="Delete documents whose files are gone.")] = False,
     meta: Annotated[list[str] | None, typer.Option(help="Extra metadata key=value for every document.")] = None,

@@ -31,6 +31,7 @@ from app.query.stages.position import PositionContext
 from app.query.stages.rerank import Rerank
 from app.query.stages.screen import ScreenInjections
 from app.query.stages.select import SelectContext
+from app.query.stages.window import ExpandWindows
 from app.query.wiring import StagePlan
 from app.resources import Resources, resolve_model_dir
 from app.settings import Settings
@@ -70,6 +71,8 @@ def build_stages(resources: Resources, settings: Settings) -> StagePlan:
         *([] if reranker is None else [Rerank(reranker, settings.rerank_top_n, weight=settings.rerank_weight)]),
     ]
     ranked = "deduplicated" if reranker is None else "reranked"
+    retrieval.append(ExpandWindows(ranked))  # a no-op unless the collection was chunked by sentence-window
+    ranked = "windowed"
     if settings.injection_screen:
         retrieval.append(ScreenInjections(ranked))
         ranked = "screened"

@@ -10,7 +10,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-HIDDEN_FIELDS = frozenset({"doc_id", "level", "source", "title", "modified_at", "parent_id", "chunk_index", "pages"})
+HIDDEN_FIELDS = frozenset(
+    {
+        "doc_id", "level", "source", "title", "modified_at", "parent_id", "chunk_index", "pages",
+        "window", "window_start", "window_end",
+    }
+)  # fmt: skip
 """Per-document or internal fields: filtering on them is rarely what a user wants from a facet."""
 MAX_FACET_VALUES = 30
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ingest.chunkers.fixed import chunk_id
-from ingest.chunkers.sentences import Unit, make_unit, split_units
+from ingest.chunkers.sentences import Unit, split_long, split_units
 from ingest.document import Document
 from retrieval.types import Chunk
 
@@ -44,8 +44,6 @@ EmbedFn = Callable[[list[str]], np.ndarray]
 TokenizeFn = Callable[[str], list[int]]
 
 MIN_MAX_TOKENS = 8
-# Upper bound on the characters one token covers, so that cutting a huge unit only ever tokenizes a window.
-_MAX_CHARS_PER_TOKEN = 32
 
 Span = tuple[int, int]  # first and last unit index of a chunk, inclusive
 
@@ -162,36 +160,7 @@ class _SemanticChunker:
 
     def _split_long(self, text: str, unit: Unit) -> list[Unit]:
         """The unit itself, or pieces of at most ``max_tokens`` tokens, cut at a line break or space if possible."""
-        count = lambda start, end: len(self._tokenize(text[start:end]))  # noqa: E731
-        if count(unit.start, unit.end) <= self.max_tokens:
-            return [unit]
-        pieces: list[Unit] = []
-        start = unit.start
-        while start < unit.end:
-            hi = min(unit.end, start + self.max_tokens * _MAX_CHARS_PER_TOKEN)
-            if count(start, hi) <= self.max_tokens:
-                cut = hi
-            else:  # the longest prefix that fits: hi does not fit, lo always "fits" (at least one character)
-                lo = start + 1
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    if count(start, mid) <= self.max_tokens:
-                        lo = mid
-                    else:
-                        hi = mid
-                cut = lo
-            if cut < unit.end:
-                half = start + (cut - start) // 2
-                newline = text.rfind("\n", half, cut)
-                space = max(text.rfind(" ", half, cut), text.rfind("\t", half, cut))
-                cut = newline if newline > start else space if space > start else cut
-            piece = make_unit(text, start, cut, unit.kind)
-            if piece.text:
-                pieces.append(piece)
-            start = cut
-            while start < unit.end and text[start].isspace():
-                start += 1
-        return pieces
+        return split_long(text, unit, self._tokenize, self.max_tokens)
 
     def _enforce_cap(self, doc: _Prepared, spans: list[Span]) -> list[Span]:
         """Re-pack, by exact counts, any chunk the per-unit estimate let over the cap."""

@@ -253,3 +253,41 @@ def _regex_sentence_spans(paragraph: str) -> list[tuple[int, int]]:
     if paragraph[start:].strip():
         spans.append((start, len(paragraph)))
     return spans
+
+
+# Upper bound on the characters one token covers, so that cutting a huge unit only ever tokenizes a window.
+MAX_CHARS_PER_TOKEN = 32
+
+
+def split_long(text: str, unit: Unit, tokenize: Callable[[str], list[int]], max_tokens: int) -> list[Unit]:
+    """The unit itself, or pieces of at most ``max_tokens`` tokens, cut at a line break or space if possible."""
+    count = lambda start, end: len(tokenize(text[start:end]))  # noqa: E731
+    if count(unit.start, unit.end) <= max_tokens:
+        return [unit]
+    pieces: list[Unit] = []
+    start = unit.start
+    while start < unit.end:
+        hi = min(unit.end, start + max_tokens * MAX_CHARS_PER_TOKEN)
+        if count(start, hi) <= max_tokens:
+            cut = hi
+        else:  # the longest prefix that fits: hi does not fit, lo always "fits" (at least one character)
+            lo = start + 1
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if count(start, mid) <= max_tokens:
+                    lo = mid
+                else:
+                    hi = mid
+            cut = lo
+        if cut < unit.end:
+            half = start + (cut - start) // 2
+            newline = text.rfind("\n", half, cut)
+            space = max(text.rfind(" ", half, cut), text.rfind("\t", half, cut))
+            cut = newline if newline > start else space if space > start else cut
+        piece = make_unit(text, start, cut, unit.kind)
+        if piece.text:
+            pieces.append(piece)
+        start = cut
+        while start < unit.end and text[start].isspace():
+            start += 1
+    return pieces

@@ -34,7 +34,7 @@ def test_answer_cites_the_current_eu_policy(pipeline: Pipeline) -> None:
     for citation in answer.citations:
         assert f"[{citation['id']}]" in answer.text
     stages = [s["stage"] for s in answer.trace["stages"]]
-    retrieval = ["bm25", "dense", "fusion", "dedup", "screen", "select", "position", "assemble", "abstain"]
+    retrieval = ["bm25", "dense", "fusion", "dedup", "window", "screen", "select", "position", "assemble", "abstain"]
     assert stages == [*retrieval, "generate", "citations"]
     generate = next(s for s in answer.trace["stages"] if s["stage"] == "generate")
     assert generate["prompt_tokens"] > 0 and generate["completion_tokens"] > 0

@@ -42,11 +42,13 @@ def test_every_option_combination_builds(
         assert position.positioning == positioning
         select = next(stage for stage in plan.retrieval if stage.name == "select")
         screen = next(stage for stage in plan.retrieval if stage.name == "screen")
-        assert select.reads == ("screened",) and screen.reads == (("reranked",) if rerank else ("deduplicated",))
+        window = next(stage for stage in plan.retrieval if stage.name == "window")
+        assert select.reads == ("screened",) and screen.reads == ("windowed",)
+        assert window.reads == (("reranked",) if rerank else ("deduplicated",))  # windows of the final ranking
 
 
 def test_the_injection_screen_can_be_turned_off(sample_resources: Resources) -> None:
     settings = sample_resources.settings.model_copy(update={"injection_screen": False})
     plan = build_stages(sample_resources, settings)
     assert "screen" not in [stage.name for stage in plan.retrieval]
-    assert next(stage for stage in plan.retrieval if stage.name == "select").reads == ("deduplicated",)
+    assert next(stage for stage in plan.retrieval if stage.name == "select").reads == ("windowed",)
