@@ -46,8 +46,8 @@ def router(vllm_server: VLLMServer, failing_replica: FakeFlakyLLM, tmp_path: Pat
     workers = [url.removesuffix("/v1") for url in (vllm_server.base_url, failing_replica.base_url)]
     log = (tmp_path / "router.log").open("w")
     process = subprocess.Popen(
-        [str(binary), "--host", "127.0.0.1", "--port", str(port), "--policy", "round_robin", "--worker-urls",
-         *workers],
+        [str(binary), "--host", "127.0.0.1", "--port", str(port), "--prometheus-host", "127.0.0.1",
+         "--prometheus-port", str(free_port()), "--policy", "round_robin", "--worker-urls", *workers],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
