@@ -1,8 +1,9 @@
 """Fake LLM upstreams for faults a real vLLM cannot be made to show on demand: one that trickles a byte every few
 seconds and never finishes, one that fails with a chosen status a given number of times before answering.
 
-They exist for the deadline and retry tests (``tests/security/test_deadlines.py``) and for ``ragline bench load
---llm trickle``; nothing else may use them. Each listens on 127.0.0.1 only, on a free port.
+They exist for the deadline and retry tests (``tests/security/test_deadlines.py``), the replica and router tests
+(``tests/app/test_llm_replicas.py``, ``tests/app/test_llm_router.py``) and for ``ragline bench load --llm trickle``;
+nothing else may use them. Each listens on 127.0.0.1 only, on a free port.
 """
 
 from __future__ import annotations
@@ -46,10 +47,23 @@ class _FakeUpstream:
                     fake.requests += 1
                 fake.answer(self, body)
 
+            def do_GET(self) -> None:
+                """Health and model list answer 200, as a live vLLM's do: a router keeps this upstream in its
+                pool, so its faults reach the router's requests."""
+                models = {"object": "list", "data": [{"id": fake.model, "object": "model"}]}
+                payload = json.dumps(models if self.path.rstrip("/").endswith("/models") else {}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def log_message(self, format: str, *args: Any) -> None:  # silence the per-request log lines
                 return
 
         self.lock = threading.Lock()
+        self.model = "fake"
+        """The model name ``GET /v1/models`` lists (a router checks it against the request's)."""
         self.requests = 0
         self.closed_by_client = 0
         """Connections the client closed while this fake was still sending: the abort a deadline must cause."""
