@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Folder name (under the models dir) of the reranker `ragline models install --reranker` trains; kept here rather
-# than imported from app.reranker.demo, which loads the training stack.
-DEMO_RERANKER_FOLDER = "reranker-sample"
+from app.reranker.sample import DEMO_RERANKER as DEMO_RERANKER_FOLDER
+from app.reranker.sample import is_trained
 
 
 @dataclass(frozen=True)
@@ -141,7 +140,7 @@ def profile_reranker(models_dir: Path) -> str:
 
     Raises ``ValueError`` that says how to get one: a profile that promises a rerank stage never runs without it."""
     folder = models_dir / DEMO_RERANKER_FOLDER
-    if (folder / "config.json").is_file() and (folder / "ragline-reranker.json").is_file():
+    if is_trained(folder):
         return str(folder)
     raise ValueError(
         "this profile reranks its candidates, and no reranker is configured: set RAGLINE_RERANKER to a "

@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 from app.api.errors import ApiError
 from app.model_registry import MODELS, ModelRole
 from app.provisioning import is_installed
+from app.reranker.sample import TRAINED_RECORD
 from app.settings import Settings
 
 SERVER_ONLY = frozenset(
@@ -55,8 +56,6 @@ SERVER_ONLY = frozenset(
         "max_question_chars",
     }
 )
-# Written by `ragline reranker train` beside every reranker it trains into the models dir (app/reranker/card.py).
-_TRAINED_RERANKER_RECORD = "ragline-reranker.json"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _BOUNDS: tuple[tuple[type[Any], str, str], ...] = (
     (annotated_types.Ge, "ge", "≥"),
@@ -109,7 +108,7 @@ def offered_models(option: str, settings: Settings) -> list[str]:
         return sorted(
             name for name, spec in MODELS.items() if spec.role is ModelRole.GENERATOR and is_installed(spec, models_dir)
         )
-    trained = models_dir.glob(f"*/{_TRAINED_RERANKER_RECORD}") if models_dir.is_dir() else ()
+    trained = models_dir.glob(f"*/{TRAINED_RECORD}") if models_dir.is_dir() else ()
     names = {record.parent.name for record in trained}
     if settings.reranker is not None and _PLAIN_NAME.fullmatch(settings.reranker):
         names.add(settings.reranker)

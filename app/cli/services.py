@@ -157,7 +157,7 @@ def llm_status() -> None:
 def demo_env(settings: Settings) -> dict[str, str]:
     """The services' environment: the demo reranker turns the rerank stage on when it was trained and no reranker
     is configured; without it the demo says how to get one instead of silently running without."""
-    from app.reranker.demo import DEMO_RERANKER, is_trained
+    from app.reranker.sample import DEMO_RERANKER, is_trained
 
     env = dict(os.environ)
     folder = settings.resolved_models_dir / DEMO_RERANKER

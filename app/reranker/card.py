@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from app.reranker.sample import TRAINED_RECORD
 from app.reranker.train import TrainConfig, TrainResult
 
-RECORD = "ragline-reranker.json"
+RECORD = TRAINED_RECORD
 CARD = "README.md"
 
 

@@ -19,11 +19,10 @@ from typing import Any
 
 from app.reranker.card import training_record, write_record
 from app.reranker.data import LabelledQuery, mine_pairs
+from app.reranker.sample import DEMO_RERANKER, is_trained
 from app.reranker.train import TrainConfig, train_cross_encoder
 from app.resources import Resources
 
-DEMO_RERANKER = "reranker-sample"
-"""Folder name under the models dir; `ragline demo` turns the rerank stage on when it exists."""
 QUERIES_FILE = "sample_training_queries.jsonl"
 DEMO_CONFIG = TrainConfig(epochs=2, batch_size=16, learning_rate=5e-5, max_length=128, save_steps=25, layers=3)
 NEGATIVES = 7
@@ -51,10 +50,6 @@ def shipped_queries(collection_chunk_ids: set[str]) -> list[LabelledQuery]:
         )
         for i, row in enumerate(rows)
     ]
-
-
-def is_trained(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and (folder / "ragline-reranker.json").is_file()
 
 
 def train_demo_reranker(
