@@ -19,7 +19,7 @@ from app.settings import Settings
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 REPO = DOCKER.parent
 VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::?-[^}]*)?\}")
-LONG_RUNNING = ("chroma", "vllm", "api", "ui")
+LONG_RUNNING = ("postgres", "chroma", "vllm", "api", "worker", "gateway", "ui")
 
 
 def compose() -> dict[str, Any]:
@@ -33,7 +33,7 @@ def env_example() -> dict[str, str]:
 
 def test_services_healthchecks_and_startup_order() -> None:
     services = compose()["services"]
-    assert set(services) == {"provision", "chroma", "vllm", "api", "ui"}
+    assert set(services) == {"provision", "postgres", "chroma", "vllm", "api", "worker", "gateway", "ui"}
     for name in LONG_RUNNING:
         check = services[name]["healthcheck"]
         assert check["test"][0] in ("CMD", "CMD-SHELL") and check["retries"] >= 6, name
@@ -44,6 +44,28 @@ def test_services_healthchecks_and_startup_order() -> None:
     assert services["api"]["depends_on"]["chroma"]["condition"] == "service_healthy"
     assert services["vllm"]["depends_on"]["provision"]["condition"] == "service_completed_successfully"
     assert services["ui"]["build"]["target"] == "ui" and services["api"]["build"]["target"] == "api"
+    for name in ("provision", "api", "worker", "ui"):
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy", name
+
+
+def test_api_and_worker_scale_and_share_state_only_through_services() -> None:
+    """`--scale api=3 --scale worker=2` needs replicas that publish no fixed port, have no fixed name and keep
+    nothing on a shared writable volume: their state is PostgreSQL and Chroma, their models a read-only volume."""
+    spec = compose()
+    services, env = spec["services"], spec["x-ragline-env"]
+    assert env["RAGLINE_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in env["RAGLINE_DATABASE_URL"]
+    assert env["RAGLINE_CHROMA_URL"] == "http://chroma:8000"
+    assert env["RAGLINE_MODELS_DIR"] == "/data/models" and not env["RAGLINE_DATA_DIR"].startswith("/data")
+    for name in ("api", "worker"):
+        service = services[name]
+        assert "ports" not in service and "container_name" not in service, name
+        shared = [m for m in service["volumes"] if m.startswith("ragline-data:")]
+        assert shared == ["ragline-data:/data:ro"], (name, shared)
+    assert services["worker"]["command"] == ["ragline", "worker"]
+    assert services["gateway"]["ports"] == ["${API_BIND:-127.0.0.1}:${API_PORT:-8080}:8080"]
+    gateway = (DOCKER / "gateway.conf").read_text()
+    assert "resolver 127.0.0.11" in gateway and "set $api_upstream http://api:8080;" in gateway
+    assert "proxy_buffering off;" in gateway  # streamed answers must not wait for the whole body
 
 
 def test_volumes_are_declared_and_shared() -> None:
@@ -118,6 +140,8 @@ def test_docker_compose_config_accepts_the_files(files: list[str]) -> None:
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     assert resolved["services"]["vllm"]["command"][0] == "/data/models/qwen2.5-coder-0.5b"
+    url = resolved["services"]["api"]["environment"]["RAGLINE_DATABASE_URL"]
+    assert url == "postgresql://ragline:ragline@postgres:5432/ragline"
     if "compose.cpu.yaml" in files:
         assert "deploy" not in resolved["services"]["vllm"]
         assert resolved["services"]["vllm"]["build"]["dockerfile"].endswith("Dockerfile.vllm")
