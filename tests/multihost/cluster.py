@@ -61,7 +61,9 @@ class Cluster:
         api = self.apis[name]
         env = {**self.env, "RAGLINE_DATA_DIR": str(api.data_dir)}
         api.process = api.host.run(
-            [PYTHON, "-m", "app.cli", "serve", "--host", api.host.address, "--port", str(API_PORT)], name="serve", env=env
+            [PYTHON, "-m", "app.cli", "serve", "--host", api.host.address, "--port", str(API_PORT)],
+            name="serve",
+            env=env,
         )
         wait_until(http_ok(f"{api.url}/readyz"), what=f"API {name}", timeout_s=240, process=api.process)
         return api
@@ -108,7 +110,9 @@ def _start_router(router: Host, llm: list[Host]) -> Process:
          "--prometheus-port", "29000", "--policy", "round_robin", "--worker-urls", *workers],
         name="router",
     )  # fmt: skip
-    wait_until(http_ok(f"http://{router.address}:{LLM_PORT}/v1/models"), what="vllm-router", timeout_s=60, process=process)
+    wait_until(
+        http_ok(f"http://{router.address}:{LLM_PORT}/v1/models"), what="vllm-router", timeout_s=60, process=process
+    )
     return process
 
 

@@ -104,7 +104,9 @@ class Host:
             capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout,
         )  # fmt: skip
         if result.returncode != 0:
-            raise LabError(f"{' '.join(argv)} on {self.name} exited {result.returncode}: {result.stdout}{result.stderr}")
+            raise LabError(
+                f"{' '.join(argv)} on {self.name} exited {result.returncode}: {result.stdout}{result.stderr}"
+            )
         return result.stdout
 
 

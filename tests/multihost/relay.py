@@ -50,9 +50,7 @@ async def main(argv: list[str]) -> None:
     mode, *args = argv
     if mode == "unix-listen":
         path, host, port = args
-        server = await asyncio.start_unix_server(
-            _handler(lambda: asyncio.open_connection(host, int(port))), path=path
-        )
+        server = await asyncio.start_unix_server(_handler(lambda: asyncio.open_connection(host, int(port))), path=path)
     elif mode == "tcp-listen":
         host, port, path = args
         server = await asyncio.start_server(
