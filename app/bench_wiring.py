@@ -6,10 +6,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from app.resources import Resources
 from app.settings import Settings
@@ -266,3 +272,72 @@ def api_under_load(
         finally:
             server.should_exit = True
             thread.join(30)
+
+
+REPLICA_LLM_MODES = ("live", "instant")
+
+
+class ReplicaSetupError(RuntimeError):
+    """Replicas cannot share what this configuration keeps on one machine, or one did not start."""
+
+
+@contextmanager
+def api_replicas(settings: Settings, count: int, llm: str, workdir: Path) -> Iterator[list[str]]:
+    """``count`` ``ragline serve`` processes on free 127.0.0.1 ports, each with its own data dir (its BM25 cache)
+    and all sharing the configured PostgreSQL and Chroma server; yields their base URLs.
+
+    ``llm`` is ``live`` (the configured vLLM, which every replica shares) or ``instant`` (``FakeFlakyLLM`` with no
+    failures: a named fake that answers at once, so the run measures the API tier, not the generator)."""
+    from app.fake_llm import FakeFlakyLLM
+    from app.vllm_server import free_port
+
+    if llm not in REPLICA_LLM_MODES:
+        raise ValueError(f"--llm must be one of {', '.join(REPLICA_LLM_MODES)}, got {llm!r}")
+    if not settings.database_url or not settings.chroma_url:
+        raise ReplicaSetupError(
+            "API replicas share state only through PostgreSQL and a Chroma server: set RAGLINE_DATABASE_URL and "
+            "RAGLINE_CHROMA_URL (docs/scale-out.md)"
+        )
+    with ExitStack() as stack:
+        env = {**os.environ, "RAGLINE_MODELS_DIR": str(settings.resolved_models_dir)}
+        if llm == "instant":
+            fake = stack.enter_context(FakeFlakyLLM(failures=0))
+            fake.model = settings.generator
+            env["RAGLINE_LLM_BASE_URL"] = fake.base_url
+        processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+        urls = []
+        for number in range(count):
+            port, data_dir = free_port(), workdir / f"replica-{number}"
+            data_dir.mkdir(parents=True, exist_ok=True)
+            log = data_dir / "serve.log"
+            with log.open("ab") as out:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                    env={**env, "RAGLINE_DATA_DIR": str(data_dir)}, stdout=out, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            stack.callback(_stop, process)
+            processes.append((process, log))
+            urls.append(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 300
+        for (process, log), url in zip(processes, urls, strict=True):
+            while True:
+                if process.poll() is not None:
+                    raise ReplicaSetupError(f"replica at {url} exited {process.returncode}:\n{log.read_text()[-2000:]}")
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=3).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise ReplicaSetupError(f"replica at {url} was not ready within 300 s; see {log}")
+                time.sleep(0.5)
+        yield urls
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -298,6 +298,47 @@ def bench_load(
     typer.echo(f"report: {write_report(settings.reports_dir, f'load-{llm}', summary)}")
 
 
+@app.command("replicas")
+def bench_replicas(
+    replicas: Annotated[str, typer.Option(help="Replica counts, one run each, e.g. 1,2.")] = "1,2",
+    clients: Annotated[int, typer.Option(min=1, max=256, help="Concurrent clients.")] = 16,
+    seconds: Annotated[float, typer.Option(min=1, max=3600, help="How long the clients keep asking, per row.")] = 30,
+    llm: Annotated[
+        str, typer.Option(help="live (the configured vLLM, shared) or instant (a named fake: the API tier alone).")
+    ] = "instant",
+    collection: Annotated[str, typer.Option(help="Collection asked (must exist; nothing is ingested).")] = "sample",
+) -> None:
+    """Queries per second and p50/p99 of POST /v1/query with 1, 2, … `ragline serve` processes over the same
+    PostgreSQL and Chroma server (RAGLINE_DATABASE_URL, RAGLINE_CHROMA_URL), in one run, with ratios to the first."""
+    import tempfile
+
+    from app.bench_wiring import ReplicaSetupError, api_replicas
+    from eval.bench.common import write_report
+    from eval.bench.replicas import compare_replicas
+
+    configure_logging()
+    check_collection_name(collection)
+    counts = parse_positive_ints(replicas)
+    settings = get_settings()
+    with tempfile.TemporaryDirectory(prefix="ragline-replicas-") as workdir:
+        try:
+            comparison = compare_replicas(
+                lambda n: api_replicas(settings, n, llm, Path(workdir) / f"run-{n}"),
+                counts,
+                clients=clients,
+                seconds=seconds,
+                client_timeout_s=settings.llm_timeout_s + 30,
+                collection=collection,
+                progress=typer.echo,
+            )
+        except (ReplicaSetupError, ValueError) as exc:
+            raise fail(str(exc)) from None
+    for line in comparison.lines():
+        typer.echo(line)
+    summary = {**comparison.summary(), "llm": llm, "collection": collection}
+    typer.echo(f"report: {write_report(settings.reports_dir, f'replicas-{llm}', summary)}")
+
+
 @app.command("llm")
 def bench_llm(
     dtypes: Annotated[

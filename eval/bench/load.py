@@ -143,7 +143,7 @@ def _one(client: httpx.Client, url: str, question: str, collection: str, stream:
 
 
 def run_load(
-    base_url: str,
+    base_url: str | Sequence[str],
     *,
     clients: int,
     seconds: float,
@@ -153,13 +153,17 @@ def run_load(
     headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """``clients`` threads loop requests to ``collection`` until ``seconds`` have passed; a request started before
-    then finishes (or times out after ``client_timeout_s``)."""
+    then finishes (or times out after ``client_timeout_s``). Several base URLs (API replicas) share the clients
+    round-robin: client n always asks replica n mod len, as clients behind a connection-keeping balancer would."""
     result = LoadResult(clients, seconds)
     lock = threading.Lock()
-    url = f"{base_url.rstrip('/')}/v1/query"
+    bases = [base_url] if isinstance(base_url, str) else list(base_url)
+    if not bases:
+        raise ValueError("run_load needs at least one base URL")
     stop_at = time.monotonic() + seconds
 
     def client_loop(number: int) -> None:
+        url = f"{bases[number % len(bases)].rstrip('/')}/v1/query"
         with httpx.Client(timeout=client_timeout_s, headers=headers) as client:
             sent = 0
             while time.monotonic() < stop_at:
