@@ -2,8 +2,9 @@
 seconds and never finishes, one that fails with a chosen status a given number of times before answering.
 
 They exist for the deadline and retry tests (``tests/security/test_deadlines.py``), the replica and router tests
-(``tests/app/test_llm_replicas.py``, ``tests/app/test_llm_router.py``) and for ``ragline bench load --llm trickle``;
-nothing else may use them (and `ragline bench replicas --llm instant`, which measures the API tier without a generator). Each listens on 127.0.0.1 only, on a free port.
+(``tests/app/test_llm_replicas.py``, ``tests/app/test_llm_router.py``), for ``ragline bench load --llm trickle``
+and for ``ragline bench replicas --llm instant`` (which measures the API tier without a generator); nothing else
+may use them. Each listens on 127.0.0.1 only, on a free port.
 """
 
 from __future__ import annotations
