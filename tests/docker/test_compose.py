@@ -19,7 +19,7 @@ from app.settings import Settings
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 REPO = DOCKER.parent
 VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::?-[^}]*)?\}")
-LONG_RUNNING = ("postgres", "chroma", "vllm", "api", "worker", "gateway", "ui")
+LONG_RUNNING = ("postgres", "chroma", "vllm", "api", "gateway", "ui")
 
 
 def compose() -> dict[str, Any]:
