@@ -116,7 +116,7 @@ def _record(row: Sequence[Any]) -> JobRecord:
     values = list(row)
     values[7] = json.loads(values[7]) if values[7] else None
     values[8] = json.loads(values[8]) if values[8] else {}
-    values[15] = json.loads(values[15]) if values[15] else {}
+    values[16] = json.loads(values[16]) if values[16] else {}
     return JobRecord(*values)
 
 
