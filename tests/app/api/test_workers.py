@@ -80,6 +80,7 @@ def start_worker(
             PYTHONPATH=str(REPO),
             **extra,
         )
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         log = (settings.data_dir / f"worker-{len(started)}.log").open("w")
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "worker", *args], env=env, stdout=log, stderr=subprocess.STDOUT, text=True
@@ -88,10 +89,12 @@ def start_worker(
         return process
 
     yield start
-    for process in started:
+    for number, process in enumerate(started):
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
+        print(f"---- worker {number} log ----")  # shown when the test failed
+        print((settings.data_dir / f"worker-{number}.log").read_text()[-4000:])
 
 
 def job_store(resources: Resources) -> JobStore:
