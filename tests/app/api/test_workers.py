@@ -8,9 +8,11 @@ API's data dir on this host (BM25 files) and the Chroma server (vectors).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,12 +22,15 @@ import pytest
 
 from app.jobs.execute import FAULT_SLOW_CHUNKING_ENV
 from app.jobs.store import JobRecord, JobStore
+from app.jobs.worker import Worker
 from app.resources import Resources
 from app.settings import Settings
+from app.vllm_server import free_port
 from retrieval.index import Index
 from retrieval.store import open_store
 from retrieval.store.leases import WriterLease
 from tests.app.api.conftest import client_for, resources_like, upload
+from tests.conftest import _as_postgres_user, _postgres_bindir
 
 REPO = Path(__file__).resolve().parents[3]
 LEASE_S = "3"
@@ -265,3 +270,89 @@ def test_repair_rolls_back_only_writes_whose_writer_is_gone(
     with pytest.raises(Exception, match="expired"):
         index.manifest.begin_replace("c", "late.md", "h", [], dead)  # a lost lease writes nothing more
     alive.release()
+
+
+class RestartablePostgres:
+    """A PostgreSQL cluster of this test's own (the session's server must stay up for the others): stop and
+    start it to play a database outage."""
+
+    def __init__(self, root: Path) -> None:
+        self.bindir, self.root, self.port = _postgres_bindir(), root, free_port()
+        self.as_user = _as_postgres_user(root)
+        self.data = root / "data"
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
+        self.start()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_user, *args], check=True, capture_output=True, text=True)
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F"
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+
+@pytest.fixture
+def outage_postgres() -> Iterator[RestartablePostgres]:
+    root = Path(tempfile.mkdtemp(prefix="ragline-pg-outage-"))
+    server = RestartablePostgres(root)
+    yield server
+    subprocess.run(
+        [*server.as_user, str(server.bindir / "pg_ctl"), "-D", str(server.data), "-m", "immediate", "stop"],
+        check=False,
+        capture_output=True,
+    )
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_database_outage_is_a_503_and_the_worker_resumes_the_job_when_it_returns(
+    embedded: Resources, outage_postgres: RestartablePostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resources = resources_like(
+        embedded,
+        tmp_path / "data",
+        database_url=outage_postgres.url,
+        writer_lease_s=3.0,
+        ingest_batch_documents=2,
+        worker_poll_s=0.2,
+    )
+    client = client_for(resources)
+    store = job_store(resources)
+    job_id = upload(client, corpus(12), collection="docs").json()["job_id"]
+    monkeypatch.setenv(FAULT_SLOW_CHUNKING_ENV, "0.3")  # fault injection: the outage lands mid-job
+    worker, stop = Worker(resources), threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: finished(store, job_id).files_done >= 3, "the job under way")
+        outage_postgres.stop()
+        down = upload(client, corpus(1), collection="docs")
+        assert down.status_code == 503, down.text
+        assert "database is unavailable" in down.json()["error"]["message"]
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 503
+        wait_until(lambda: worker.stats.unavailable >= 2, "the worker retrying")
+        outage_postgres.start()
+        wait_until(lambda: finished(store, job_id).status not in ("queued", "running"), "the resumed job")
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+        worker.close()
+    job = finished(store, job_id)
+    assert job.status == "succeeded", job.error
+    assert worker.stats.lost >= 1 and worker.stats.jobs == {job_id: "succeeded"}
+    counts = resources.index.counts("docs")
+    assert counts.documents == 12 and counts.consistent
+    assert all(d.status == "indexed" for d in resources.index.manifest.documents("docs"))
