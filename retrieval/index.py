@@ -12,7 +12,8 @@ never undoes a write another live process (an API replica, a worker) is doing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class Index:
     ) -> None:
         self.data_dir = data_dir
         self.lease_s = lease_s
+        self._pinned_writer: WriterLease | None = None
         self.bm25_config = bm25_config or BM25Config()
         self.embedder = embedder
         self.manifest = Manifest(data_dir / "ragline.sqlite", database_url=database_url)
@@ -92,9 +94,21 @@ class Index:
     # ---- write path -------------------------------------------------------------------------------------
     @property
     def writer(self) -> WriterLease:
-        """This process's writer lease on the manifest's database (started on the first write, renewed by a
-        heartbeat; a fresh one after a loss)."""
+        """The lease writes are made under: the one pinned by ``writing_as``, else this process's lease on the
+        manifest's database (started on the first write, renewed by a heartbeat; a fresh one after a loss)."""
+        if self._pinned_writer is not None:
+            return self._pinned_writer
         return process_lease(self.manifest.database, self.lease_s)
+
+    @contextmanager
+    def writing_as(self, lease: WriterLease) -> Iterator[None]:
+        """Write only under ``lease`` inside the block: once it is lost, writes fail instead of moving to a fresh
+        lease (a job's writes must all belong to the writer that holds the job)."""
+        self._pinned_writer = lease
+        try:
+            yield
+        finally:
+            self._pinned_writer = None
 
     def write(self, collection: str, documents: Sequence[DocumentWrite], vectors: np.ndarray | None = None) -> None:
         """Index a batch of documents (each replaces its previous version). Call ``commit`` after batches.

@@ -226,6 +226,12 @@ class JobStore:
         with self._db.read() as db:
             return [_record(tuple(row)) for row in db.execute(query)]
 
+    def busy(self, lock_key: str) -> bool:
+        """Whether a job of this collection (as stored) is queued or running."""
+        query = select(ingest_jobs.c.id).where(ingest_jobs.c.lock_key == lock_key, ingest_jobs.c.status.in_(ACTIVE))
+        with self._db.read() as db:
+            return db.scalar(query.limit(1)) is not None
+
     # ---- jobs run inside an API process ----------------------------------------------------------------------
     def mark_interrupted(self) -> list[str]:
         """Jobs of API processes that are gone (their lease expired, or they had none): they will never finish,

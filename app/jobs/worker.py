@@ -82,7 +82,8 @@ class Worker:
             folder = self.scratch / job.id
             try:
                 write_files(store, job.id, folder)
-                status = run_job(self.resources, store, job, folder, owner=lease.id)
+                with self.resources.index.writing_as(lease):
+                    status = run_job(self.resources, store, job, folder, owner=lease.id)
             except (JobLostError, StoreUnavailableError, LeaseLostError) as exc:
                 shutil.rmtree(folder, ignore_errors=True)
                 self.stats.lost += 1

@@ -200,7 +200,7 @@ def list_documents(resources: ResourcesDep, tenant: TenantDep, collection: Colle
     }
 
 
-@router.delete("/documents/{doc_id:path}", response_model=Deleted, responses=error_responses(401, 404, 422))
+@router.delete("/documents/{doc_id:path}", response_model=Deleted, responses=error_responses(401, 404, 409, 422))
 def delete_document(
     doc_id: str, resources: ResourcesDep, jobs: JobsDep, tenant: TenantDep, collection: CollectionQuery = "sample"
 ) -> Any:
@@ -208,6 +208,10 @@ def delete_document(
     with pipeline_errors():
         stored = require_collection(resources.index, tenant, collection)
     index = resources.index
+    if not jobs.in_process and jobs.store.busy(stored):  # a worker may be writing it: one writer per collection
+        raise ApiError(
+            409, f"an ingestion job for collection {collection!r} is queued or running; delete after it ends"
+        )
     with jobs.write_lock:
         if index.manifest.document(stored, doc_id) is None:
             raise ApiError(404, f"no document {doc_id!r} in collection {collection!r}; GET /v1/documents lists them")
