@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 
 from sqlalchemy import ColumnElement, Connection, Float, cast, delete, func, insert, literal, select, update
@@ -119,16 +120,25 @@ class WriterLease:
         self.lost = True
 
     def _beat(self) -> None:
+        """Renew every third of the lease; a lease not renewed for a whole lease is lost (it may have expired on
+        the database's clock), and the thread ends with it."""
         interval = self.lease_s / 3
+        renewed_at = time.monotonic()
         while not self._stop.wait(interval):
             try:
                 if not self.renew():
                     log.error("writer lease %s expired before it was renewed; writes under it stop", self.id)
                     return
+                renewed_at = time.monotonic()
+                continue
             except StoreUnavailableError as exc:
                 log.warning("writer lease %s not renewed: %s; retrying in %.0f s", self.id, exc, interval)
             except Exception:  # the heartbeat must outlive any one failure; the log has it
                 log.exception("writer lease %s: heartbeat failed", self.id)
+            if time.monotonic() - renewed_at > self.lease_s:
+                self.lost = True
+                log.error("writer lease %s not renewed for %.0f s: lost; writes under it stop", self.id, self.lease_s)
+                return
 
 
 def expire_dead_writers(connection: Connection) -> list[str]:
