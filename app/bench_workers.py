@@ -88,7 +88,7 @@ def run_round(settings: Settings, files: list[tuple[str, bytes]], workers: int, 
         started = time.time()
         job_ids = []
         for part, half in zip("ab", halves, strict=True):
-            collection = f"bench-{tag}-w{workers}-{part}"
+            collection = f"bench-{tag}-{part}"
             job_id = uuid.uuid4().hex
             store.create(
                 job_id, None, collection, len(half), files=half, runner="worker", lock_key=collection, chunker="fixed"
@@ -119,8 +119,11 @@ def bench_workers(settings: Settings, corpus: Path, limit: int, rounds: list[int
     if not settings.database_url or not settings.chroma_url:
         raise ValueError("ragline bench workers needs RAGLINE_DATABASE_URL (PostgreSQL) and RAGLINE_CHROMA_URL")
     files = corpus_files(corpus, limit)
-    tag = uuid.uuid4().hex[:6]
     log_dir = settings.data_dir / "bench-workers-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("RAGLINE_WORKER_POLL_S", "0.2")
-    return [run_round(settings, files, workers, tag, log_dir) for workers in rounds]
+    run = uuid.uuid4().hex[:6]
+    return [
+        run_round(settings, files, workers, f"{run}-r{number}-w{workers}", log_dir)
+        for number, workers in enumerate(rounds)
+    ]
