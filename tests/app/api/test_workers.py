@@ -33,7 +33,7 @@ from tests.app.api.conftest import client_for, resources_like, upload
 from tests.conftest import _as_postgres_user, _postgres_bindir
 
 REPO = Path(__file__).resolve().parents[3]
-LEASE_S = "3"
+LEASE_S = "10"  # seconds: long enough that a starved heartbeat on a loaded 2-core machine still renews in time
 
 
 def corpus(count: int, tag: str = "") -> list[tuple[str, bytes]]:
