@@ -156,6 +156,25 @@ class Settings(BaseSettings):
         "small batches pad more: on SciFact 128 documents cost 11% more padded tokens than one sorted pass, 512 2%.",
     )
     max_file_mb: float = Field(50.0, gt=0, description="Files above this size are skipped with a reason.")
+    ingest_workers_in_process: bool | None = Field(
+        None,
+        description="Run upload jobs in the API process that accepted them (true) or only enqueue them for "
+        "`ragline worker` processes (false). Unset: true with the embedded SQLite store, false with a shared "
+        "`database_url` (docs/scale-out.md).",
+    )
+    writer_lease_s: float = Field(
+        30.0,
+        ge=2,
+        le=3600,
+        description="Lease of a process writing the index, renewed every third of it: a worker killed mid-job has "
+        "its job retried by another this long after its last heartbeat.",
+    )
+    worker_poll_s: float = Field(
+        1.0, gt=0, le=60, description="`ragline worker`: seconds between looks at an empty queue (and first backoff)."
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, le=100, description="Starts of an ingestion job by workers before one whose workers keep dying fails."
+    )
 
     # Query
     max_question_chars: int = Field(4000, ge=10, description="Longer questions are refused with a clear error.")
@@ -327,6 +346,14 @@ class Settings(BaseSettings):
         if tokens > context:
             raise ValueError(f"{info.field_name} ({tokens}) must be at most vllm_max_model_len ({context})")
         return tokens
+
+    @property
+    def runs_jobs_in_process(self) -> bool:
+        """Whether the API runs upload jobs itself: ``ingest_workers_in_process``, or by default only with the
+        embedded SQLite store (a shared database means workers run them)."""
+        if self.ingest_workers_in_process is not None:
+            return self.ingest_workers_in_process
+        return self.database_url is None or make_url(self.database_url).get_backend_name() == "sqlite"
 
     @model_validator(mode="before")
     @classmethod

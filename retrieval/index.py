@@ -3,12 +3,17 @@
 Order of a write: embed (no side effects) → manifest records the new chunks as ``pending`` and the replaced ones
 as stale → Chroma drops stale vectors and upserts new ones → manifest marks the document ``indexed`` → BM25 is
 rebuilt from indexed chunks on ``commit``. ``repair`` finishes or undoes whatever a crash interrupted.
+
+Writes are made under this process's writer lease (``retrieval.store.leases``): pending rows name it, a lost lease
+stops the write, and ``repair`` rolls back only the pending documents whose writer is gone (or its own), so it
+never undoes a write another live process (an API replica, a worker) is doing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from retrieval import filters
 from retrieval.bm25 import BM25Config, BM25Index, fingerprint
 from retrieval.manifest import Manifest
 from retrieval.protocols import Embedder
+from retrieval.store.leases import DEFAULT_LEASE_S, WriterLease, process_lease
 from retrieval.types import Chunk, Hit
 from retrieval.vector_store import ChromaVectorStore
 
@@ -70,8 +76,11 @@ class Index:
         chroma_url: str | None = None,
         bm25_config: BM25Config | None = None,
         database_url: str | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
     ) -> None:
         self.data_dir = data_dir
+        self.lease_s = lease_s
+        self._pinned_writer: WriterLease | None = None
         self.bm25_config = bm25_config or BM25Config()
         self.embedder = embedder
         self.manifest = Manifest(data_dir / "ragline.sqlite", database_url=database_url)
@@ -83,6 +92,24 @@ class Index:
         self._fields_cache: dict[str, tuple[dict[str, Chunk], set[str]]] = {}
 
     # ---- write path -------------------------------------------------------------------------------------
+    @property
+    def writer(self) -> WriterLease:
+        """The lease writes are made under: the one pinned by ``writing_as``, else this process's lease on the
+        manifest's database (started on the first write, renewed by a heartbeat; a fresh one after a loss)."""
+        if self._pinned_writer is not None:
+            return self._pinned_writer
+        return process_lease(self.manifest.database, self.lease_s)
+
+    @contextmanager
+    def writing_as(self, lease: WriterLease) -> Iterator[None]:
+        """Write only under ``lease`` inside the block: once it is lost, writes fail instead of moving to a fresh
+        lease (a job's writes must all belong to the writer that holds the job)."""
+        self._pinned_writer = lease
+        try:
+            yield
+        finally:
+            self._pinned_writer = None
+
     def write(self, collection: str, documents: Sequence[DocumentWrite], vectors: np.ndarray | None = None) -> None:
         """Index a batch of documents (each replaces its previous version). Call ``commit`` after batches.
 
@@ -92,13 +119,15 @@ class Index:
             vectors = self.embedder.embed([c.text for c in chunks])
         elif len(vectors) != len(chunks):
             raise ValueError(f"{len(vectors)} vectors for {len(chunks)} chunks")
+        writer = self.writer
         for doc in documents:
-            self.manifest.begin_replace(collection, doc.doc_id, doc.content_hash, list(doc.chunks))
+            self.manifest.begin_replace(collection, doc.doc_id, doc.content_hash, list(doc.chunks), writer)
         self._drop_stale_vectors(collection)
         if chunks:
+            writer.check_not_lost()  # the heartbeat may have found it expired since: these rows may be rolled back
             self.vectors.upsert(collection, chunks, vectors)
         for doc in documents:
-            self.manifest.mark_indexed(collection, doc.doc_id)
+            self.manifest.mark_indexed(collection, doc.doc_id, writer=writer)
 
     def delete(self, collection: str, doc_id: str) -> None:
         self.manifest.begin_delete(collection, doc_id)
@@ -117,14 +146,17 @@ class Index:
         self._bm25[collection] = index
         self._bm25_stamp[collection] = (self._bm25_dir / collection).stat().st_mtime_ns
 
-    def repair(self, collection: str, *, pending_before: float | None = None) -> list[str]:
-        """Undo interrupted writes: pending documents are removed (the caller re-ingests them), vectors that no
-        manifest row owns are deleted, and BM25 is rebuilt. Returns the doc ids that were rolled back.
+    def repair(self, collection: str, *, pending_before: float | None = None, include_own: bool = True) -> list[str]:
+        """Undo interrupted writes: pending documents whose writer is gone are removed (the caller re-ingests
+        them), vectors that no manifest row owns are deleted, and BM25 is rebuilt. Returns the rolled-back ids.
 
-        ``pending_before`` (a time) rolls back only documents pending since before then: a reader repairing at
-        start-up must not undo a write another process is doing right now.
+        A writer is gone when its lease expired or was removed; with ``include_own`` this process's own pending
+        rows count too (a writer about to write the collection again: its earlier write failed). Rows written
+        before leases existed have no writer: ``pending_before`` (a time) keeps those pending since then.
+        A write another live process is doing right now is never undone.
         """
-        rolled_back = self.manifest.pending_documents(collection, updated_before=pending_before)
+        own = self.writer.id if include_own else None
+        rolled_back = self.manifest.abandoned_documents(collection, own=own, unowned_before=pending_before)
         for doc_id in rolled_back:
             self.manifest.begin_delete(collection, doc_id)
         self._drop_stale_vectors(collection)

@@ -5,6 +5,11 @@ the write path. A document is first recorded as ``pending`` together with its ne
 it replaces; only after Chroma holds the new vectors is it marked ``indexed``. A crash in between leaves a
 ``pending`` row that the next run repairs, so nothing is lost and nothing is counted twice.
 
+A pending row names its writer's lease (``retrieval.store.leases``): a repair rolls back only the pending rows
+whose writer is gone (lease expired or removed), or its own, never a write another live process is doing. A write
+made under a lease passes the lease as ``writer`` and is refused once that lease is lost (a fence: the process
+that lost it may already be being rolled back by another).
+
 Every transaction that changes what a collection serves also bumps its ``collection_version``, so a process that
 caches something derived from the collection (BM25) learns with one read whether its cache is stale.
 """
@@ -17,11 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import URL, Connection, and_, delete, select, update
+from sqlalchemy import URL, Connection, and_, delete, exists, or_, select, update
 
-from retrieval.store import open_store
+from retrieval.store import Database, open_store
+from retrieval.store.leases import WriterLease, live
 from retrieval.store.tables import chunks as chunks_table
-from retrieval.store.tables import collection_versions, documents, stale_vectors
+from retrieval.store.tables import collection_versions, documents, stale_vectors, writers
 from retrieval.store.upsert import insert
 from retrieval.types import Chunk
 
@@ -79,6 +85,11 @@ class Manifest:
         self.path = path
         self._db = open_store(path, database_url, "index")
 
+    @property
+    def database(self) -> Database:
+        """The store the manifest lives in (writer leases live beside it)."""
+        return self._db
+
     def close(self) -> None:
         self._db.close()
 
@@ -106,9 +117,18 @@ class Manifest:
         with self._db.read() as db:
             return db.scalar(query) or 0
 
-    def begin_replace(self, collection: str, doc_id: str, content_hash: str, chunks: list[Chunk]) -> None:
-        """Record the new chunks as pending and remember the vectors they replace."""
+    def begin_replace(
+        self,
+        collection: str,
+        doc_id: str,
+        content_hash: str,
+        chunks: list[Chunk],
+        writer: WriterLease | None = None,
+    ) -> None:
+        """Record the new chunks as pending (under ``writer``'s lease) and remember the vectors they replace."""
         with self._db.write() as db:
+            if writer is not None:
+                writer.check(db)
             _retire_chunks(db, collection, doc_id)
             if chunks:
                 db.execute(
@@ -135,6 +155,7 @@ class Manifest:
                 "status": "pending",
                 "chunk_count": len(chunks),
                 "updated_at": time.time(),
+                "writer": writer.id if writer is not None else None,
             }
             statement = insert(db, documents).values(row)
             db.execute(
@@ -145,6 +166,7 @@ class Manifest:
                         "status": "pending",
                         "chunk_count": statement.excluded.chunk_count,
                         "updated_at": statement.excluded.updated_at,
+                        "writer": statement.excluded.writer,
                     },
                 )
             )
@@ -157,13 +179,15 @@ class Manifest:
             db.execute(delete(documents).where(documents.c.collection == collection, documents.c.doc_id == doc_id))
             _bump_version(db, collection)
 
-    def mark_indexed(self, collection: str, doc_id: str) -> None:
+    def mark_indexed(self, collection: str, doc_id: str, writer: WriterLease | None = None) -> None:
+        """The document's vectors are stored: it is served from now on (only while ``writer``'s lease is live,
+        and only the row that writer wrote)."""
         with self._db.write() as db:
-            db.execute(
-                update(documents)
-                .where(documents.c.collection == collection, documents.c.doc_id == doc_id)
-                .values(status="indexed", updated_at=time.time())
-            )
+            query = update(documents).where(documents.c.collection == collection, documents.c.doc_id == doc_id)
+            if writer is not None:
+                writer.check(db)
+                query = query.where(documents.c.writer == writer.id)
+            db.execute(query.values(status="indexed", updated_at=time.time(), writer=None))
             _bump_version(db, collection)
 
     def stale_vector_ids(self, collection: str) -> list[str]:
@@ -184,6 +208,25 @@ class Manifest:
             query = query.where(documents.c.updated_at < updated_before)
         with self._db.read() as db:
             return list(db.scalars(query))
+
+    def abandoned_documents(
+        self, collection: str, *, own: str | None = None, unowned_before: float | None = None
+    ) -> list[str]:
+        """Pending documents whose writer is gone: its lease expired or was removed, or it is ``own`` (the caller's
+        lease: its own earlier write that failed). Rows without a writer (written before leases) count as gone,
+        those updated since ``unowned_before`` excepted."""
+        with self._db.read() as db:
+            alive = exists().where(writers.c.id == documents.c.writer, live(db))
+            unowned = documents.c.writer.is_(None)
+            if unowned_before is not None:
+                unowned = and_(unowned, documents.c.updated_at < unowned_before)
+            gone = or_(unowned, and_(documents.c.writer.is_not(None), ~alive))
+            if own is not None:
+                gone = or_(gone, documents.c.writer == own)
+            query = select(documents.c.doc_id).where(
+                documents.c.collection == collection, documents.c.status == "pending", gone
+            )
+            return list(db.scalars(query.order_by(documents.c.doc_id)))
 
     def chunks(self, collection: str, doc_id: str | None = None, *, indexed_only: bool = True) -> list[Chunk]:
         """Chunks in a stable order (document, then position)."""

@@ -21,9 +21,9 @@ from retrieval.index import Index
 
 log = logging.getLogger("ragline.api")
 UNFINISHED_WRITE_S = 600.0
-"""A document pending this long belongs to a write that died (a write is pending for the seconds its vectors take
-to store); a younger one may be another process's write in progress, so start-up leaves it alone. Searches never
-return pending documents either way."""
+"""A pending document without a writer lease (written by a ragline from before leases) this old belongs to a write
+that died; a younger one may still be in progress, so start-up leaves it alone. Pending documents with a writer are
+rolled back exactly when that writer's lease is gone. Searches never return pending documents either way."""
 
 
 class ServiceState:
@@ -64,13 +64,14 @@ class ServiceState:
 
 
 def repair_unfinished_writes(index: Index, older_than_s: float = UNFINISHED_WRITE_S) -> dict[str, list[str]]:
-    """Roll back documents a crashed writer left pending for over ``older_than_s``, in every collection (the API
-    does it when it first opens the index); returns the rolled-back doc ids by collection, and logs them: the user
-    re-uploads those files."""
+    """Roll back documents whose writer is gone (its lease expired: it crashed), in every collection (the API does
+    it when it first opens the index); a write another live process (an API replica, a worker) is doing is left
+    alone. Pending rows without a writer count as gone after ``older_than_s``. Returns the rolled-back doc ids by
+    collection, and logs them: the user re-uploads those files."""
     cutoff = time.time() - older_than_s
     repaired: dict[str, list[str]] = {}
     for collection in index.collections():
-        if index.manifest.pending_documents(collection, updated_before=cutoff):
-            repaired[collection] = index.repair(collection, pending_before=cutoff)
+        if index.manifest.abandoned_documents(collection, unowned_before=cutoff):
+            repaired[collection] = index.repair(collection, pending_before=cutoff, include_own=False)
             log.warning("rolled back %d unfinished document write(s) in %s", len(repaired[collection]), collection)
     return repaired

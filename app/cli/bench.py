@@ -169,6 +169,33 @@ def bench_ingest(
     typer.echo(f"report: {write_report(settings.reports_dir, 'ingest', result.as_report())}")
 
 
+@app.command("workers")
+def bench_workers(
+    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl[.gz] to ingest.")] = Path(
+        "../shared/data/scifact/corpus.jsonl.gz"
+    ),
+    limit: Annotated[int, typer.Option(min=2, help="Use the first N documents, as two jobs of N/2.")] = 400,
+    rounds: Annotated[str, typer.Option(help="Worker counts, one round each, in this order.")] = "1,2",
+) -> None:
+    """Ingestion docs/s with 1 and 2 `ragline worker` processes on the same documents, same run.
+
+    The documents are two jobs into two collections (one collection's jobs run one at a time by design); each round
+    starts its workers, waits until they poll, enqueues both jobs and times enqueue to the last job's end. Needs
+    RAGLINE_DATABASE_URL (PostgreSQL) and RAGLINE_CHROMA_URL (a Chroma server)."""
+    from app.bench_workers import bench_workers as run_bench
+
+    configure_logging()
+    try:
+        results = run_bench(get_settings(), corpus, limit, parse_positive_ints(rounds))
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise fail(str(exc)) from None
+    for result in results:
+        typer.echo(
+            f"{result.workers} worker(s): {result.documents} docs, {result.chunks} chunks in {result.seconds:.1f} s "
+            f"= {result.docs_per_s:.1f} docs/s"
+        )
+
+
 @app.command("memory")
 def bench_memory(
     scripts: Annotated[Path, typer.Option(help="Folder of conversation scripts (*.json).")] = CONVERSATION_SCRIPTS,

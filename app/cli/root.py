@@ -6,11 +6,12 @@ import os
 
 import typer
 
-from app.cli import bench, config, evaluation, experiments, models, reranker, run, services
+from app.cli import bench, config, evaluation, experiments, models, reranker, run, services, worker
 
 app = typer.Typer(help="ragline: grounded, cited answers from your documents, offline.", no_args_is_help=True)
 app.add_typer(run.app)  # ingest, ask, chat
 app.add_typer(services.app)  # serve, ui, demo, llm
+app.add_typer(worker.app)  # worker
 app.add_typer(models.app, name="models")
 app.add_typer(config.app, name="config")
 evaluation.app.add_typer(experiments.app)  # position, abstention, compression, hyde, prefix-cache join `eval`

@@ -10,7 +10,7 @@ These describe the schema at the newest migration; the migrations under ``migrat
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Column, Float, Index, Integer, MetaData, Table, Text
+from sqlalchemy import CheckConstraint, Column, Float, Index, Integer, LargeBinary, MetaData, Table, Text
 
 index_metadata = MetaData()
 memory_metadata = MetaData()
@@ -24,7 +24,10 @@ documents = Table(
     Column("status", Text, CheckConstraint("status IN ('pending', 'indexed')"), nullable=False),
     Column("chunk_count", Integer, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("writer", Text),
 )
+"""``writer``: the lease (``writers.id``) of the process writing a ``pending`` document, so a repair rolls back only
+writes whose writer is gone (NULL on rows written before writers had leases: treated as gone)."""
 
 chunks = Table(
     "chunks",
@@ -72,7 +75,39 @@ ingest_jobs = Table(
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
+    Column("runner", Text, nullable=False, server_default="api"),
+    Column("lock_key", Text),
+    Column("chunker", Text),
+    Column("metadata", Text),
+    Column("worker", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Index("jobs_by_status", "status", "created_at"),
 )
+"""``runner``: ``api`` (run in the API process that accepted it) or ``worker`` (any ``ragline worker``).
+``lock_key``: the stored collection: jobs of one key run one at a time, in order. ``worker``: the lease of the
+process running (or, for ``api``, holding) the job; ``attempts``: how many times a worker started it."""
+
+job_files = Table(
+    "job_files",
+    index_metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+"""The uploaded bytes of a job until it ends: in the database so that any worker on any host can run the job."""
+
+writers = Table(
+    "writers",
+    index_metadata,
+    Column("id", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+"""Leases of the processes that write the index (API, CLI ingest, workers), renewed by a heartbeat; times are the
+database's clock, so hosts whose clocks differ agree on which lease has expired."""
 
 sessions = Table(
     "sessions",

@@ -96,7 +96,7 @@ def crashed_index(tmp_path: Path, embedder_dir: Path, monkeypatch: pytest.Monkey
     index.write("docs", [DocumentWrite("refunds.md", "h1", [refunds])])
     index.commit("docs")
 
-    def crash(collection: str, doc_id: str) -> None:
+    def crash(collection: str, doc_id: str, writer: object = None) -> None:
         raise CrashBeforeIndexed(doc_id)
 
     monkeypatch.setattr(index.manifest, "mark_indexed", crash)
@@ -116,10 +116,11 @@ def test_a_pending_document_is_never_retrieved_by_either_search(crashed_index: I
     assert [h.chunk.doc_id for h in dense] == ["refunds.md"] and [h.chunk.doc_id for h in bm25] == ["refunds.md"]
 
 
-def test_start_up_rolls_back_old_unfinished_writes_and_leaves_young_ones(crashed_index: Index) -> None:
-    assert repair_unfinished_writes(crashed_index) == {}  # pending for seconds: maybe another writer's, left alone
+def test_start_up_rolls_back_writes_whose_writer_is_gone_and_leaves_live_ones(crashed_index: Index) -> None:
+    assert repair_unfinished_writes(crashed_index) == {}  # its writer (a live lease) may still finish it
     assert crashed_index.manifest.pending_documents("docs") == ["draft.md"]
-    assert repair_unfinished_writes(crashed_index, older_than_s=-1) == {"docs": ["draft.md"]}
+    crashed_index.writer.release()  # the writer's process is gone: its lease no longer live
+    assert repair_unfinished_writes(crashed_index) == {"docs": ["draft.md"]}
     assert crashed_index.manifest.pending_documents("docs") == []
     assert crashed_index.counts("docs").consistent and crashed_index.vectors.count("docs") == 1
 

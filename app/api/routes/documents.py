@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -26,7 +26,6 @@ router = APIRouter(prefix="/v1", tags=["documents"])
 
 CollectionForm = Annotated[str, Form(pattern=COLLECTION_PATTERN, description="Collection to write into.")]
 CollectionQuery = Annotated[str, Query(pattern=COLLECTION_PATTERN, description="Collection of the documents.")]
-_COPY_CHUNK = 1 << 20
 # A stored document name leaves room for its sidecar's name (``<name>.meta.json``) within the filesystem's limit.
 _DOCUMENT_NAME_BYTES = MAX_NAME_BYTES - len(SIDECAR_SUFFIX.encode())
 _NAME_HASH_CHARS = 10
@@ -145,7 +144,10 @@ def upload_documents(
     ] = None,
     metadata: Annotated[str | None, Form(description=METADATA_DESCRIPTION)] = None,
 ) -> JobAccepted:
-    """Start an ingestion job for the uploaded files; poll ``status_url`` for its progress."""
+    """Start an ingestion job for the uploaded files; poll ``status_url`` for its progress.
+
+    The files are stored in the database with the job (any worker on any host can run it); the body size limit
+    (``max_upload_mb``) bounds what that holds."""
     chunker = chunker or resources.settings.chunker
     if chunker not in CHUNKERS:
         raise ApiError(422, f"unknown chunker {chunker!r}; choose one of {', '.join(CHUNKERS)}")
@@ -156,22 +158,14 @@ def upload_documents(
     if duplicates:
         raise ApiError(422, f"file name(s) {', '.join(duplicates)} appear more than once in this upload")
     extra = _metadata(metadata)
-    job_id, folder = jobs.new_upload_folder()
-    for name, upload in zip(names, files, strict=True):
-        _save(upload, folder / name)
+    stored = [(name, upload.file.read()) for name, upload in zip(names, files, strict=True)]
     job = jobs.submit(
-        UploadJob(job_id, folder, tenant.collection(collection), chunker, extra),
+        UploadJob(stored, tenant.collection(collection), chunker, extra),
         tenant.name,
         files_total=sum(not n.endswith(SIDECAR_SUFFIX) for n in names),  # sidecars are metadata, not files
         logical_collection=collection,
     )
     return JobAccepted(job_id=job.id, status=job.status, status_url=f"/v1/jobs/{job.id}", files=names)
-
-
-def _save(upload: UploadFile, target: Path) -> None:
-    with target.open("wb") as out:
-        while block := upload.file.read(_COPY_CHUNK):
-            out.write(block)
 
 
 @router.get("/jobs/{job_id}", response_model=Job, responses=error_responses(401, 404))
@@ -206,7 +200,7 @@ def list_documents(resources: ResourcesDep, tenant: TenantDep, collection: Colle
     }
 
 
-@router.delete("/documents/{doc_id:path}", response_model=Deleted, responses=error_responses(401, 404, 422))
+@router.delete("/documents/{doc_id:path}", response_model=Deleted, responses=error_responses(401, 404, 409, 422))
 def delete_document(
     doc_id: str, resources: ResourcesDep, jobs: JobsDep, tenant: TenantDep, collection: CollectionQuery = "sample"
 ) -> Any:
@@ -214,6 +208,10 @@ def delete_document(
     with pipeline_errors():
         stored = require_collection(resources.index, tenant, collection)
     index = resources.index
+    if not jobs.in_process and jobs.store.busy(stored):  # a worker may be writing it: one writer per collection
+        raise ApiError(
+            409, f"an ingestion job for collection {collection!r} is queued or running; delete after it ends"
+        )
     with jobs.write_lock:
         if index.manifest.document(stored, doc_id) is None:
             raise ApiError(404, f"no document {doc_id!r} in collection {collection!r}; GET /v1/documents lists them")
