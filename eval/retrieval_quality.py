@@ -23,7 +23,7 @@ from retrieval.types import Hit
 Variant = Callable[[Mapping[str, list[Hit]]], list[Hit]]
 """A ranking computed from one query's ``{"bm25": [...], "dense": [...]}`` lists."""
 
-PIPELINES = ("bm25", "dense", "hybrid", "hybrid+rerank", "all")
+PIPELINES = ("bm25", "dense", "hybrid", "hybrid+rerank", "rerank-modes", "all")
 
 
 @dataclass
@@ -95,8 +95,9 @@ def pipeline_variants(
     pipeline: str, *, rrf_k: int, fusion: str, fusion_alpha: float, alphas: Sequence[float] = ()
 ) -> dict[str, Variant]:
     """The variants one ``--pipeline`` evaluates: ``all`` is every standard variant with the ``alphas`` sweep;
-    ``bm25`` and ``dense`` are the single lists; ``hybrid`` and ``hybrid+rerank`` are the configured fusion
-    (``fusion`` ``rrf`` with ``rrf_k``, else convex at ``fusion_alpha``), alone (reranking is added by the caller)."""
+    ``bm25`` and ``dense`` are the single lists; ``hybrid``, ``hybrid+rerank`` and ``rerank-modes`` are the
+    configured fusion (``fusion`` ``rrf`` with ``rrf_k``, else convex at ``fusion_alpha``), alone (reranking is added
+    by the caller)."""
     if pipeline not in PIPELINES:
         raise ValueError(f"--pipeline must be one of {', '.join(PIPELINES)}")
     if pipeline == "all":
