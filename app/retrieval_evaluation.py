@@ -31,6 +31,7 @@ from eval.retrieval_quality import (
     gather,
     headline_columns,
     latency_summary,
+    per_query_ndcg,
     pipeline_variants,
     select_judged_queries,
 )
@@ -121,6 +122,7 @@ def run_retrieval_evaluation(settings: Settings, request: RetrievalEvalRequest, 
         "corpus_subset": data.subset,
         "bm25": resources.index.bm25_config.as_dict(),
         "results": results,
+        "per_query": {f"ndcg@{request.k}": per_query_ndcg(candidates, data.judged, variants, request.k)},
         "latency_ms": latency,
     }
     if best is not None:

@@ -15,7 +15,7 @@ from statistics import median
 
 from tqdm import tqdm
 
-from eval.metrics import evaluate_retrieval
+from eval.metrics import evaluate_retrieval, ndcg_at_k
 from retrieval.fusion import ConvexFusion, ReciprocalRankFusion
 from retrieval.index import Index
 from retrieval.types import Hit
@@ -89,6 +89,18 @@ def evaluate_variants(
         run = {qid: doc_ranking(variant(lists)) for qid, lists in candidates.lists.items()}
         results[name] = evaluate_retrieval(run, {q: qrels[q] for q in candidates.lists if q in qrels}, ks)
     return results
+
+
+def per_query_ndcg(
+    candidates: Candidates, qrels: Mapping[str, Mapping[str, int]], variants: Mapping[str, Variant], k: int = 10
+) -> dict[str, dict[str, float]]:
+    """nDCG@k of every judged query per variant, rounded to 6 places: what a paired comparison of two variants,
+    or of two reports on the same queries (``eval.paired``), needs beyond the means."""
+    judged = [q for q in candidates.lists if any(rel > 0 for rel in qrels.get(q, {}).values())]
+    return {
+        name: {q: round(ndcg_at_k(doc_ranking(variant(candidates.lists[q])), qrels[q], k), 6) for q in judged}
+        for name, variant in variants.items()
+    }
 
 
 def pipeline_variants(
