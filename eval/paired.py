@@ -6,6 +6,8 @@ come from one ``ragline eval retrieval`` report (two rows) or from two reports o
 chunked two ways): both keep per-query nDCG under ``per_query``.
 
     python -m eval.paired REPORT_A VARIANT_A REPORT_B VARIANT_B     # B - A, in nDCG points
+    python -m eval.paired --qa RESULTS_A CONFIG_A RESULTS_B CONFIG_B  # two `ragline eval qa` runs' results.jsonl,
+                                                                     # answer containment (accuracy) per question
 """
 
 from __future__ import annotations
@@ -76,10 +78,37 @@ def compare_reports(
     return paired_mean_difference([b[q] for q in queries], [a[q] for q in queries])
 
 
+def qa_scores(results: Path, config: str, metric: str = "contains") -> dict[str, float]:
+    """Per question, ``metric`` of ``config`` in a ``ragline eval qa`` run's ``results.jsonl``; questions that
+    ended in an error are left out (they have no score), and ``ValueError`` names a config the file lacks."""
+    scores: dict[str, float] = {}
+    configs: set[str] = set()
+    for line in results.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        configs.add(record["config"])
+        if record["config"] == config and not record.get("error"):
+            scores[record["id"]] = float(record["scores"][metric])
+    if config not in configs:
+        raise ValueError(f"{results} holds no config {config!r}; it holds {', '.join(sorted(configs))}")
+    return scores
+
+
+def compare_qa_runs(
+    baseline: tuple[Path, str], treated: tuple[Path, str], metric: str = "contains"
+) -> PairedMeanDifference:
+    """``treated`` against ``baseline`` over the questions both answered without error."""
+    a, b = qa_scores(*baseline, metric=metric), qa_scores(*treated, metric=metric)
+    questions = sorted(set(a) & set(b))
+    return paired_mean_difference([b[q] for q in questions], [a[q] for q in questions])
+
+
 def main(argv: Sequence[str]) -> None:
-    if len(argv) != 4:
-        raise SystemExit("usage: python -m eval.paired REPORT_A VARIANT_A REPORT_B VARIANT_B")
-    print(json.dumps(compare_reports((Path(argv[0]), argv[1]), (Path(argv[2]), argv[3])), indent=2))
+    qa = bool(argv) and argv[0] == "--qa"
+    args = list(argv[1:] if qa else argv)
+    if len(args) != 4:
+        raise SystemExit("usage: python -m eval.paired [--qa] A VARIANT_A B VARIANT_B")
+    compare = compare_qa_runs if qa else compare_reports
+    print(json.dumps(compare((Path(args[0]), args[1]), (Path(args[2]), args[3])), indent=2))
 
 
 if __name__ == "__main__":
