@@ -172,7 +172,8 @@ def precision_stages(settings: Any) -> list[StageState]:
         StageState(
             "rerank",
             reranker is not None,
-            f"cross-encoder {reranker}, top {settings.rerank_top_n} rescored (weight {settings.rerank_weight})"
+            f"cross-encoder {reranker}, top {settings.rerank_top_n} rescored {settings.rerank_mode} "
+            f"(weight {settings.rerank_weight})"
             if reranker
             else "no reranker configured (`ragline models install --reranker` trains the sample one); the trained "
             "one moved SciFact nDCG@10 by -0.2 points on queries used for no choice (docs/results/reranker.md)",

@@ -15,6 +15,7 @@ from app.settings import Settings
 from retrieval.bm25 import BM25Config
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.index import Index
+from retrieval.long_rerank import LongContextReranker
 from retrieval.rerank import CrossEncoderReranker
 from retrieval.tokenize import TokenizerConfig
 
@@ -54,6 +55,7 @@ class Resources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._rerankers: dict[tuple[str, int, int, str], CrossEncoderReranker] = {}
+        self._long_rerankers: dict[tuple[str, int, int, str], LongContextReranker] = {}
 
     @cached_property
     def reranker(self) -> CrossEncoderReranker | None:
@@ -73,6 +75,19 @@ class Resources:
                 backend=settings.rerank_backend,
             )
         return self._rerankers[key]
+
+    def long_context_reranker_for(self, settings: Settings) -> LongContextReranker | None:
+        """The reranker of ``settings`` loaded at ``rerank_context_tokens`` for joint passages, or None; each
+        loads once."""
+        if settings.reranker is None:
+            return None
+        joint = settings.model_copy(update={"rerank_max_length": settings.rerank_context_tokens})
+        key = (settings.reranker, settings.rerank_context_tokens, settings.rerank_batch_size, settings.rerank_backend)
+        if key not in self._long_rerankers:
+            reranker = self.reranker_for(joint)
+            assert reranker is not None
+            self._long_rerankers[key] = LongContextReranker(reranker)
+        return self._long_rerankers[key]
 
     @cached_property
     def embedder(self) -> SentenceTransformerEmbedder:

@@ -31,6 +31,7 @@ from eval.retrieval_quality import (
     gather,
     headline_columns,
     latency_summary,
+    per_query_ndcg,
     pipeline_variants,
     select_judged_queries,
 )
@@ -103,8 +104,9 @@ def run_retrieval_evaluation(settings: Settings, request: RetrievalEvalRequest, 
     variants = pipeline_variants(
         request.pipeline, rrf_k=settings.rrf_k, fusion=settings.fusion, fusion_alpha=settings.fusion_alpha, alphas=sweep
     )
-    if request.pipeline == "hybrid+rerank":
-        variants.update(_rerank_variant(resources, candidates, data.queries, next(iter(variants.values()))))
+    if request.pipeline in ("hybrid+rerank", "rerank-modes"):
+        fuse = next(iter(variants.values()))
+        variants.update(_rerank_variants(resources, candidates, data.queries, fuse, request.pipeline))
     results = evaluate_variants(candidates, data.judged, variants, sorted({1, request.k, 10, 100}))
     best = best_fusion(results, f"ndcg@{request.k}", settings.rrf_k) if sweep else None
     latency = latency_summary(candidates)
@@ -120,6 +122,7 @@ def run_retrieval_evaluation(settings: Settings, request: RetrievalEvalRequest, 
         "corpus_subset": data.subset,
         "bm25": resources.index.bm25_config.as_dict(),
         "results": results,
+        "per_query": {f"ndcg@{request.k}": per_query_ndcg(candidates, data.judged, variants, request.k)},
         "latency_ms": latency,
     }
     if best is not None:
@@ -155,12 +158,27 @@ def _load(request: RetrievalEvalRequest, log: RunLog) -> _EvaluationData:
     return _EvaluationData({doc_id: documents[doc_id] for doc_id in kept}, judged, queries, name, subset)
 
 
-def _rerank_variant(
-    resources: Resources, candidates: Candidates, queries: dict[str, str], fuse: Variant
+def _rerank_variants(
+    resources: Resources, candidates: Candidates, queries: dict[str, str], fuse: Variant, pipeline: str
 ) -> dict[str, Variant]:
-    """The ``hybrid+rerank`` variant with the configured reranker; ``ValueError`` when none is configured."""
+    """``hybrid+rerank`` with the configured reranker in the configured ``rerank_mode``, or with ``rerank-modes``
+    both modes side by side on the same fused lists; ``ValueError`` when no reranker is configured."""
     settings = resources.settings
-    reranker = resources.reranker
-    if reranker is None:
-        raise ValueError("--pipeline hybrid+rerank needs RAGLINE_RERANKER (train one: `ragline reranker train`)")
-    return rerank_variant(reranker, candidates, queries, fuse, settings.rerank_top_n, weight=settings.rerank_weight)
+    if settings.reranker is None:
+        raise ValueError(f"--pipeline {pipeline} needs RAGLINE_RERANKER (train one: `ragline reranker train`)")
+    modes = ["isolated", "long-context"] if pipeline == "rerank-modes" else [settings.rerank_mode]
+    variants: dict[str, Variant] = {}
+    for mode in modes:
+        top_n, weight = settings.rerank_top_n, settings.rerank_weight
+        if mode == "long-context":
+            joint = resources.long_context_reranker_for(settings)
+            assert joint is not None
+            name = "hybrid+long-rerank" if pipeline == "rerank-modes" else "hybrid+rerank"
+            variants.update(
+                rerank_variant(joint, candidates, queries, fuse, top_n, weight=weight, name=name, timing="long-rerank")
+            )
+        else:
+            reranker = resources.reranker_for(settings)
+            assert reranker is not None
+            variants.update(rerank_variant(reranker, candidates, queries, fuse, top_n, weight=weight))
+    return variants

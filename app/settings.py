@@ -283,6 +283,18 @@ class Settings(BaseSettings):
         "onnx-int8",
         description="Cross-encoder engine: onnx-int8 is the fastest on CPU (2.4x torch fp32 at 128 tokens), same nDCG.",
     )
+    rerank_mode: Literal["isolated", "long-context"] = Field(
+        "isolated",
+        description="How the cross-encoder reads a candidate: `isolated` (the chunk alone) or `long-context` (the "
+        "chunk with its retrieved neighbours of the same document, in document order, up to rerank_context_tokens). "
+        "Measured in docs/results/sentence-window.md.",
+    )
+    rerank_context_tokens: int = Field(
+        512,
+        ge=32,
+        le=512,
+        description="Long-context rerank: cross-encoder input tokens (query + joint passage); 512 is MiniLM's context.",
+    )
     # Tuned on 209 held-out SciFact train queries: blends at 0.3–0.5 all beat hybrid by 3.8–5.1 nDCG@10 points.
     rerank_weight: float = Field(
         0.4, ge=0, le=1, description="Cross-encoder share of the final score, blended with fusion (1 = reranker only)."

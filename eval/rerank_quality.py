@@ -16,15 +16,16 @@ from tqdm import tqdm
 
 from eval.metrics import evaluate_retrieval
 from eval.retrieval_quality import Candidates, Variant, doc_ranking
+from retrieval.long_rerank import LongContextReranker
 from retrieval.rerank import CrossEncoderReranker
 from retrieval.types import Hit
 
 HYBRID = "hybrid"
+AnyReranker = CrossEncoderReranker | LongContextReranker
+"""Isolated or long-context: both rerank a hit list with ``rerank(query, hits, weight)``."""
 
 
-def rerank_head(
-    reranker: CrossEncoderReranker, query: str, hits: Sequence[Hit], top_n: int, weight: float = 1.0
-) -> list[Hit]:
+def rerank_head(reranker: AnyReranker, query: str, hits: Sequence[Hit], top_n: int, weight: float = 1.0) -> list[Hit]:
     """The first ``top_n`` hits reranked, the rest after them in their original order (for recall at depth)."""
     return reranker.rerank(query, hits[:top_n], weight) + list(hits[top_n:])
 
@@ -77,24 +78,26 @@ def rerank_latency(
 
 
 def rerank_variant(
-    reranker: CrossEncoderReranker,
+    reranker: AnyReranker,
     candidates: Candidates,
     queries: Mapping[str, str],
     fuse: Variant,
     top_n: int,
     progress: bool = True,
     weight: float = 1.0,
+    name: str = "hybrid+rerank",
+    timing: str = "rerank",
 ) -> dict[str, Variant]:
-    """A ``hybrid+rerank`` variant for ``ragline eval retrieval``: each query's fused list is reranked once here
-    (timed into ``candidates.ms["rerank"]``), so the variant itself only looks the result up.
+    """A ``hybrid+rerank`` variant (called ``name``) for ``ragline eval retrieval``: each query's fused list is
+    reranked once here (timed into ``candidates.ms[timing]``), so the variant itself only looks the result up.
 
     Variants receive a query's ``{"bm25", "dense"}`` dict and nothing else, so the result is keyed by that dict's
     identity; it is not stored in the dict, where the fusion variants would see an unknown list."""
-    candidates.ms["rerank"] = []
+    candidates.ms[timing] = []
     reranked: dict[int, list[Hit]] = {}
-    for qid, lists in tqdm(candidates.lists.items(), desc="rerank", unit="query", disable=not progress):
+    for qid, lists in tqdm(candidates.lists.items(), desc=name, unit="query", disable=not progress):
         fused = fuse(lists)
         started = time.perf_counter()
         reranked[id(lists)] = rerank_head(reranker, queries[qid], fused, top_n, weight)
-        candidates.ms["rerank"].append((time.perf_counter() - started) * 1000)
-    return {"hybrid+rerank": lambda lists: reranked[id(lists)]}
+        candidates.ms[timing].append((time.perf_counter() - started) * 1000)
+    return {name: lambda lists: reranked[id(lists)]}

@@ -15,7 +15,7 @@ from statistics import median
 
 from tqdm import tqdm
 
-from eval.metrics import evaluate_retrieval
+from eval.metrics import evaluate_retrieval, ndcg_at_k
 from retrieval.fusion import ConvexFusion, ReciprocalRankFusion
 from retrieval.index import Index
 from retrieval.types import Hit
@@ -23,7 +23,7 @@ from retrieval.types import Hit
 Variant = Callable[[Mapping[str, list[Hit]]], list[Hit]]
 """A ranking computed from one query's ``{"bm25": [...], "dense": [...]}`` lists."""
 
-PIPELINES = ("bm25", "dense", "hybrid", "hybrid+rerank", "all")
+PIPELINES = ("bm25", "dense", "hybrid", "hybrid+rerank", "rerank-modes", "all")
 
 
 @dataclass
@@ -91,12 +91,25 @@ def evaluate_variants(
     return results
 
 
+def per_query_ndcg(
+    candidates: Candidates, qrels: Mapping[str, Mapping[str, int]], variants: Mapping[str, Variant], k: int = 10
+) -> dict[str, dict[str, float]]:
+    """nDCG@k of every judged query per variant, rounded to 6 places: what a paired comparison of two variants,
+    or of two reports on the same queries (``eval.paired``), needs beyond the means."""
+    judged = [q for q in candidates.lists if any(rel > 0 for rel in qrels.get(q, {}).values())]
+    return {
+        name: {q: round(ndcg_at_k(doc_ranking(variant(candidates.lists[q])), qrels[q], k), 6) for q in judged}
+        for name, variant in variants.items()
+    }
+
+
 def pipeline_variants(
     pipeline: str, *, rrf_k: int, fusion: str, fusion_alpha: float, alphas: Sequence[float] = ()
 ) -> dict[str, Variant]:
     """The variants one ``--pipeline`` evaluates: ``all`` is every standard variant with the ``alphas`` sweep;
-    ``bm25`` and ``dense`` are the single lists; ``hybrid`` and ``hybrid+rerank`` are the configured fusion
-    (``fusion`` ``rrf`` with ``rrf_k``, else convex at ``fusion_alpha``), alone (reranking is added by the caller)."""
+    ``bm25`` and ``dense`` are the single lists; ``hybrid``, ``hybrid+rerank`` and ``rerank-modes`` are the
+    configured fusion (``fusion`` ``rrf`` with ``rrf_k``, else convex at ``fusion_alpha``), alone (reranking is added
+    by the caller)."""
     if pipeline not in PIPELINES:
         raise ValueError(f"--pipeline must be one of {', '.join(PIPELINES)}")
     if pipeline == "all":

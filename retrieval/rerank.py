@@ -150,14 +150,25 @@ class CrossEncoderReranker:
         """
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"weight must be within [0, 1], got {weight}")
-        scores = self.score(query, [hit.chunk.text for hit in hits])
-        if weight < 1.0 and len(hits) > 1:
-            probabilities = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)
-            logits = np.log(probabilities / (1 - probabilities))
-            incoming = np.asarray([hit.score for hit in hits], dtype=np.float64)
-            scores = ((1 - weight) * _min_max(incoming) + weight * _min_max(logits)).astype(np.float32)
-        order = np.argsort(-scores, kind="stable")
-        return [Hit(hits[i].chunk, float(scores[i]), "rerank") for i in order]
+        return blend_and_sort(hits, self.score(query, [hit.chunk.text for hit in hits]), weight)
+
+
+def blend_and_sort(hits: Sequence[Hit], scores: np.ndarray, weight: float) -> list[Hit]:
+    """``hits`` with cross-encoder ``scores`` (0..1, one per hit) blended into their incoming scores at ``weight``
+    (see ``CrossEncoderReranker.rerank``), best first, ties in the incoming order. Shared by every rerank mode, so
+    isolated and long-context scores are blended by the same rule."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must be within [0, 1], got {weight}")
+    if len(scores) != len(hits):
+        raise ValueError(f"{len(scores)} scores for {len(hits)} hits")
+    scores = np.asarray(scores, dtype=np.float32)
+    if weight < 1.0 and len(hits) > 1:
+        probabilities = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)
+        logits = np.log(probabilities / (1 - probabilities))
+        incoming = np.asarray([hit.score for hit in hits], dtype=np.float64)
+        scores = ((1 - weight) * _min_max(incoming) + weight * _min_max(logits)).astype(np.float32)
+    order = np.argsort(-scores, kind="stable")
+    return [Hit(hits[i].chunk, float(scores[i]), "rerank") for i in order]
 
 
 def _cpu_threads() -> int:

@@ -41,7 +41,11 @@ def eval_retrieval(
     beir: Annotated[Path | None, typer.Option(help="A BEIR folder (instead of the three files).")] = None,
     split: Annotated[str, typer.Option(help="With --beir: which qrels/<split>.tsv.")] = "test",
     pipeline: Annotated[
-        str, typer.Option(help="bm25 | dense | hybrid | hybrid+rerank (RAGLINE_RERANKER) | all (variants + α sweep).")
+        str,
+        typer.Option(
+            help="bm25 | dense | hybrid | hybrid+rerank (RAGLINE_RERANKER, in its rerank_mode) | rerank-modes "
+            "(hybrid, isolated and long-context rerank) | all (variants + α sweep)."
+        ),
     ] = "all",
     k: Annotated[int, typer.Option(min=1, help="Cut-off of the headline metrics.")] = 10,
     depth: Annotated[int, typer.Option(min=10, help="Candidates fetched from each search.")] = 100,

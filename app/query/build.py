@@ -27,6 +27,7 @@ from app.query.stages.fuse import Fuse
 from app.query.stages.generate import Generate
 from app.query.stages.hybrid_search import HybridSearch
 from app.query.stages.hyde import HypotheticalDocument
+from app.query.stages.long_rerank import LongContextRerank
 from app.query.stages.position import PositionContext
 from app.query.stages.rerank import Rerank
 from app.query.stages.screen import ScreenInjections
@@ -62,15 +63,15 @@ def compression_model_dir(settings: Settings, method: str) -> Path:
 def build_stages(resources: Resources, settings: Settings) -> StagePlan:
     """Every stage of one query for ``settings``; a configured reranker loads (and is checked) here, at build time."""
     index = resources.index
-    reranker = resources.reranker_for(settings)
+    rerank = rerank_stage(resources, settings)
     retrieval: list[Stage] = [
         *([HypotheticalDocument(resources.generator)] if settings.hyde else []),
         HybridSearch(index, settings.bm25_top_k, settings.dense_top_k),
         Fuse(make_fusion(settings.fusion, rrf_k=settings.rrf_k, alpha=settings.fusion_alpha)),
         Deduplicate(index, settings.dedup_threshold),
-        *([] if reranker is None else [Rerank(reranker, settings.rerank_top_n, weight=settings.rerank_weight)]),
+        *([] if rerank is None else [rerank]),
     ]
-    ranked = "deduplicated" if reranker is None else "reranked"
+    ranked = "deduplicated" if rerank is None else "reranked"
     retrieval.append(ExpandWindows(ranked))  # a no-op unless the collection was chunked by sentence-window
     ranked = "windowed"
     if settings.injection_screen:
@@ -80,6 +81,19 @@ def build_stages(resources: Resources, settings: Settings) -> StagePlan:
     counter = ChatTemplateTokenCounter(resources.generator_dir)
     generate = Generate(resources.generator, counter, settings.max_answer_tokens, settings.temperature)
     return StagePlan(tuple(retrieval), generate, CheckCitations(settings.ungrounded_answers))
+
+
+def rerank_stage(resources: Resources, settings: Settings) -> Stage | None:
+    """The rerank stage of ``settings.rerank_mode`` over the deduplicated candidates, or None without a reranker."""
+    if settings.reranker is None:
+        return None
+    if settings.rerank_mode == "long-context":
+        joint = resources.long_context_reranker_for(settings)
+        assert joint is not None
+        return LongContextRerank(joint, settings.rerank_top_n, weight=settings.rerank_weight)
+    reranker = resources.reranker_for(settings)
+    assert reranker is not None
+    return Rerank(reranker, settings.rerank_top_n, weight=settings.rerank_weight)
 
 
 def context_stages(resources: Resources, settings: Settings, source: str = "deduplicated") -> list[Stage]:

@@ -45,3 +45,16 @@ def test_best_alpha_prefers_the_smaller_on_ties() -> None:
 def test_table_lists_every_variant() -> None:
     table = format_table({"bm25": {"ndcg@10": 0.5}, "dense": {"ndcg@10": 0.25}}, ["ndcg@10"])
     assert "bm25" in table and "0.2500" in table
+
+
+def test_per_query_ndcg_averages_to_the_reported_mean(candidates: Candidates) -> None:
+    from eval.retrieval_quality import per_query_ndcg
+
+    qrels = {"q1": {"a": 1}, "q2": {"z": 1}, "q3": {"n": 0}}  # q3: nothing relevant, left out as in the means
+    variants = standard_variants(60, alphas=[0.0, 1.0])
+    scores = per_query_ndcg(candidates, qrels, variants, k=10)
+    means = evaluate_variants(candidates, qrels, variants, ks=(10,))
+    for name in variants:
+        assert set(scores[name]) == {"q1", "q2"}
+        assert sum(scores[name].values()) / 2 == pytest.approx(means[name]["ndcg@10"], abs=1e-6)
+    assert scores["bm25"]["q1"] == 1.0 and scores["dense"]["q1"] == pytest.approx(0.5)  # a at rank 3: 1/log2(4)

@@ -37,7 +37,7 @@ def _eval(folder: Path, env: dict[str, str], *extra: str) -> subprocess.Complete
     return subprocess.run(command + list(extra), env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_eval_retrieval_on_a_subset_per_chunker(tmp_path: Path, models_env) -> None:
+def test_eval_retrieval_on_a_subset_per_chunker(tmp_path: Path, models_env, cross_encoder_dir: Path) -> None:
     folder = _beir_folder(tmp_path)
     data_dir = tmp_path / "data"
     env = models_env(data_dir)
@@ -54,6 +54,15 @@ def test_eval_retrieval_on_a_subset_per_chunker(tmp_path: Path, models_env) -> N
         manifest.close()
     assert len(kept) == 6 and {"d00", "d02", "d06"} <= kept
     assert report["queries"] == 2 and all(row["queries"] == 2 for row in report["results"].values())
+    assert set(report["per_query"]["ndcg@10"]["convex(α=0.50)"]) == {"q1", "q2"}
+
+    modes_out = tmp_path / "modes.json"
+    modes = _eval(folder, {**env, "RAGLINE_RERANKER": str(cross_encoder_dir), "RAGLINE_RERANK_CONTEXT_TOKENS": "256"},
+                  "--corpus-sample", "6", "--pipeline", "rerank-modes", "--json", str(modes_out))  # fmt: skip
+    assert modes.returncode == 0, modes.stderr[-2000:]
+    both = json.loads(modes_out.read_text())
+    assert list(both["results"]) == ["convex(α=0.50)", "hybrid+rerank", "hybrid+long-rerank"]
+    assert {"rerank_p50", "long-rerank_p50"} <= set(both["latency_ms"])  # same candidates, timed side by side
 
     too_small = _eval(folder, env, "--corpus-sample", "2", "--pipeline", "bm25")
     assert too_small.returncode != 0
