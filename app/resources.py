@@ -93,6 +93,7 @@ class Resources:
             chroma_url=self.settings.chroma_url,
             bm25_config=bm25_config(self.settings),
             database_url=self.settings.database_url,
+            version_check_ms=self.settings.index_version_check_ms,
         )
 
     @cached_property
