@@ -42,7 +42,29 @@ times."""
 MAX_DEAD_FRACTION = 0.5
 """A segment whose rows are more than this fraction tombstones is rewritten without them."""
 
+NONOCCURRENCE_METHODS = ("bm25l", "bm25+")
+"""Methods where a row without a query term still scores (bm25s adds that score to every row)."""
+WEIGHT_CACHE_POSTINGS = 4_000_000
+"""Postings whose weights one snapshot keeps for later queries (about 48 MB); past it the cache starts over."""
+
 _segment_uids = itertools.count(1)
+
+
+class _WeightCache:
+    """Term id → (rows, weights, non-occurrence score) of one snapshot, bounded by the postings it holds."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[np.ndarray, np.ndarray, np.float32]] = {}
+        self._postings = 0
+
+    def get(self, term_id: int) -> tuple[np.ndarray, np.ndarray, np.float32] | None:
+        return self._entries.get(term_id)
+
+    def put(self, term_id: int, entry: tuple[np.ndarray, np.ndarray, np.float32]) -> None:
+        if self._postings + len(entry[0]) > WEIGHT_CACHE_POSTINGS:
+            self._entries, self._postings = {}, 0
+        self._entries[term_id] = entry
+        self._postings += len(entry[0])
 
 
 @functools.cache
@@ -215,46 +237,66 @@ class SegmentedBM25:
         terms = [t for t in tokenizer(self.config.tokenizer)(query) if self._live_term(t)]
         if not terms or self.n_docs == 0:
             return None
-        config = self.config
-        idf_of = _select_idf_scorer(config.method)
-        tfc_of = _select_tfc_scorer(config.method)
-        nonoccurrence_needed = config.method in ("bm25l", "bm25+")
-        avgdl = np.float64(self.total_length) / self.n_docs  # as numpy's mean of the integer lengths
         out = np.zeros(self._offsets[-1], dtype=np.float32)
-        nonoccurrence: list[np.float32] = []
-        for term in terms:
-            term_id = self.vocab[term]
-            df = int(self.df[term_id])
-            idf_exact = idf_of(df, N=self.n_docs)
-            idf = np.float32(idf_exact)  # bm25s keeps idf in a float32 array
-            if nonoccurrence_needed:
-                tfc_zero = tfc_of(tf_array=0, l_d=avgdl, l_avg=avgdl, k1=config.k1, b=config.b, delta=BM25S_DELTA)
-                nonoccurrence.append(np.float32(idf_exact * tfc_zero))
-            for segment, offset in zip(self.segments, self._offsets, strict=False):
-                matrix = segment.tf_cols
-                if term_id >= matrix.shape[1]:
-                    continue
-                start, end = matrix.indptr[term_id], matrix.indptr[term_id + 1]
-                if start == end:
-                    continue
-                rows = matrix.indices[start:end]
-                tfc = tfc_of(
-                    tf_array=matrix.data[start:end],
-                    l_d=segment.lengths[rows],
-                    l_avg=avgdl,
-                    k1=config.k1,
-                    b=config.b,
-                    delta=BM25S_DELTA,
-                )
-                weights = idf * tfc
-                if nonoccurrence_needed:
-                    weights = weights - nonoccurrence[-1]
-                # rows of one term's postings are distinct: a plain scatter-add, no np.add.at needed
-                out[offset + rows] += weights.astype(np.float32)
-        if nonoccurrence_needed:
+        nonoccurrence = []
+        for term in terms:  # in query order, a repeated term twice: the order and sums of bm25s
+            rows, weights, missing = self._term_weights(self.vocab[term])
+            out[rows] += weights  # one term's rows are distinct: a plain scatter-add (bm25s needs np.add.at)
+            nonoccurrence.append(missing)
+        if self.config.method in NONOCCURRENCE_METHODS:
             out += np.asarray(nonoccurrence, dtype=np.float32).sum()
         out *= self._alive
         return out
+
+    def _term_weights(self, term_id: int) -> tuple[np.ndarray, np.ndarray, np.float32]:
+        """A term's postings in this snapshot: rows (over all segments), their float32 score contributions, and
+        the BM25L/BM25+ score of a row without the term. Computed from the global N, df and avgdl the first time a
+        query needs the term, then kept for the snapshot's later queries (up to ``WEIGHT_CACHE_POSTINGS``)."""
+        cached = self._weights.get(term_id)
+        if cached is not None:
+            return cached
+        config = self.config
+        idf_of, tfc_of = _select_idf_scorer(config.method), _select_tfc_scorer(config.method)
+        avgdl = np.float64(self.total_length) / self.n_docs  # numpy's mean of the integer lengths, as bm25s
+        idf_exact = idf_of(int(self.df[term_id]), N=self.n_docs)
+        idf = np.float32(idf_exact)  # bm25s keeps idf in a float32 array; its non-occurrence uses the exact value
+        missing = np.float32(0.0)
+        if config.method in NONOCCURRENCE_METHODS:
+            tfc_zero = tfc_of(tf_array=0, l_d=avgdl, l_avg=avgdl, k1=config.k1, b=config.b, delta=BM25S_DELTA)
+            missing = np.float32(idf_exact * tfc_zero)
+        all_rows, all_weights = [], []
+        for position, (segment, offset) in enumerate(zip(self.segments, self._offsets, strict=False)):
+            matrix = segment.tf_cols
+            if term_id >= matrix.shape[1] or matrix.indptr[term_id] == matrix.indptr[term_id + 1]:
+                continue
+            start, end = matrix.indptr[term_id], matrix.indptr[term_id + 1]
+            rows, tf = matrix.indices[start:end], matrix.data[start:end]
+            if config.method in ("lucene", "robertson"):
+                # bm25s's formula tf / (k1 * ((1 - b) + b * l_d / l_avg) + tf), its row part computed once per
+                # snapshot: the same float64 operations in the same order, so the same result
+                tfc = tf / (self._length_norms[position][rows] + tf)
+            else:
+                l_d = segment.lengths[rows]
+                tfc = tfc_of(tf_array=tf, l_d=l_d, l_avg=avgdl, k1=config.k1, b=config.b, delta=BM25S_DELTA)
+            weights = idf * tfc
+            if config.method in NONOCCURRENCE_METHODS:
+                weights -= missing
+            all_rows.append(rows + offset if offset else rows)
+            all_weights.append(weights.astype(np.float32))
+        result = (np.concatenate(all_rows), np.concatenate(all_weights), missing)
+        self._weights.put(term_id, result)
+        return result
+
+    @cached_property
+    def _length_norms(self) -> list[np.ndarray]:
+        """``k1 * ((1 - b) + b * l_d / avgdl)`` of every row, per segment (float64, as bm25s computes it)."""
+        k1, b = self.config.k1, self.config.b
+        avgdl = np.float64(self.total_length) / self.n_docs
+        return [k1 * ((1 - b) + b * segment.lengths / avgdl) for segment in self.segments]
+
+    @cached_property
+    def _weights(self) -> _WeightCache:
+        return _WeightCache()
 
     def _live_term(self, term: str) -> bool:
         term_id = self.vocab.get(term)
@@ -270,7 +312,7 @@ class SegmentedBM25:
         if mask is not None:
             scores *= mask
         k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = np.argpartition(scores, len(scores) - k)[len(scores) - k :] if k < len(scores) else np.arange(k)
         top = top[np.argsort(-scores[top], kind="stable")]
         ids = self.ids
         return [(ids[int(row)], float(scores[row])) for row in top if scores[row] > 0]
