@@ -7,7 +7,7 @@ prints what ``eval.bench.report`` renders."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -129,7 +129,7 @@ def bench_bm25_update(
     query_count: Annotated[int, typer.Option("--query-count", min=5, help="Queries timed per size.")] = 200,
     probes: Annotated[int, typer.Option(min=1, help="Writes timed for the stale window, per check interval.")] = 20,
     check_ms: Annotated[
-        str, typer.Option(help="Version-check intervals of the reader process (ms), comma-separated.")
+        str, typer.Option(help="Version-check intervals of the reader process (ms), comma-separated; empty: skip.")
     ] = "0,250",
 ) -> None:
     """Adding one document to BM25: full bm25s rebuild (before) vs incremental segments (after), query p50 of
@@ -147,14 +147,16 @@ def bench_bm25_update(
     config = BM25UpdateConfig(
         parse_sizes(sizes), chunks_per_doc, repeats, query_count, probes, intervals, settings.database_url
     )
-    try:
-        results = run_bench(corpus, queries_file, bm25_config(settings), config, lambda p: typer.echo(f"{p} …"))
-    except (FileNotFoundError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    for line in bm25_update_lines(results, config):
-        typer.echo(line)
-    report = {"corpus": str(corpus), "config": asdict(config), "sizes": [r.as_report() for r in results]}
-    typer.echo(f"report: {write_report(settings.reports_dir, 'bm25-update', report)}")
+    for size in config.sizes:  # one report per size as soon as it is measured: a 100k run is long
+        one = replace(config, sizes=[size])
+        try:
+            results = run_bench(corpus, queries_file, bm25_config(settings), one, lambda p: typer.echo(f"{p} …"))
+        except (FileNotFoundError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        for line in bm25_update_lines(results, one):
+            typer.echo(line)
+        report = {"corpus": str(corpus), "config": asdict(one), "sizes": [r.as_report() for r in results]}
+        typer.echo(f"report: {write_report(settings.reports_dir, f'bm25-update-{size}', report)}")
 
 
 @app.command("ingest")
