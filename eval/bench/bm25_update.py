@@ -29,7 +29,7 @@ from statistics import median
 
 from eval.bench.common import percentiles, speedup
 from retrieval.bm25 import BM25Config, BM25Index
-from retrieval.bm25_segments import _merge
+from retrieval.bm25_segments import SegmentedBM25, _merge, tokenizer
 from retrieval.collection_cache import CollectionCache
 from retrieval.manifest import Manifest
 from retrieval.types import Chunk
@@ -57,6 +57,8 @@ class SizeResult:
     add_full_rebuild_ms: list[float] = field(default_factory=list)
     add_incremental_ms: list[float] = field(default_factory=list)
     query_full_ms: dict[str, float] = field(default_factory=dict)
+    query_full_inline_ms: dict[str, float] = field(default_factory=dict)
+    """bm25s scoring in the calling thread (no worker-thread hop)."""
     query_segmented_ms: dict[str, float] = field(default_factory=dict)
     """First pass of the queries over a new snapshot (term weights computed as terms first appear)."""
     query_segmented_warm_ms: dict[str, float] = field(default_factory=dict)
@@ -167,24 +169,43 @@ def bench_size(
     # the rare worst case of an add: the merge policy folds every segment into one (no tokenizing, sparse stacking)
     result.merge_all_ms = _ms(lambda: _merge(state.bm25.segments, len(state.bm25.vocab)))[0]
     on_phase(f"{size} chunks: {len(queries)} queries on both indexes")
-    fresh = replace(state.bm25)  # the same snapshot without its per-snapshot caches: as after a write
-    full_ms, cold_ms, warm_ms = [], [], []
-    for query in queries:  # alternate, so load on the shared machine hits both alike
-        full_ms.append(_ms(lambda q=query: full.search(q, 20))[0])
-        cold_ms.append(_ms(lambda q=query: fresh.search(q, 20))[0])
-    for query in queries:
-        warm_ms.append(_ms(lambda q=query: fresh.search(q, 20))[0])
-        if [s for _, s in full.search(query, 20)] != [s for _, s in fresh.search(query, 20)]:
-            raise AssertionError(f"segmented and full BM25 scores differ on {query!r}")
-    result.query_full_ms = percentiles(full_ms)
-    result.query_segmented_ms = percentiles(cold_ms)
-    result.query_segmented_warm_ms = percentiles(warm_ms)
+    timings = time_queries(full, state.bm25, queries)
+    result.query_full_ms = timings["bm25s_as_served_before"]
+    result.query_full_inline_ms = timings["bm25s_inline"]
+    result.query_segmented_ms = timings["segmented_first_pass"]
+    result.query_segmented_warm_ms = timings["segmented_second_pass"]
     result.version_check_ms = percentiles([_ms(lambda: cache.state(COLLECTION))[0] for _ in range(len(queries))])
     for check_ms in config.check_ms:
         on_phase(f"{size} chunks: stale window with a second process checking every {check_ms} ms")
         result.stale_ms[str(check_ms)] = stale_window(manifest, database_url, bm25_config, check_ms, config, scratch)
     manifest.close()
     return result
+
+
+def time_queries(full: BM25Index, segmented: SegmentedBM25, queries: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Top-20 latency of each query on: the full bm25s build as ``BM25Index.search`` served it before (bm25s's
+    ``n_threads=1`` hands every query to a new worker thread), bm25s scoring in the calling thread (``n_threads=0``:
+    its scoring alone), and the segmented index on a new snapshot (first pass: term weights computed as terms
+    first appear) and again (second pass). The variants alternate per query, so load hits them alike."""
+    fresh = replace(segmented)  # the same snapshot without its per-snapshot caches: as after a write
+    retriever = full._retriever
+    tokenize = tokenizer(full.config.tokenizer)
+    assert retriever is not None
+
+    def inline(query: str) -> object:
+        terms = [t for t in tokenize(query) if t in retriever.vocab_dict]
+        return retriever.retrieve([terms], k=20, show_progress=False, n_threads=0) if terms else None
+
+    names = ("bm25s_as_served_before", "bm25s_inline", "segmented_first_pass")
+    ms: dict[str, list[float]] = {name: [] for name in (*names, "segmented_second_pass")}
+    for query in queries:
+        for name, fn in zip(names, (lambda q: full.search(q, 20), inline, lambda q: fresh.search(q, 20)), strict=True):
+            ms[name].append(_ms(lambda fn=fn, q=query: fn(q))[0])
+    for query in queries:
+        ms["segmented_second_pass"].append(_ms(lambda q=query: fresh.search(q, 20))[0])
+        if [s for _, s in full.search(query, 20)] != [s for _, s in fresh.search(query, 20)]:
+            raise AssertionError(f"segmented and full BM25 scores differ on {query!r}")
+    return {name: percentiles(values) for name, values in ms.items()}
 
 
 def stale_window(
@@ -265,13 +286,14 @@ def bm25_update_lines(results: Sequence[SizeResult], config: BM25UpdateConfig) -
     """The table the CLI prints: medians, and ratios against the full rebuild measured in the same process."""
     lines = [
         f"one document = {config.chunks_per_doc} chunks; {config.repeats} adds per size; ms, median",
-        "chunks | add: full rebuild | add: incremental | speed-up | worst merge | query p50 bm25s / segmented "
-        "(1st pass, 2nd pass) | version check p50 | cold start s | segments",
+        "chunks | add: full rebuild | add: incremental | speed-up | worst merge | query p50 bm25s (in-thread) / "
+        "segmented (1st pass, 2nd pass) | version check p50 | cold start s | segments",
     ]
     for r in results:
         lines.append(
             f"{r.chunks} | {median(r.add_full_rebuild_ms):.1f} | {median(r.add_incremental_ms):.1f} | "
-            f"{r.add_speedup:.0f}x | {r.merge_all_ms:.1f} | {r.query_full_ms['p50']:.3f} / "
+            f"{r.add_speedup:.0f}x | {r.merge_all_ms:.1f} | {r.query_full_ms['p50']:.3f} "
+            f"(in-thread {r.query_full_inline_ms['p50']:.3f}) / "
             f"{r.query_segmented_ms['p50']:.3f} ({r.query_ratio:.2f}x), {r.query_segmented_warm_ms['p50']:.3f} "
             f"({r.query_ratio_warm:.2f}x) | {r.version_check_ms['p50']:.3f} | {r.cold_start_s:.1f} | {r.segments}"
         )
