@@ -109,6 +109,7 @@ class Resources:
             bm25_config=bm25_config(self.settings),
             database_url=self.settings.database_url,
             lease_s=self.settings.writer_lease_s,
+            version_check_ms=self.settings.index_version_check_ms,
         )
 
     @cached_property

@@ -49,13 +49,20 @@ class Settings(BaseSettings):
     )
 
     # Storage
-    data_dir: Path = Field(Path(".ragline"), description="Chroma, BM25, SQLite manifest and reports live here.")
+    data_dir: Path = Field(Path(".ragline"), description="Embedded Chroma, the SQLite manifest and reports live here.")
     models_dir: Path | None = Field(None, description="Converted models; default <data_dir>/models.")
     chroma_url: str | None = Field(None, description="Chroma server URL (http://host:port); unset = embedded.")
     database_url: str | None = Field(
         None,
         description="Shared database for the manifest, jobs and memory (postgresql+psycopg://user:password@host:5432/"
         "ragline); unset = SQLite files in data_dir.",
+    )
+    index_version_check_ms: int = Field(
+        0,
+        ge=0,
+        le=60_000,
+        description="How often a search reads its collection's version (one row) to refresh this process's BM25 "
+        "and chunk cache: 0 = every search; N = a write committed elsewhere is served at most N ms late.",
     )
 
     @field_validator("database_url", mode="before")

@@ -1,8 +1,11 @@
-"""Persistent BM25 over a collection's chunks, served by bm25s (sparse matrices, not a per-query rescan).
+"""BM25 configuration, and a full bm25s build: the reference the served, segmented BM25 is checked against.
 
-The index is derived state: it is rebuilt from the manifest's indexed chunks whenever they change and saved under
-a fingerprint of the chunk ids and the scoring parameters, so a stale, half-written or differently configured
-index is detected and rebuilt, never served.
+``BM25Config`` (method, k1, b, tokenizer) configures both. ``BM25Index`` builds bm25s (sparse matrices of final
+per-term scores) over a whole collection in one go; since those scores bake in N, df and avgdl, any change to the
+collection means a rebuild, which is why ``Index`` serves ``retrieval.bm25_segments.SegmentedBM25`` instead, whose
+scores equal this build's (``tests/retrieval/test_bm25_segments.py``). ``BM25Index`` stays for that comparison,
+for benchmarks (the "before" of ``ragline bench bm25-update``) and for one-off indexes; ``save``/``load`` keep a
+build on disk under a fingerprint of the chunk ids and the config, swapped in so readers never see half of one.
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
 """The index of a data directory: Chroma vectors + BM25 + the SQLite manifest, written in a crash-safe order.
 
 Order of a write: embed (no side effects) → manifest records the new chunks as ``pending`` and the replaced ones
-as stale → Chroma drops stale vectors and upserts new ones → manifest marks the document ``indexed`` → BM25 is
-rebuilt from indexed chunks on ``commit``. ``repair`` finishes or undoes whatever a crash interrupted.
+as stale → Chroma drops stale vectors and upserts new ones → manifest marks the document ``indexed``.
+``repair`` finishes or undoes whatever a crash interrupted.
 
 Writes are made under this process's writer lease (``retrieval.store.leases``): pending rows name it, a lost lease
 stops the write, and ``repair`` rolls back only the pending documents whose writer is gone (or its own), so it
 never undoes a write another live process (an API replica, a worker) is doing.
+
+BM25 and the indexed chunks are a per-process cache of the manifest (``retrieval.collection_cache``), refreshed
+incrementally when the collection's version moves, so every process that shares the store (API replicas on other
+hosts, workers) serves what was committed, at most ``version_check_ms`` late. Nothing on disk is shared.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from retrieval import filters
-from retrieval.bm25 import BM25Config, BM25Index, fingerprint
+from retrieval.bm25 import BM25Config
+from retrieval.collection_cache import CollectionCache
 from retrieval.manifest import Manifest
 from retrieval.protocols import Embedder
 from retrieval.store.leases import DEFAULT_LEASE_S, WriterLease, process_lease
@@ -77,7 +82,10 @@ class Index:
         bm25_config: BM25Config | None = None,
         database_url: str | None = None,
         lease_s: float = DEFAULT_LEASE_S,
+        version_check_ms: int = 0,
     ) -> None:
+        """``version_check_ms``: how often a search reads the collection's version (0: every search); the bound on
+        how late BM25 and the chunk cache may be after a write another process committed."""
         self.data_dir = data_dir
         self.lease_s = lease_s
         self._pinned_writer: WriterLease | None = None
@@ -85,10 +93,7 @@ class Index:
         self.embedder = embedder
         self.manifest = Manifest(data_dir / "ragline.sqlite", database_url=database_url)
         self.vectors = ChromaVectorStore(path=None if chroma_url else data_dir / "chroma", url=chroma_url)
-        self._bm25_dir = data_dir / "bm25"
-        self._bm25: dict[str, BM25Index] = {}
-        self._bm25_stamp: dict[str, int] = {}
-        self._chunk_cache: dict[str, dict[str, Chunk]] = {}
+        self.cache = CollectionCache(self.manifest, self.bm25_config, check_interval_s=version_check_ms / 1000)
         self._fields_cache: dict[str, tuple[dict[str, Chunk], set[str]]] = {}
 
     # ---- write path -------------------------------------------------------------------------------------
@@ -134,17 +139,9 @@ class Index:
         self._drop_stale_vectors(collection)
 
     def commit(self, collection: str) -> None:
-        """Bring BM25 in line with the manifest (rebuilt only when the indexed chunk set changed)."""
-        self._chunk_cache.pop(collection, None)
-        chunks = self.manifest.chunks(collection)
-        ids = [c.id for c in chunks]
-        current = self._load_bm25(collection)
-        if current is not None and current.fingerprint == fingerprint(ids, self.bm25_config):
-            return
-        index = BM25Index.build(ids, [c.text for c in chunks], self.bm25_config)
-        index.save(self._bm25_dir / collection)
-        self._bm25[collection] = index
-        self._bm25_stamp[collection] = (self._bm25_dir / collection).stat().st_mtime_ns
+        """Bring this process's BM25 and chunk cache in line with the manifest now (only what changed is redone);
+        other processes follow on their next version check."""
+        self.cache.state(collection, force=True)
 
     def repair(self, collection: str, *, pending_before: float | None = None, include_own: bool = True) -> list[str]:
         """Undo interrupted writes: pending documents whose writer is gone are removed (the caller re-ingests
@@ -175,26 +172,8 @@ class Index:
             self.manifest.clear_stale(collection, stale)
 
     # ---- read path --------------------------------------------------------------------------------------
-    def _load_bm25(self, collection: str) -> BM25Index | None:
-        """The collection's BM25 index, reloaded when another process (an ingest) has replaced it on disk."""
-        folder = self._bm25_dir / collection
-        try:
-            stamp = folder.stat().st_mtime_ns
-        except FileNotFoundError:
-            return None
-        cached = self._bm25.get(collection)
-        if cached is None or self._bm25_stamp.get(collection) != stamp:
-            cached = BM25Index.load(folder)
-            if cached is None:
-                return None
-            self._bm25[collection], self._bm25_stamp[collection] = cached, stamp
-            self._chunk_cache.pop(collection, None)
-        return cached
-
     def _chunks_by_id(self, collection: str) -> dict[str, Chunk]:
-        if collection not in self._chunk_cache:
-            self._chunk_cache[collection] = {c.id: c for c in self.manifest.chunks(collection)}
-        return self._chunk_cache[collection]
+        return self.cache.state(collection).chunks
 
     def metadata_fields(self, collection: str) -> set[str]:
         """Every metadata key some chunk of the collection has (plus the fields the store adds); computed once
@@ -223,16 +202,13 @@ class Index:
             raise UnknownCollectionError(collection, self.collections())
 
     def search_bm25(self, collection: str, query: str, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
-        index = self._load_bm25(collection)
-        if index is None or index.config != self.bm25_config:
-            self.commit(collection)
-            index = self._load_bm25(collection)
-        if index is None:
-            return []
-        chunks = self._chunks_by_id(collection)
+        state = self.cache.state(collection)
+        index, chunks = state.bm25, state.chunks
         mask = None
         if where:
-            mask = np.array([filters.matches(filterable(chunks[i]), where) for i in index.ids], dtype=np.float32)
+            # rows of deleted chunks (BM25 tombstones) are not in ``chunks``: never allowed
+            allowed = [i in chunks and filters.matches(filterable(chunks[i]), where) for i in index.ids]
+            mask = np.array(allowed, dtype=np.float32)
             if not mask.any():
                 return []
         return [Hit(chunks[i], score, "bm25") for i, score in index.search(query, k, mask) if i in chunks]
@@ -262,10 +238,9 @@ class Index:
         return [Hit(chunks[h.chunk.id], h.score, "dense", h.vector) for h in hits if h.chunk.id in chunks][:k]
 
     def counts(self, collection: str) -> IndexCounts:
-        bm25 = self._load_bm25(collection)
         return IndexCounts(
             documents=len(self.manifest.documents(collection)),
             chunks=len(self.manifest.chunk_ids(collection, indexed_only=False)),
             vectors=self.vectors.count(collection),
-            bm25_rows=len(bm25.ids) if bm25 else 0,
+            bm25_rows=self.cache.state(collection, force=True).bm25.n_docs,
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +76,25 @@ class DocumentRecord:
     status: str
     chunk_count: int
     updated_at: float
+
+
+DocStamp = tuple[str, float]
+"""What identifies one written version of an indexed document: its content hash and the time it was marked indexed.
+A rewrite (even of the same content) gets a new time, so a cache keyed by stamps sees every rewrite."""
+
+
+@dataclass(frozen=True)
+class CollectionChanges:
+    """What a cache built from the documents ``known`` must change to match ``version`` of the collection."""
+
+    version: int
+    stamps: dict[str, DocStamp]
+    """Every indexed document of the collection at ``version``."""
+    removed: set[str]
+    """Known documents that are gone, no longer indexed, or rewritten (their new chunks are in ``added``)."""
+    added: list[Chunk]
+    """The chunks of documents indexed at ``version`` that ``known`` lacks or has with another stamp, in document
+    then position order."""
 
 
 class Manifest:
@@ -249,3 +268,44 @@ class Manifest:
 
     def chunk_ids(self, collection: str, *, indexed_only: bool = True) -> list[str]:
         return [c.id for c in self.chunks(collection, indexed_only=indexed_only)]
+
+    def changes(self, collection: str, known: Mapping[str, DocStamp]) -> CollectionChanges:
+        """The collection's version and what changed since the state ``known`` (doc id → stamp), read in one
+        snapshot: the version, the document list and the chunks agree even while writers commit (REPEATABLE READ
+        on PostgreSQL, whose default would give each statement its own snapshot; SQLite's read transaction
+        already is one). Costs one read of the indexed documents' ids and stamps, plus the text of changed ones."""
+        d = documents.c
+        options = {"isolation_level": "REPEATABLE READ"} if self._db.dialect == "postgresql" else {}
+        with self._db.connect(sqlite_begin="DEFERRED", **options) as db, db.begin():
+            v = collection_versions.c
+            version = db.scalar(select(v.version).where(v.collection == collection))
+            rows = db.execute(
+                select(d.doc_id, d.content_hash, d.updated_at).where(d.collection == collection, d.status == "indexed")
+            )
+            stamps = {doc_id: (content_hash, updated_at) for doc_id, content_hash, updated_at in rows}
+            removed = {doc_id for doc_id, stamp in known.items() if stamps.get(doc_id) != stamp}
+            fresh = sorted(doc_id for doc_id, stamp in stamps.items() if known.get(doc_id) != stamp)
+            added = self._indexed_chunks(db, collection, None if len(fresh) * 2 > len(stamps) else fresh)
+        wanted = set(fresh)
+        return CollectionChanges(version or 0, stamps, removed, [c for c in added if c.doc_id in wanted])
+
+    def _indexed_chunks(self, db: Connection, collection: str, doc_ids: list[str] | None) -> list[Chunk]:
+        """Indexed chunks of ``doc_ids`` (all of the collection's when None: cheaper than a long id list)."""
+        c = chunks_table.c
+        query = (
+            select(c.id, c.doc_id, c.text, c.metadata, c.level, c.parent_id)
+            .join(documents, and_(documents.c.collection == c.collection, documents.c.doc_id == c.doc_id))
+            .where(c.collection == collection, documents.c.status == "indexed")
+        )
+        batches = (
+            [query]
+            if doc_ids is None
+            else [
+                query.where(c.doc_id.in_(doc_ids[i : i + _IDS_PER_STATEMENT]))
+                for i in range(0, len(doc_ids), _IDS_PER_STATEMENT)
+            ]
+        )
+        rows = [row for batch in batches for row in db.execute(batch.order_by(c.doc_id, c.position))]
+        return [
+            Chunk(id=r[0], doc_id=r[1], text=r[2], metadata=json.loads(r[3]), level=r[4], parent_id=r[5]) for r in rows
+        ]

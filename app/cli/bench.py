@@ -7,6 +7,7 @@ prints what ``eval.bench.report`` renders."""
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -112,6 +113,50 @@ def bench_retrieval(
     for line in retrieval_lines(result):
         typer.echo(line)
     typer.echo(f"\nreport: {write_report(settings.reports_dir, 'retrieval', result.as_report())}")
+
+
+@app.command("bm25-update")
+def bench_bm25_update(
+    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl[.gz] whose sentences make the chunks.")] = Path(
+        "../shared/data/scifact/corpus.jsonl.gz"
+    ),
+    queries_file: Annotated[Path, typer.Option("--queries", help="BEIR queries.jsonl timed on both indexes.")] = Path(
+        "../shared/data/scifact/queries.jsonl"
+    ),
+    sizes: Annotated[str, typer.Option(help="Collection sizes (chunks), comma-separated.")] = "10000,100000",
+    chunks_per_doc: Annotated[int, typer.Option(min=1, help="Chunks per document (one add = one document).")] = 10,
+    repeats: Annotated[int, typer.Option(min=1, help="One-document adds timed per size.")] = 5,
+    query_count: Annotated[int, typer.Option("--query-count", min=5, help="Queries timed per size.")] = 200,
+    probes: Annotated[int, typer.Option(min=1, help="Writes timed for the stale window, per check interval.")] = 20,
+    check_ms: Annotated[
+        str, typer.Option(help="Version-check intervals of the reader process (ms), comma-separated; empty: skip.")
+    ] = "0,250",
+) -> None:
+    """Adding one document to BM25: full bm25s rebuild (before) vs incremental segments (after), query p50 of
+    both on the same collection, and the stale window seen by a second process, all in one run.
+
+    The store is a fresh SQLite file, or RAGLINE_DATABASE_URL (its `bench` collection is emptied first)."""
+    from app.resources import bm25_config
+    from eval.bench.bm25_update import BM25UpdateConfig, bm25_update_lines
+    from eval.bench.bm25_update import bench_bm25_update as run_bench
+    from eval.bench.common import write_report
+
+    configure_logging()
+    settings = get_settings()
+    intervals = [int(v) for v in check_ms.split(",") if v.strip()]
+    config = BM25UpdateConfig(
+        parse_sizes(sizes), chunks_per_doc, repeats, query_count, probes, intervals, settings.database_url
+    )
+    for size in config.sizes:  # one report per size as soon as it is measured: a 100k run is long
+        one = replace(config, sizes=[size])
+        try:
+            results = run_bench(corpus, queries_file, bm25_config(settings), one, lambda p: typer.echo(f"{p} …"))
+        except (FileNotFoundError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        for line in bm25_update_lines(results, one):
+            typer.echo(line)
+        report = {"corpus": str(corpus), "config": asdict(one), "sizes": [r.as_report() for r in results]}
+        typer.echo(f"report: {write_report(settings.reports_dir, f'bm25-update-{size}', report)}")
 
 
 @app.command("ingest")
