@@ -66,8 +66,10 @@ def train_command(
 ) -> None:
     """Fine-tune a CrossEncoder from the MiniLM encoder: supervised (BEIR qrels) or synthetic (vLLM questions).
 
-    Hard negatives come from ragline's own hybrid retrieval. Writes the model, a model card (README.md) with
-    held-out metrics and ragline-reranker.json to --out; interrupted runs resume from the last checkpoint.
+    Hard negatives come from ragline's own hybrid retrieval. Supervised runs train on the `fit` part of a seeded
+    fit/choose/report split, then choose the pair length and blend on `choose` and report on `report` (both printed).
+    Writes the model, a model card (README.md) with those numbers and ragline-reranker.json (the split included) to
+    --out; interrupted runs resume from the last checkpoint.
     """
     from app.llm import LLMUnavailableError
     from app.reranker.train import LOSSES, TrainConfig

@@ -1,7 +1,8 @@
 """``ragline reranker train`` as a library call: mine training pairs, fine-tune a cross-encoder, record and evaluate it.
 
-Two sources of queries: supervised (a BEIR folder's qrels, some queries held out and evaluated on) or synthetic (the
-generator writes a question per sampled chunk of a collection; no labels, so no held-out evaluation). Either way hard
+Two sources of queries: supervised (a BEIR folder's qrels, cut into fit/choose/report by ``eval.splits``: trained on
+``fit``, pair length and blend chosen on ``choose``, reported on ``report``) or synthetic (the generator writes a
+question per sampled chunk of a collection; no labels, so no evaluation here). Either way hard
 negatives come from ragline's own hybrid retrieval. The mined pairs are saved next to the model, so a resumed run
 trains on exactly the same data from its last checkpoint.
 """
