@@ -299,7 +299,7 @@ def api_replicas(settings: Settings, count: int, llm: str, workdir: Path) -> Ite
             "RAGLINE_CHROMA_URL (docs/scale-out.md)"
         )
     with ExitStack() as stack:
-        env = {**os.environ, "RAGLINE_MODELS_DIR": str(settings.resolved_models_dir)}
+        env = {**os.environ, **settings.as_env(), "RAGLINE_MODELS_DIR": str(settings.resolved_models_dir)}
         if llm == "instant":
             fake = stack.enter_context(FakeFlakyLLM(failures=0))
             fake.model = settings.generator

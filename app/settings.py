@@ -8,6 +8,7 @@ needs to know *why* a value is what it is, not only what it is.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -418,6 +419,26 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
+
+    def as_env(self) -> dict[str, str]:
+        """``RAGLINE_*`` variables that make a child process (a ``ragline serve`` replica, a worker) read these
+        settings: every field that differs from its default, in the form the environment source parses (JSON for
+        lists and objects, ``true``/``false`` for flags)."""
+        values = self.model_dump(mode="json")
+        env: dict[str, str] = {}
+        for name, field in type(self).model_fields.items():
+            value = values[name]
+            default = field.get_default(call_default_factory=True)
+            if value == (str(default) if isinstance(default, Path) else default):
+                continue
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, (list, dict)):
+                text = json.dumps(value)
+            else:
+                text = "" if value is None else str(value)
+            env[f"{ENV_PREFIX}{name.upper()}"] = text
+        return env
 
     def origins(self) -> dict[str, str]:
         """Where each field's value came from: ``env RAGLINE_X``, ``ragline.toml`` or ``default``."""

@@ -155,20 +155,34 @@ class CrossEncoderReranker:
 
 def blend_and_sort(hits: Sequence[Hit], scores: np.ndarray, weight: float) -> list[Hit]:
     """``hits`` with cross-encoder ``scores`` (0..1, one per hit) blended into their incoming scores at ``weight``
-    (see ``CrossEncoderReranker.rerank``), best first, ties in the incoming order. Shared by every rerank mode, so
-    isolated and long-context scores are blended by the same rule."""
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"weight must be within [0, 1], got {weight}")
+    (``blend``), best first, ties in the incoming order. Shared by every rerank mode, so isolated and long-context
+    scores are blended by the same rule."""
     if len(scores) != len(hits):
         raise ValueError(f"{len(scores)} scores for {len(hits)} hits")
     scores = np.asarray(scores, dtype=np.float32)
     if weight < 1.0 and len(hits) > 1:
-        probabilities = np.clip(scores.astype(np.float64), 1e-7, 1 - 1e-7)
-        logits = np.log(probabilities / (1 - probabilities))
-        incoming = np.asarray([hit.score for hit in hits], dtype=np.float64)
-        scores = ((1 - weight) * _min_max(incoming) + weight * _min_max(logits)).astype(np.float32)
+        scores = blend(np.asarray([hit.score for hit in hits], dtype=np.float64), scores, weight)
+    elif not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must be within [0, 1], got {weight}")
     order = np.argsort(-scores, kind="stable")
     return [Hit(hits[i].chunk, float(scores[i]), "rerank") for i in order]
+
+
+def logits(probabilities: np.ndarray) -> np.ndarray:
+    """The cross-encoder's logit back from its sigmoid score (clipped, so 0 and 1 stay finite)."""
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(clipped / (1 - clipped))
+
+
+def blend(incoming: np.ndarray, probabilities: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight) * incoming + weight * logit``, each min-max normalised over the list: what ``rerank`` ranks by.
+
+    A function of its own so the evaluation can score many weights from one pass of the model and rank exactly as
+    the query pipeline does."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must be within [0, 1], got {weight}")
+    mixed = (1 - weight) * _min_max(np.asarray(incoming, dtype=np.float64)) + weight * _min_max(logits(probabilities))
+    return mixed.astype(np.float32)
 
 
 def _cpu_threads() -> int:

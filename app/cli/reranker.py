@@ -7,12 +7,13 @@ Each command parses its flags, calls ``app.reranker.training_run.train_reranker`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from app.cli.common import ConsoleLog, configure_logging, fail
 from app.settings import get_settings
+from eval.splits import DEFAULT_CHOOSE, DEFAULT_REPORT
 
 app = typer.Typer(help="Train and evaluate the cross-encoder reranker offline.", no_args_is_help=True)
 
@@ -21,7 +22,12 @@ app = typer.Typer(help="Train and evaluate the cross-encoder reranker offline.",
 def train_command(
     beir: Annotated[Path | None, typer.Option(help="Supervised: a BEIR folder (corpus, queries, qrels).")] = None,
     split: Annotated[str, typer.Option(help="Supervised: which qrels/<split>.tsv to train on.")] = "train",
-    held_out: Annotated[int, typer.Option(min=0, help="Queries kept out of training and evaluated on.")] = 209,
+    choose: Annotated[
+        int, typer.Option(min=1, help="Supervised: queries kept out of training to choose settings on.")
+    ] = DEFAULT_CHOOSE,
+    report: Annotated[
+        int, typer.Option(min=1, help="Supervised: queries kept out of training and of every choice, reported on.")
+    ] = DEFAULT_REPORT,
     synthetic: Annotated[
         bool, typer.Option(help="No labels: vLLM writes a question per sampled chunk of --collection.")
     ] = False,
@@ -39,6 +45,7 @@ def train_command(
     base: Annotated[str | None, typer.Option(help="Starting encoder: registry name or folder.")] = None,
     negatives: Annotated[int, typer.Option(min=1, help="Hard negatives per query.")] = 3,
     depth: Annotated[int, typer.Option(min=2, help="Hybrid candidates searched for negatives.")] = 30,
+    loss: Annotated[str, typer.Option(help="bce (pointwise), or a list loss: lambda, listnet, ranknet.")] = "bce",
     epochs: Annotated[float, typer.Option(min=0.01)] = 1.0,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 3e-5,
@@ -52,14 +59,20 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Split, sampling and training seed.")] = 13,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out if there is one.")] = True,
     k: Annotated[int, typer.Option(min=1, help="Cut-off of the held-out metrics.")] = 10,
+    lengths: Annotated[
+        str | None,
+        typer.Option(help="Pair lengths tried at the end (comma-separated); default training, rerank_max_length."),
+    ] = None,
 ) -> None:
     """Fine-tune a CrossEncoder from the MiniLM encoder: supervised (BEIR qrels) or synthetic (vLLM questions).
 
-    Hard negatives come from ragline's own hybrid retrieval. Writes the model, a model card (README.md) with
-    held-out metrics and ragline-reranker.json to --out; interrupted runs resume from the last checkpoint.
+    Hard negatives come from ragline's own hybrid retrieval. Supervised runs train on the `fit` part of a seeded
+    fit/choose/report split, then choose the pair length and blend on `choose` and report on `report` (both printed).
+    Writes the model, a model card (README.md) with those numbers and ragline-reranker.json (the split included) to
+    --out; interrupted runs resume from the last checkpoint.
     """
     from app.llm import LLMUnavailableError
-    from app.reranker.train import TrainConfig
+    from app.reranker.train import LOSSES, TrainConfig
     from app.reranker.training_run import TrainingRequest, train_reranker
     from retrieval.protocols import TextGenerationError
 
@@ -67,16 +80,18 @@ def train_command(
         raise typer.BadParameter("give either --beir FOLDER (supervised) or --synthetic --collection NAME")
     if synthetic and collection is None:
         raise typer.BadParameter("--synthetic needs --collection (an ingested collection)")
+    if loss not in LOSSES:
+        raise typer.BadParameter(f"--loss takes {', '.join(LOSSES)}; got {loss!r}")
     configure_logging()
     settings = get_settings()
     training = TrainConfig(
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         max_length=max_length or settings.rerank_max_length, max_steps=max_steps, save_steps=save_steps, seed=seed,
-        device=device, layers=layers,
+        device=device, layers=layers, loss=loss,  # type: ignore[arg-type]
     )  # fmt: skip
     request = TrainingRequest(
-        training, beir, split, held_out, questions, per_chunk, filter_top_k, collection, out, base, negatives, depth,
-        resume, k,
+        training, beir, split, choose, report, _ints(lengths, "--lengths"), questions, per_chunk, filter_top_k,
+        collection, out, base, negatives, depth, resume, k,
     )  # fmt: skip
     try:
         outcome = train_reranker(settings, request, ConsoleLog())
@@ -84,9 +99,8 @@ def train_command(
         raise fail(str(exc)) from None
     except TextGenerationError as exc:
         raise fail(f"{exc}; is vLLM running (`ragline llm serve`)?") from None
-    held_out_report = outcome.record["held_out"]
-    for variant, scores in (held_out_report or {}).get("results", {}).items():
-        typer.echo(f"  {variant:15} nDCG@{k} {scores[f'ndcg@{k}']:.4f}  MRR@{k} {scores[f'mrr@{k}']:.4f}")
+    if outcome.record.get("evaluation"):
+        _echo_evaluation(outcome.record["evaluation"])
     typer.echo(f"reranker: {outcome.model} ({outcome.minutes:.1f} min); use it with RAGLINE_RERANKER={outcome.model}")
 
 
@@ -94,24 +108,38 @@ def train_command(
 def eval_command(
     model: Annotated[Path, typer.Argument(help="A reranker folder trained by `ragline reranker train`.")],
     beir: Annotated[Path, typer.Option(help="The BEIR folder the model was trained on.")],
-    split: Annotated[str, typer.Option(help="qrels/<split>.tsv holding the held-out queries.")] = "train",
+    split: Annotated[str, typer.Option(help="qrels/<split>.tsv holding the choose and report queries.")] = "train",
     top_n: Annotated[int | None, typer.Option(min=1, help="Candidates reranked; default rerank_top_n.")] = None,
     backends: Annotated[
-        str, typer.Option(help="Engines compared, comma-separated: torch, torch-int8, onnx, onnx-int8.")
+        str, typer.Option(help="Engines timed, comma-separated: torch, torch-int8, onnx, onnx-int8.")
     ] = "torch,onnx-int8",
-    held_out: Annotated[
-        int, typer.Option(min=1, help="Models without recorded held-out queries (synthetic): split this many.")
-    ] = 209,
+    lengths: Annotated[
+        str, typer.Option(help="Pair lengths tried, comma-separated (chosen on `choose`).")
+    ] = "128,192,256",
+    weights: Annotated[
+        str, typer.Option(help="Blend weights tried, comma-separated (chosen on `choose`).")
+    ] = "0.1,0.2,0.3,0.4,0.5,0.6,0.8,1.0",
+    alphas: Annotated[
+        str, typer.Option(help="Convex-fusion α tried, comma-separated (chosen on `choose`; empty: skip).")
+    ] = "0.3,0.4,0.5,0.6,0.7",
+    choose: Annotated[
+        int, typer.Option(min=1, help="Models without a recorded split (synthetic): queries to choose on.")
+    ] = DEFAULT_CHOOSE,
+    report: Annotated[
+        int, typer.Option(min=1, help="Models without a recorded split (synthetic): queries to report on.")
+    ] = DEFAULT_REPORT,
     seed: Annotated[int, typer.Option(help="Seed of that split (the one `reranker train --beir` uses).")] = 13,
     latency_queries: Annotated[int, typer.Option(min=1, help="Queries timed for rerank latency.")] = 30,
-    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N held-out queries.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N queries of each part.")] = None,
     k: Annotated[int, typer.Option(min=1)] = 10,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here too.")] = None,
 ) -> None:
-    """nDCG@k of hybrid vs hybrid+rerank on the model's held-out queries, per engine, and rerank latency at top-20/50.
+    """Pair length, blend weight (or a calibrated blend) and fusion α chosen on the `choose` queries, each reported
+    on the `report` queries that no choice used, with a paired bootstrap interval over hybrid; rerank latency at
+    top-20/50 beside hybrid search's in the same run.
 
-    A supervised model is scored on the queries it recorded as held out. A synthetic model never saw a label, so
-    it is scored on the same split a supervised run with ``--held-out``/``--seed`` would hold out: the two compare.
+    A supervised model is scored on the split it recorded. A synthetic model never saw a label, so it is scored on
+    the split of ``--choose``/``--report``/``--seed``, the one a supervised run with those values makes.
     """
     from app.reranker.evaluation_run import RerankerEvalRequest, evaluate_reranker
     from retrieval.rerank import RERANK_BACKENDS, RerankerError
@@ -121,17 +149,44 @@ def eval_command(
     if not chosen or any(b not in RERANK_BACKENDS for b in chosen):
         raise typer.BadParameter(f"--backends takes {', '.join(RERANK_BACKENDS)}; got {backends!r}")
     request = RerankerEvalRequest(
-        model, beir, split, chosen, top_n, held_out, seed, latency_queries, limit, k, json_out
-    )
+        model, beir, split, chosen, top_n, choose, report, seed, _ints(lengths, "--lengths") or (192,),
+        _floats(weights, "--weights"), _floats(alphas, "--alphas"), latency_queries, limit, k, json_out,
+    )  # fmt: skip
     try:
         evaluation = evaluate_reranker(get_settings(), request, ConsoleLog())
     except (FileNotFoundError, ValueError, RerankerError) as exc:
         raise fail(str(exc)) from None
-    report = evaluation.report
-    typer.echo(f"\n{report['queries']} held-out queries, top {report['top_n']} reranked")
-    for variant, scores in report["results"].items():
-        typer.echo(f"  {variant:28} nDCG@{k} {scores[f'ndcg@{k}']:.4f}  recall@{k} {scores[f'recall@{k}']:.4f}  "
-                   f"MRR@{k} {scores[f'mrr@{k}']:.4f}")  # fmt: skip
-    for name, timing in report["latency"].items():
-        typer.echo(f"  rerank {name:18} median {timing['median_ms']} ms  p90 {timing['p90_ms']} ms")
+    _echo_evaluation(evaluation.report)
     typer.echo(f"report: {evaluation.report_path}; model card updated: {evaluation.card}")
+
+
+def _echo_evaluation(report: dict[str, Any]) -> None:
+    """The side-by-side choose/report tables, then latency as milliseconds and as a ratio to hybrid search."""
+    split = report["split"]
+    typer.echo(f"\nsplit seed {split['seed']}: {split['sizes']}; top {report['top_n']} reranked")
+    for line in report["printed"]:
+        typer.echo(line)
+    typer.echo(f"hybrid search p50 {report['hybrid_search_p50_ms']} ms (same run)")
+    for name, timing in report["latency"].items():
+        ratio = report["rerank_to_search_ratio"].get(name)
+        typer.echo(
+            f"  rerank {name:18} at {report['latency_length']} tokens: median {timing['median_ms']} ms  "
+            f"p90 {timing['p90_ms']} ms  ({ratio}x hybrid search)"
+        )
+
+
+def _ints(text: str | None, option: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in _values(text, option))
+
+
+def _floats(text: str | None, option: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in _values(text, option))
+
+
+def _values(text: str | None, option: str) -> list[str]:
+    values = [v.strip() for v in (text or "").split(",") if v.strip()]
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes comma-separated numbers; got {text!r}") from None
+    return values

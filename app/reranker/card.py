@@ -24,11 +24,19 @@ def read_record(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+LOSS_NAMES = {
+    "bce": "BinaryCrossEntropyLoss (pos_weight = negatives / positives)",
+    "lambda": "LambdaLoss (NDCGLoss2++ weighting) over each query's list",
+    "listnet": "ListNetLoss over each query's list",
+    "ranknet": "RankNetLoss (pairwise) over each query's list",
+}
+
+
 def training_record(config: TrainConfig, result: TrainResult) -> dict[str, Any]:
     """The record's ``training`` section: the recipe as configured and what the run did."""
     return {
         **config.as_dict(),
-        "loss": "BinaryCrossEntropyLoss (pos_weight = negatives / positives)",
+        "loss": LOSS_NAMES[config.loss],
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "training_loss": result.training_loss,
@@ -100,6 +108,11 @@ def render_card(record: dict[str, Any]) -> str:
         ]
     else:  # a record from outside `ragline reranker train`: show what it holds, as it holds it
         lines += [f"- {key}: {value}" for key, value in training.items()]
+    evaluation = record.get("evaluation")
+    if evaluation:
+        lines += ["", *_evaluation_lines(evaluation)]
+        lines.append("")
+        return "\n".join(lines)
     held_out = record.get("held_out")
     lines += ["", "## Held-out evaluation", ""]
     if not held_out:
@@ -117,3 +130,34 @@ def render_card(record: dict[str, Any]) -> str:
             lines.append(f"- rerank latency {name}: median {latency['median_ms']} ms, p90 {latency['p90_ms']} ms")
     lines.append("")
     return "\n".join(lines)
+
+
+def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
+    """The fit/choose/report evaluation: every candidate's choose and report nDCG, the winner and its report gain."""
+    split, overall = evaluation["split"], evaluation["overall"]
+    k = evaluation.get("k", 10)
+    report_gain = overall["gain_over_baseline"]["report"]
+    lines = [
+        "## Choose / report evaluation",
+        "",
+        f"Split seed {split['seed']}, sizes {split['sizes']}: trained on `fit`, every setting chosen on `choose`, "
+        f"the number to quote from `report` (used for no choice). Top {evaluation['top_n']} hybrid candidates "
+        "reranked.",
+        "",
+        f"| candidate | choose nDCG@{k} | report nDCG@{k} |",
+        "|---|---:|---:|",
+    ]
+    for name, scores in overall["table"].items():
+        mark = " (chosen)" if name == overall["chosen"] else ""
+        lines.append(f"| {name}{mark} | {scores['choose']:.4f} | {scores['report']:.4f} |")
+    lines += [
+        "",
+        f"- chosen: {overall['chosen']}; on `report` {100 * report_gain['mean']:+.1f} points over hybrid "
+        f"(95% paired bootstrap {100 * report_gain['low']:+.1f} to {100 * report_gain['high']:+.1f})",
+    ]
+    for name, latency in evaluation.get("latency", {}).items():
+        lines.append(
+            f"- rerank latency {name} at {evaluation.get('latency_length')} tokens: median {latency['median_ms']} ms, "
+            f"p90 {latency['p90_ms']} ms (hybrid search p50 {evaluation.get('hybrid_search_p50_ms')} ms, same run)"
+        )
+    return lines

@@ -1,8 +1,9 @@
-"""``ragline reranker eval`` as a library call: a trained reranker on its held-out queries, per inference engine.
+"""``ragline reranker eval`` as a library call: a trained reranker's tuned choices, made on ``choose`` and reported
+on ``report`` (``eval.splits``), and its latency beside hybrid search's in the same run.
 
-The hybrid candidate lists come from the index with the configured fusion (the app's part); scoring and timing are
-``eval.rerank_quality``'s. The report goes to a JSON file and into the model's card, so the card always shows the
-latest held-out numbers.
+The hybrid candidate lists come from the index with the configured fusion (the app's part); selection, scoring
+and timing are ``eval.rerank_selection``'s, ``eval.selection``'s and ``eval.rerank_quality``'s. The report goes to
+a JSON file and into the model's card, so the card always shows the latest numbers.
 """
 
 from __future__ import annotations
@@ -12,33 +13,49 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from tqdm import tqdm
 
 from app.reranker.card import CARD, read_record, write_record
-from app.reranker.data import hybrid_search, split_queries
+from app.reranker.data import hybrid_search
 from app.resources import Resources
 from app.run_log import RunLog
 from app.settings import Settings
 from eval.beir import BeirDataset, load_beir
-from eval.rerank_quality import compare, rerank_latency
+from eval.rerank_quality import rerank_latency
+from eval.rerank_selection import DEFAULT_WEIGHTS, rerank_selection
+from eval.retrieval_quality import gather
+from eval.selection import alpha_selection
+from eval.splits import DEFAULT_CHOOSE, DEFAULT_REPORT, QuerySplit, split_from_record, split_queries_three_way
 from retrieval.index import Index
 from retrieval.rerank import CrossEncoderReranker
 from retrieval.types import Hit
 
-__all__ = ["HeldOutEvaluation", "RerankerEvalRequest", "evaluate_reranker", "held_out_results", "hybrid_lists"]
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "DEFAULT_CHOOSE",
+    "DEFAULT_REPORT",
+    "HeldOutEvaluation",
+    "RerankerEvalRequest",
+    "evaluate_reranker",
+    "hybrid_lists",
+    "selection_report",
+]
 
 CANDIDATE_DEPTH = 100
 LATENCY_DEPTHS = (20, 50)
+DEFAULT_ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 @dataclass(frozen=True)
 class RerankerEvalRequest:
-    """A model folder written by ``ragline reranker train`` and the BEIR split holding its held-out queries.
+    """A model folder written by ``ragline reranker train`` and the BEIR split it was trained on.
 
-    A model without recorded held-out queries (synthetic mode) is scored on the split that ``held_out``/``seed``
-    give, the one a supervised run with those values holds out. ``top_n`` ``None`` is ``rerank_top_n``.
+    A model that recorded its split is scored on that split's ``choose`` and ``report`` parts; one without
+    (synthetic mode, no labels seen) on the split that ``choose``/``report``/``seed`` give. ``top_n`` ``None`` is
+    ``rerank_top_n``; ``lengths`` are the pair lengths tried (the choice is made on ``choose``).
     """
 
     model: Path
@@ -46,8 +63,12 @@ class RerankerEvalRequest:
     split: str = "train"
     backends: Sequence[str] = ("torch", "onnx-int8")
     top_n: int | None = None
-    held_out: int = 209
+    choose: int = DEFAULT_CHOOSE
+    report: int = DEFAULT_REPORT
     seed: int = 13
+    lengths: Sequence[int] = (128, 192, 256)
+    weights: Sequence[float] = DEFAULT_WEIGHTS
+    alphas: Sequence[float] = DEFAULT_ALPHAS
     latency_queries: int = 30
     limit: int | None = None
     k: int = 10
@@ -67,87 +88,122 @@ def hybrid_lists(
     index: Index, settings: Settings, collection: str, queries: Mapping[str, str], depth: int, progress: bool = True
 ) -> dict[str, list[Hit]]:
     """Each query's hybrid hits to ``depth``, fused as the query pipeline fuses them."""
-    return {
-        qid: hybrid_search(index, settings, collection, text, depth)
-        for qid, text in tqdm(queries.items(), desc="hybrid search", unit="query", disable=not progress)
-    }
+    return timed_hybrid_lists(index, settings, collection, queries, depth, progress)[0]
 
 
-def held_out_results(
+def timed_hybrid_lists(
+    index: Index, settings: Settings, collection: str, queries: Mapping[str, str], depth: int, progress: bool = True
+) -> tuple[dict[str, list[Hit]], list[float]]:
+    """``hybrid_lists`` and each search's milliseconds, for rerank latency as a ratio to search in one run."""
+    lists, ms = {}, []
+    for qid, text in tqdm(queries.items(), desc="hybrid search", unit="query", disable=not progress):
+        started = time.perf_counter()
+        lists[qid] = hybrid_search(index, settings, collection, text, depth)
+        ms.append((time.perf_counter() - started) * 1000)
+    return lists, ms
+
+
+def selection_report(
     resources: Resources,
     collection: str,
-    queries: Mapping[str, str],
-    qrels: Mapping[str, Mapping[str, int]],
-    rerankers: Mapping[str, CrossEncoderReranker],
-    top_n: int,
-    k: int,
-) -> tuple[dict[str, list[Hit]], dict[str, dict[str, float]]]:
-    """The hybrid lists of ``queries`` and the metrics of plain hybrid and of each reranker over the same lists."""
+    model: Path,
+    dataset: BeirDataset,
+    split: QuerySplit,
+    request: RerankerEvalRequest,
+) -> dict[str, Any]:
+    """Every tuned choice made on ``choose`` and reported on ``report``: α of the fusion, then pair length and blend
+    weight (or a calibrated blend) of the reranker; and the chosen reranker's latency beside hybrid search's."""
     settings = resources.settings
-    lists = hybrid_lists(resources.index, settings, collection, queries, depth=CANDIDATE_DEPTH)
-    results = compare(lists, queries, qrels, rerankers, top_n, ks=sorted({1, k, 100}), weight=settings.rerank_weight)
-    return lists, results
-
-
-def evaluate_reranker(settings: Settings, request: RerankerEvalRequest, log: RunLog) -> HeldOutEvaluation:
-    """nDCG@k of hybrid vs hybrid+rerank per engine, and rerank latency at top-20/50. Raises ``FileNotFoundError``
-    or ``ValueError`` (no record, no held-out queries, bad split) and ``RerankerError`` (a model that cannot load)."""
-    record = read_record(request.model)
-    dataset = load_beir(request.beir, request.split)
-    rerankers = {
-        f"hybrid+rerank({backend})": CrossEncoderReranker(
-            request.model,
-            max_length=settings.rerank_max_length,
+    choose = list(split.choose)[: request.limit]
+    report = list(split.report)[: request.limit]
+    queries = {qid: dataset.queries[qid] for qid in [*choose, *report]}
+    lists, search_ms = timed_hybrid_lists(resources.index, settings, collection, queries, CANDIDATE_DEPTH)
+    top_n = request.top_n or settings.rerank_top_n
+    limited = QuerySplit(split.seed, split.fit, tuple(choose), tuple(report))
+    scorers = {
+        length: CrossEncoderReranker(
+            model, max_length=length, batch_size=settings.rerank_batch_size, backend=settings.rerank_backend
+        )
+        for length in dict.fromkeys(request.lengths)
+    }
+    selection = rerank_selection(
+        lists, queries, dataset.qrels, limited, scorers, top_n=top_n, k=request.k, weights=request.weights
+    )
+    selection["split"] = split.as_record()  # the whole split's record, also when --limit scored a part of it
+    alpha = None
+    if request.alphas and settings.fusion == "convex":
+        raw = gather(resources.index, collection, queries, CANDIDATE_DEPTH).lists
+        chosen_alpha = alpha_selection(
+            raw, dataset.qrels, choose, report, request.alphas, settings.fusion_alpha, request.k
+        )
+        alpha = chosen_alpha.as_dict()
+        selection["printed"] = [*_alpha_lines(chosen_alpha), *selection["printed"]]
+    chosen = str(selection["overall"]["chosen"])
+    length = int(chosen.split()[0].removeprefix("len=")) if chosen.startswith("len=") else settings.rerank_max_length
+    latency = {}
+    for backend in dict.fromkeys(request.backends):
+        reranker = CrossEncoderReranker(
+            model,
+            max_length=length,
             batch_size=settings.rerank_batch_size,
             backend=backend,  # type: ignore[arg-type]
         )
-        for backend in dict.fromkeys(request.backends)
-    }
-    held = _held_out_qids(record, dataset, request, log)
-    queries = {qid: dataset.queries[qid] for qid in held[: request.limit]}
-    top_n = request.top_n or settings.rerank_top_n
-    lists, results = held_out_results(
-        Resources(settings), record["data"]["collection"], queries, dataset.qrels, rerankers, top_n, request.k
-    )
-    latency = {
-        f"{reranker.backend} top-{depth}": rerank_latency(reranker, lists, queries, depth, request.latency_queries)
-        for depth in LATENCY_DEPTHS
-        for reranker in rerankers.values()
-    }
-    report = {
-        "queries": len(lists),
-        "top_n": top_n,
-        "k": request.k,
-        "max_length": settings.rerank_max_length,
-        "weight": settings.rerank_weight,
-        "results": results,
+        for depth in LATENCY_DEPTHS:
+            latency[f"{backend} top-{depth}"] = rerank_latency(reranker, lists, queries, depth, request.latency_queries)
+    hybrid_p50 = round(median(search_ms), 1)
+    return {
+        **selection,
+        "alpha": alpha,
+        "backend": settings.rerank_backend,
+        "latency_length": length,
         "latency": latency,
+        "hybrid_search_p50_ms": hybrid_p50,
+        "rerank_to_search_ratio": {
+            name: round(t["median_ms"] / hybrid_p50, 2) for name, t in latency.items() if hybrid_p50 > 0
+        },
     }
-    record["held_out"] = report
+
+
+def evaluate_reranker(settings: Settings, request: RerankerEvalRequest, log: RunLog) -> HeldOutEvaluation:
+    """The choose/report selection of a trained model and its latency. Raises ``FileNotFoundError`` or
+    ``ValueError`` (no record, a split its data no longer rebuilds) and ``RerankerError`` (a model that cannot
+    load)."""
+    record = read_record(request.model)
+    dataset = load_beir(request.beir, request.split)
+    split = _split(record, dataset, request, log)
+    report = selection_report(Resources(settings), record["data"]["collection"], request.model, dataset, split, request)
+    record["evaluation"] = report
     write_record(request.model, record)
     target = (
         request.json_out
         or settings.reports_dir / f"reranker-{request.model.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=2))
+    target.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return HeldOutEvaluation(report, target, request.model / CARD)
 
 
-def _held_out_qids(
-    record: Mapping[str, Any], dataset: BeirDataset, request: RerankerEvalRequest, log: RunLog
-) -> list[str]:
-    """The queries the model recorded as held out; for a synthetic model, the split a supervised run would hold out.
-    ``ValueError`` when there are none."""
-    held = [qid for qid in record.get("held_out_qids", []) if qid in dataset.queries]
-    if not held and record.get("mode") == "synthetic":
-        held = split_queries(list(dataset.queries), request.held_out, request.seed)[1]
+def _split(record: Mapping[str, Any], dataset: BeirDataset, request: RerankerEvalRequest, log: RunLog) -> QuerySplit:
+    """The split the model recorded (rebuilt and checked); for a model that saw no labels (synthetic), the split of
+    ``--choose/--report/--seed``. A supervised model from before the protocol has no split: it cannot be scored
+    honestly (its held-out queries chose its settings), so ``ValueError`` says to retrain."""
+    if "split" in record.get("data", {}):
+        return split_from_record(list(dataset.queries), record["data"]["split"])
+    if record.get("mode") == "synthetic":
         log.info(
-            f"synthetic model: scoring the {len(held)} held-out queries of --held-out {request.held_out} "
-            f"--seed {request.seed}"
+            f"synthetic model: scoring the choose/report parts of --choose {request.choose} --report "
+            f"{request.report} --seed {request.seed}"
         )
-    if not held:
-        raise ValueError(
-            f"{request.model} records no held-out queries of {request.beir} ({request.split}); train it with --held-out"
+        return split_queries_three_way(
+            list(dataset.queries), choose=request.choose, report=request.report, seed=request.seed
         )
-    return held
+    raise ValueError(
+        f"{request.model} records no fit/choose/report split (trained before the protocol): retrain it with "
+        "`ragline reranker train --beir ...`"
+    )
+
+
+def _alpha_lines(selection: Any) -> list[str]:
+    from eval.selection import format_selection
+
+    return [*format_selection(selection), ""]

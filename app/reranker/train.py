@@ -14,12 +14,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, Literal, get_args
 
 from app.reranker.data import Pair
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
+Loss = Literal["bce", "lambda", "listnet", "ranknet"]
+"""Pointwise binary cross-entropy, or a loss over each query's whole candidate list: LambdaLoss (NDCG-weighted
+pairwise, NDCGLoss2++), ListNet (softmax cross-entropy over the list) or RankNet (pairwise logistic margin)."""
+LOSSES: tuple[str, ...] = get_args(Loss)
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class TrainConfig:
     layers: int | None = None
     """Keep only the first N transformer layers of the base encoder (None: all). Half the layers costs half the
     time per pair, in training and at query time, which is what makes CPU training and a fast rerank possible."""
+    loss: Loss = "bce"
+    """A list loss trains on each query's positives and negatives together (``batch_size`` still counts pairs: a
+    batch holds as many whole lists as make about that many pairs), so a step costs what a BCE step costs."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -84,7 +92,6 @@ def train_cross_encoder(
 ) -> TrainResult:
     """Train on ``pairs`` from ``base`` (a sentence-transformers encoder or CrossEncoder folder) and save to ``out``."""
     import torch
-    from datasets import Dataset
     from sentence_transformers.cross_encoder import (
         CrossEncoder,
         CrossEncoderTrainer,
@@ -100,16 +107,21 @@ def train_cross_encoder(
     )
     if config.layers is not None:
         truncate_layers(model.model, config.layers)
-    dataset = Dataset.from_dict(
-        {"query": [p.query for p in pairs], "passage": [p.passage for p in pairs], "label": [p.label for p in pairs]}
-    )
-    # Weighting positives by the negative ratio keeps the loss from being won by always saying "irrelevant".
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor((len(pairs) - positives) / positives))
+    if config.loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
+    if config.loss == "bce":
+        dataset = _pair_dataset(pairs)
+        # Weighting positives by the negative ratio keeps the loss from being won by always saying "irrelevant".
+        loss: Any = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor((len(pairs) - positives) / positives))
+        batch_size = config.batch_size
+    else:
+        dataset, batch_size = _list_dataset(pairs, config.batch_size)
+        loss = _list_loss(config.loss, model)
     args = CrossEncoderTrainingArguments(
         output_dir=str(out / CHECKPOINTS),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=batch_size,
         learning_rate=config.learning_rate,
         warmup_steps=config.warmup,
         save_strategy="steps",
@@ -152,3 +164,47 @@ def _export_onnx(out: Path) -> None:
         ensure_export(out, ("fp32", "int8"), head="logits")
     except (OnnxExportError, OSError, RuntimeError) as exc:
         log.warning("trained %s, but its ONNX export failed (%s); the torch backends still work", out, exc)
+
+
+def group_by_query(pairs: Sequence[Pair]) -> list[tuple[str, list[str], list[float]]]:
+    """Each query's passages and labels, queries in first-seen order; a list loss needs a positive and a negative
+    in a list to learn anything from it, so lists without both are dropped."""
+    grouped: dict[str, tuple[list[str], list[float]]] = {}
+    for pair in pairs:
+        passages, labels = grouped.setdefault(pair.query, ([], []))
+        passages.append(pair.passage)
+        labels.append(pair.label)
+    return [(q, p, labels) for q, (p, labels) in grouped.items() if max(labels) > 0 and min(labels) <= 0]
+
+
+def _pair_dataset(pairs: Sequence[Pair]) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_dict(
+        {"query": [p.query for p in pairs], "passage": [p.passage for p in pairs], "label": [p.label for p in pairs]}
+    )
+
+
+def _list_dataset(pairs: Sequence[Pair], pairs_per_batch: int) -> tuple[Any, int]:
+    """(query, [passages], [labels]) rows and the number of lists per batch that makes about ``pairs_per_batch``
+    pairs, so a list-loss step costs what a BCE step of ``pairs_per_batch`` costs."""
+    from datasets import Dataset
+
+    groups = group_by_query(pairs)
+    if not groups:
+        raise ValueError("a list loss needs queries with both a positive and a negative passage")
+    mean_list = sum(len(p) for _, p, _ in groups) / len(groups)
+    dataset = Dataset.from_dict(
+        {"query": [q for q, _, _ in groups], "docs": [p for _, p, _ in groups], "labels": [lb for _, _, lb in groups]}
+    )
+    return dataset, max(1, round(pairs_per_batch / mean_list))
+
+
+def _list_loss(name: str, model: Any) -> Any:
+    from sentence_transformers.cross_encoder.losses import LambdaLoss, ListNetLoss, RankNetLoss
+
+    if name == "lambda":
+        return LambdaLoss(model)
+    if name == "listnet":
+        return ListNetLoss(model)
+    return RankNetLoss(model)

@@ -1,7 +1,8 @@
 """``ragline reranker train`` as a library call: mine training pairs, fine-tune a cross-encoder, record and evaluate it.
 
-Two sources of queries: supervised (a BEIR folder's qrels, some queries held out and evaluated on) or synthetic (the
-generator writes a question per sampled chunk of a collection; no labels, so no held-out evaluation). Either way hard
+Two sources of queries: supervised (a BEIR folder's qrels, cut into fit/choose/report by ``eval.splits``: trained on
+``fit``, pair length and blend chosen on ``choose``, reported on ``report``) or synthetic (the generator writes a
+question per sampled chunk of a collection; no labels, so no evaluation here). Either way hard
 negatives come from ragline's own hybrid retrieval. The mined pairs are saved next to the model, so a resumed run
 trains on exactly the same data from its last checkpoint.
 """
@@ -18,15 +19,15 @@ from typing import Any
 from app.corpus_collections import describe_corpus_failures, describe_corpus_ingest, ensure_corpus_collection
 from app.model_registry import ModelRole
 from app.reranker.card import training_record, write_record
-from app.reranker.data import MinedPairs, Pair, beir_queries, load_pairs, mine_pairs, save_pairs, split_queries
-from app.reranker.evaluation_run import held_out_results
+from app.reranker.data import MinedPairs, Pair, beir_queries, load_pairs, mine_pairs, save_pairs
+from app.reranker.evaluation_run import RerankerEvalRequest, selection_report
 from app.reranker.synthetic import synthetic_pairs
 from app.reranker.train import TrainConfig, train_cross_encoder
 from app.resources import Resources, resolve_model_dir
 from app.run_log import RunLog
 from app.settings import Settings
-from eval.beir import load_beir
-from retrieval.rerank import CrossEncoderReranker
+from eval.beir import BeirDataset, load_beir
+from eval.splits import DEFAULT_CHOOSE, DEFAULT_REPORT, QuerySplit, split_queries_three_way
 
 __all__ = ["TrainingOutcome", "TrainingRequest", "train_reranker"]
 
@@ -37,7 +38,9 @@ SYNTHETIC_FILE = "synthetic-questions.json"
 
 @dataclass(frozen=True)
 class TrainingRequest:
-    """Supervised with ``beir`` (a BEIR folder; ``held_out`` of its ``split`` queries kept out), else synthetic on
+    """Supervised with ``beir`` (a BEIR folder whose ``split`` queries are cut into fit/choose/report by
+    ``eval.splits``: training sees ``fit`` only, settings are chosen on ``choose``, ``report`` is the number to quote),
+    else synthetic on
     ``collection`` (``questions`` sampled chunks, ``per_chunk`` styles each, kept when hybrid search finds the
     source chunk in the top ``filter_top_k``). ``collection`` ``None`` with ``beir`` is ``beir-<folder>``, ingested
     if needed; ``out`` ``None`` is ``<models_dir>/reranker-<collection>``; ``base`` ``None`` is the embedder.
@@ -46,7 +49,10 @@ class TrainingRequest:
     training: TrainConfig
     beir: Path | None = None
     split: str = "train"
-    held_out: int = 209
+    choose: int = DEFAULT_CHOOSE
+    report: int = DEFAULT_REPORT
+    lengths: tuple[int, ...] = ()
+    """Pair lengths tried at the end-of-training selection (empty: the training length and ``rerank_max_length``)."""
     questions: int = 300
     per_chunk: int = 1
     filter_top_k: int = 10
@@ -77,9 +83,8 @@ class _TrainingData:
     pairs: list[Pair]
     stats: dict[str, int]
     source: str
-    held_queries: dict[str, str] = field(default_factory=dict)
-    held_qrels: dict[str, dict[str, int]] = field(default_factory=dict)
-    held_ids: list[str] = field(default_factory=list)
+    dataset: BeirDataset | None = None
+    split: QuerySplit | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -115,16 +120,22 @@ def train_reranker(settings: Settings, request: TrainingRequest, log: RunLog) ->
             "negatives_per_query": request.negatives,
             "depth": request.depth,
             "seed": request.training.seed,
-            "held_out_queries": len(data.held_ids),
             "notes": data.notes,
         },
         "training": training_record(request.training, result),
-        "held_out_qids": data.held_ids,
-        "held_out": None,
+        "evaluation": None,
     }
+    if data.split is not None:
+        record["data"]["split"] = data.split.as_record()
     write_record(data.target, record)
-    if data.held_queries:
-        record["held_out"] = _held_out_report(resources, data, settings.rerank_top_n, request.k)
+    if data.split is not None and data.dataset is not None and request.beir is not None:
+        lengths = request.lengths or (request.training.max_length, settings.rerank_max_length)
+        evaluation = RerankerEvalRequest(
+            data.target, request.beir, request.split, backends=(settings.rerank_backend,), lengths=lengths, k=request.k
+        )
+        record["evaluation"] = selection_report(
+            resources, data.collection, data.target, data.dataset, data.split, evaluation
+        )
         write_record(data.target, record)
     return TrainingOutcome(data.target, record, (time.perf_counter() - started) / 60)
 
@@ -136,15 +147,18 @@ def _target(settings: Settings, request: TrainingRequest, collection: str) -> Pa
 
 
 def _supervised(resources: Resources, request: TrainingRequest, beir: Path, log: RunLog) -> _TrainingData:
-    """Pairs from the qrels of the training queries of BEIR folder ``beir``; the held-out ones are kept for
-    evaluation."""
+    """Pairs from the qrels of the ``fit`` queries of BEIR folder ``beir``; ``choose`` and ``report`` are kept for
+    the selection at the end."""
     dataset = load_beir(beir, request.split)
     name = request.collection or f"beir-{beir.resolve().name}"
     summary = ensure_corpus_collection(resources, name, dataset.corpus)
     log.info(describe_corpus_ingest(summary))
     if failures := describe_corpus_failures(summary):
         log.warn(failures)
-    train_ids, held_ids = split_queries(list(dataset.queries), request.held_out, request.training.seed)
+    split = split_queries_three_way(
+        list(dataset.queries), choose=request.choose, report=request.report, seed=request.training.seed
+    )
+    train_ids = list(split.fit)
     target = _target(resources.settings, request, name)
     pairs, stats = _mine_or_load(
         target,
@@ -166,9 +180,8 @@ def _supervised(resources: Resources, request: TrainingRequest, beir: Path, log:
         stats=stats,
         source=f"BEIR {beir.resolve().name} qrels/{request.split}.tsv: {len(train_ids)} of "
         f"{len(dataset.queries)} queries",
-        held_queries={qid: dataset.queries[qid] for qid in held_ids},
-        held_qrels={qid: dataset.qrels[qid] for qid in held_ids},
-        held_ids=held_ids,
+        dataset=dataset,
+        split=split,
     )
 
 
@@ -223,18 +236,3 @@ def _mine_or_load(
     stats = {"queries": mined.queries, "skipped": mined.skipped, "positives": mined.positives}
     stats_path.write_text(json.dumps(stats))
     return mined.pairs, stats
-
-
-def _held_out_report(resources: Resources, data: _TrainingData, top_n: int, k: int) -> dict[str, Any]:
-    """The trained model (on the configured engine) against plain hybrid on the held-out queries."""
-    settings = resources.settings
-    reranker = CrossEncoderReranker(
-        data.target,
-        max_length=settings.rerank_max_length,
-        batch_size=settings.rerank_batch_size,
-        backend=settings.rerank_backend,
-    )
-    lists, results = held_out_results(
-        resources, data.collection, data.held_queries, data.held_qrels, {"hybrid+rerank": reranker}, top_n, k
-    )
-    return {"queries": len(lists), "top_n": top_n, "k": k, "backend": settings.rerank_backend, "results": results}

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,25 @@ def test_database_url_is_checked_at_start_up(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("RAGLINE_DATABASE_URL", "mysql://ragline:pw@db/ragline")
     with pytest.raises(ValueError, match="PostgreSQL"):
         Settings()
+
+
+def test_as_env_gives_a_child_process_the_same_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``ragline bench replicas`` hands its ``ragline serve`` processes: only what differs from the defaults,
+    and read back through the environment it is equal."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url="postgresql://ragline@db:5432/ragline",
+        llm_replicas=["http://llm2:8000/v1"],
+        context_top_k=6,
+        ingest_workers_in_process=False,
+    )
+    env = settings.as_env()
+    assert env["RAGLINE_LLM_REPLICAS"] == '["http://llm2:8000/v1"]'
+    assert env["RAGLINE_INGEST_WORKERS_IN_PROCESS"] == "false"
+    assert "RAGLINE_FUSION" not in env  # a default is left to the child's own defaults
+    for name in [n for n in os.environ if n.startswith("RAGLINE_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # no ragline.toml here
+    assert Settings() == settings

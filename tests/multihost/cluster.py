@@ -143,6 +143,7 @@ def start_cluster(lab: Lab, root: Path, *, vllm_socket: Path, generator: str, mo
         "RAGLINE_MODELS_DIR": str(models_dir),
         "RAGLINE_GENERATOR": generator,
         "RAGLINE_LLM_TIMEOUT_S": "600",
+        "RAGLINE_WRITER_LEASE_S": "10",  # a killed worker's job is taken over after 10 s, not 30
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
     }
     cluster = Cluster(lab, root, env, db, chroma, router, llm, relays)

@@ -1,5 +1,6 @@
-"""``ragline reranker train | eval`` end to end on a tiny BEIR folder: a model card with held-out metrics, then a
-per-engine evaluation report."""
+"""``ragline reranker train | eval`` end to end on a tiny BEIR folder: training on the fit part, settings chosen on
+the choose part and reported on the report part, the split recorded, then the same selection from the eval command
+with latency beside hybrid search's."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from retrieval.rerank import CrossEncoderReranker
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_train_command_writes_a_model_card_with_held_out_metrics(tmp_path: Path, models_env) -> None:
+def test_train_and_eval_commands_choose_on_one_part_and_report_on_another(tmp_path: Path, models_env) -> None:
     beir = tmp_path / "tiny"
     (beir / "qrels").mkdir(parents=True)
     docs = {
@@ -41,7 +42,8 @@ def test_train_command_writes_a_model_card_with_held_out_metrics(tmp_path: Path,
         "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d) in questions.items())
     )
     out = tmp_path / "model"
-    options = ["--held-out", "2", "--negatives", "2", "--max-steps", "2", "--batch-size", "4", "--max-length", "64"]
+    options = ["--choose", "1", "--report", "1", "--negatives", "2", "--max-steps", "2", "--batch-size", "4",
+               "--max-length", "64", "--lengths", "64"]  # fmt: skip
     command = [sys.executable, "-m", "app.cli", "reranker", "train", "--beir", str(beir), *options, "--out", str(out)]
     result = subprocess.run(
         command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
@@ -50,19 +52,32 @@ def test_train_command_writes_a_model_card_with_held_out_metrics(tmp_path: Path,
 
     record = read_record(out)
     assert record["training"]["steps"] == 2
-    assert record["data"]["queries"] == 3 and record["data"]["held_out_queries"] == 2
-    assert set(record["held_out"]["results"]) == {"hybrid", "hybrid+rerank"}
+    split = record["data"]["split"]
+    assert split["seed"] == 13 and split["sizes"] == {"fit": 3, "choose": 1, "report": 1}
+    assert record["data"]["queries"] == 3
+    evaluation = record["evaluation"]
+    assert evaluation["overall"]["baseline"] == "hybrid"
+    assert set(evaluation["overall"]["table"]) >= {"hybrid", "len=64 w=0.4", "len=64 calibrated"}
+    assert "choose" in result.stdout and "report" in result.stdout and "<- chosen" in result.stdout
     card = (out / "README.md").read_text()
-    assert "## Held-out evaluation" in card and "hybrid+rerank" in card and "steps: 2" in card
+    assert "## Choose / report evaluation" in card and "steps: 2" in card
     CrossEncoderReranker(out, max_length=64)
 
     report = tmp_path / "eval.json"
-    command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(out), "--beir", str(beir),
-               "--backends", "torch,onnx-int8", "--latency-queries", "1", "--json", str(report)]  # fmt: skip
+    command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(out), "--beir", str(beir), "--lengths", "64,96",
+               "--weights", "0.5", "--alphas", "0.4,0.5", "--backends", "torch,onnx-int8", "--latency-queries", "1",
+               "--json", str(report)]  # fmt: skip
     result = subprocess.run(
         command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads(report.read_text())
-    assert set(evaluated["results"]) == {"hybrid", "hybrid+rerank(torch)", "hybrid+rerank(onnx-int8)"}
+    assert evaluated["split"] == split
+    assert set(evaluated["overall"]["table"]) == {
+        "hybrid", "len=64 w=0.5", "len=96 w=0.5", "len=64 calibrated", "len=96 calibrated"
+    }  # fmt: skip
+    assert set(evaluated["alpha"]["table"]) == {"α=0.40", "α=0.50"}
     assert set(evaluated["latency"]) == {"torch top-20", "onnx-int8 top-20", "torch top-50", "onnx-int8 top-50"}
+    assert evaluated["hybrid_search_p50_ms"] > 0 and set(evaluated["rerank_to_search_ratio"]) == set(
+        evaluated["latency"]
+    )

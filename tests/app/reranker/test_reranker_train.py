@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from app.reranker.data import LabelledQuery, mine_pairs, split_queries
+from app.reranker.data import LabelledQuery, Pair, mine_pairs, split_queries
 from app.reranker.synthetic import PROMPTS, clean_question, synthetic_questions
-from app.reranker.train import TrainConfig, last_checkpoint, train_cross_encoder
+from app.reranker.train import TrainConfig, group_by_query, last_checkpoint, train_cross_encoder
 from app.resources import Resources
 from retrieval.onnx_export import export_folder, weights_sha256
 from retrieval.rerank import CrossEncoderReranker
@@ -112,3 +113,31 @@ def test_synthetic_questions_from_the_live_model_in_several_styles(live_resource
 def test_per_chunk_is_bounded_by_the_styles(sample_resources: Resources) -> None:
     with pytest.raises(ValueError, match="per_chunk"):
         synthetic_questions(sample_resources, "sample", 3, per_chunk=len(PROMPTS) + 1)
+
+
+def test_list_losses_see_each_query_as_one_list_with_a_positive_and_a_negative() -> None:
+    pairs = [Pair("a", "p1", 1.0), Pair("b", "n1", 0.0), Pair("a", "n2", 0.0), Pair("a", "n3", 0.0),
+             Pair("c", "p2", 1.0)]  # fmt: skip
+    assert group_by_query(pairs) == [("a", ["p1", "n2", "n3"], [1.0, 0.0, 0.0])]
+
+
+@pytest.mark.parametrize("loss", ["lambda", "ranknet"])
+def test_a_list_loss_trains_a_loadable_reranker(
+    loss: str, sample_resources: Resources, embedder_dir: Path, tmp_path: Path
+) -> None:
+    mined = mine_pairs(
+        sample_resources.index, sample_resources.settings, "sample", _sample_queries()[:4], negatives=2, progress=False
+    )
+    out = tmp_path / loss
+    result = train_cross_encoder(
+        embedder_dir,
+        mined.pairs,
+        out,
+        TrainConfig(max_steps=1, layers=1, loss=loss, **TINY),
+        progress=False,  # type: ignore[arg-type]
+    )
+    assert result.steps == 1 and np.isfinite(result.training_loss)
+    scores = CrossEncoderReranker(out, max_length=64).score("refund window", ["EU customers have 30 days.", "x"])
+    assert scores.shape == (2,)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        train_cross_encoder(embedder_dir, mined.pairs, tmp_path / "x", TrainConfig(max_steps=1, loss="hinge", **TINY))  # type: ignore[arg-type]

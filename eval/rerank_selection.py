@@ -1,0 +1,118 @@
+"""The reranker's tuned choices (pair length, blend weight, or a calibrated blend) made on ``choose``, reported on
+``report``.
+
+The cross-encoder scores each query's top ``top_n`` once per pair length; every weight and the calibrated blend are
+then rankings of the same scores, so a grid costs one model pass per length. Rankings follow the query pipeline
+exactly (``retrieval.rerank.blend``: the reranked head, then the rest of the hybrid list in order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from eval.retrieval_quality import doc_ranking
+from eval.selection import choose_then_report, format_selection, per_query_ndcg
+from eval.splits import QuerySplit
+from retrieval.rerank import CrossEncoderReranker, blend
+from retrieval.rerank_calibration import LogisticBlend, fit_logistic_blend
+from retrieval.types import Hit
+
+__all__ = ["DEFAULT_WEIGHTS", "HYBRID", "rerank_selection"]
+
+HYBRID = "hybrid"
+DEFAULT_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+
+
+def _label(length: int, weight: float | None) -> str:
+    return f"len={length} " + ("calibrated" if weight is None else f"w={weight:.1f}")
+
+
+def rerank_selection(
+    lists: Mapping[str, Sequence[Hit]],
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    split: QuerySplit,
+    scorers: Mapping[int, CrossEncoderReranker],
+    *,
+    top_n: int,
+    k: int = 10,
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    calibrate: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Choose among hybrid alone, every (length, weight) blend and (with ``calibrate``) a logistic blend per length
+    fitted on ``choose``; report each family's and the overall winner's ``report`` number with a paired bootstrap
+    interval over hybrid. ``scorers`` maps a pair length to a reranker reading that many tokens."""
+    choose_ids = [q for q in split.choose if q in lists]
+    report_ids = [q for q in split.report if q in lists]
+    ids = choose_ids + report_ids
+    heads = {q: list(lists[q][:top_n]) for q in ids}
+    incoming = {q: np.asarray([h.score for h in heads[q]], dtype=np.float64) for q in ids}
+    per_query: dict[str, dict[str, float]] = {HYBRID: _ndcg({q: list(lists[q]) for q in ids}, qrels, k)}
+    calibrations: dict[str, dict[str, object]] = {}
+    families: dict[str, list[str]] = {"blend": [HYBRID], "calibrated": [HYBRID]}
+    for length, scorer in scorers.items():
+        probabilities = {
+            q: scorer.score(queries[q], [h.chunk.text for h in heads[q]])
+            for q in tqdm(ids, desc=f"cross-encoder ({length} tokens)", unit="query", disable=not progress)
+        }
+        for weight in weights:
+            label = _label(length, weight)
+            order = {q: np.argsort(-blend(incoming[q], probabilities[q], weight), kind="stable") for q in ids}
+            per_query[label] = _ndcg(_reordered(lists, heads, order, top_n), qrels, k)
+            families["blend"].append(label)
+        if calibrate:
+            labelled = [
+                (incoming[q], probabilities[q], [_relevant(h, qrels.get(q, {})) for h in heads[q]]) for q in choose_ids
+            ]
+            model = fit_logistic_blend(labelled)
+            label = _label(length, None)
+            calibrations[label] = model.as_dict()
+            order = {q: np.argsort(-_scores(model, incoming[q], probabilities[q]), kind="stable") for q in ids}
+            per_query[label] = _ndcg(_reordered(lists, heads, order, top_n), qrels, k)
+            families["calibrated"].append(label)
+    selections = {
+        name: choose_then_report(
+            f"rerank {name} ({', '.join(map(str, scorers))} tokens)",
+            {c: per_query[c] for c in members},
+            HYBRID,
+            choose_ids,
+            report_ids,
+        )
+        for name, members in families.items()
+        if len(members) > 1
+    }
+    overall = choose_then_report("rerank, every candidate", per_query, HYBRID, choose_ids, report_ids)
+    return {
+        "split": split.as_record(),
+        "queries": {"choose": len(choose_ids), "report": len(report_ids)},
+        "top_n": top_n,
+        "k": k,
+        "selections": {name: s.as_dict() for name, s in selections.items()},
+        "overall": overall.as_dict(),
+        "calibrations": calibrations,
+        "printed": [line for s in [*selections.values(), overall] for line in [*format_selection(s, f"nDCG@{k}"), ""]],
+    }
+
+
+def _scores(model: LogisticBlend, incoming: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    return model.scores(incoming, probabilities)
+
+
+def _relevant(hit: Hit, rels: Mapping[str, int]) -> bool:
+    return rels.get(hit.chunk.doc_id, 0) > 0
+
+
+def _reordered(
+    lists: Mapping[str, Sequence[Hit]], heads: Mapping[str, list[Hit]], order: Mapping[str, np.ndarray], top_n: int
+) -> dict[str, list[Hit]]:
+    return {q: [heads[q][i] for i in order[q]] + list(lists[q][top_n:]) for q in order}
+
+
+def _ndcg(runs: Mapping[str, Sequence[Hit]], qrels: Mapping[str, Mapping[str, int]], k: int) -> dict[str, float]:
+    judged = {q: qrels[q] for q in runs if q in qrels}
+    return per_query_ndcg({q: doc_ranking(hits) for q, hits in runs.items()}, judged, k)
