@@ -245,7 +245,7 @@ class SegmentedBM25:
             nonoccurrence.append(missing)
         if self.config.method in NONOCCURRENCE_METHODS:
             out += np.asarray(nonoccurrence, dtype=np.float32).sum()
-        out *= self._alive
+            out *= self._alive  # that score reached every row, tombstones too
         return out
 
     def _term_weights(self, term_id: int) -> tuple[np.ndarray, np.ndarray, np.float32]:
@@ -271,6 +271,9 @@ class SegmentedBM25:
                 continue
             start, end = matrix.indptr[term_id], matrix.indptr[term_id + 1]
             rows, tf = matrix.indices[start:end], matrix.data[start:end]
+            live = segment.alive[rows]
+            if not live.all():  # tombstones never score: drop them here, not with a pass over every row per query
+                rows, tf = rows[live], tf[live]
             if config.method in ("lucene", "robertson"):
                 # bm25s's formula tf / (k1 * ((1 - b) + b * l_d / l_avg) + tf), its row part computed once per
                 # snapshot: the same float64 operations in the same order, so the same result
