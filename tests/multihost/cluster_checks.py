@@ -57,8 +57,8 @@ def counts(cluster: Cluster, api: Api, collection: str) -> dict[str, Any]:
     script = (
         "import json; from app.resources import Resources; from app.settings import Settings;"
         f"c = Resources(Settings()).index.counts({collection!r});"
-        "print(json.dumps({'manifest_chunks': c.manifest_chunks, 'vectors': c.vectors, 'bm25': c.bm25, "
-        "'documents': c.documents, 'consistent': c.consistent}))"
+        "print(json.dumps({'documents': c.documents, 'chunks': c.chunks, 'vectors': c.vectors, "
+        "'bm25_rows': c.bm25_rows, 'consistent': c.consistent}))"
     )
     out = api.host.call([PYTHON, "-c", script], env={**cluster.env, "RAGLINE_DATA_DIR": str(api.data_dir)})
     return json.loads(out.strip().splitlines()[-1])
@@ -113,7 +113,7 @@ def test_killing_the_worker_and_replica_a_mid_ingestion_loses_nothing(cluster: C
     a, b = cluster.apis["api-a"], cluster.apis["api-b"]
     files = {f"manual-{i:02d}.md": f"# Manual {i}\n\n" + f"Part {i} of the widget manual. " * 200 for i in range(24)}
     job_id = upload(a, "manuals", files)
-    wait_until(lambda: job(b, job_id)["files_done"] >= 2, what="ingestion under way", timeout_s=300)
+    wait_until(lambda: job(b, job_id)["files"]["done"] >= 2, what="ingestion under way", timeout_s=300)
     assert a.process is not None
     a.process.kill(signal.SIGKILL)
     for worker in cluster.workers:
