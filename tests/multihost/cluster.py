@@ -68,8 +68,8 @@ class Cluster:
         wait_until(http_ok(f"{api.url}/readyz"), what=f"API {name}", timeout_s=240, process=api.process)
         return api
 
-    def start_worker(self, host: Host, *extra: str) -> Process:
-        env = {**self.env, "RAGLINE_DATA_DIR": str(self.root / f"{host.name}-data-{len(self.workers)}")}
+    def start_worker(self, host: Host, *extra: str, env: dict[str, str] | None = None) -> Process:
+        env = {**self.env, "RAGLINE_DATA_DIR": str(self.root / f"{host.name}-data-{len(self.workers)}"), **(env or {})}
         process = host.run([PYTHON, "-m", "app.cli", "worker", *extra], name=f"worker{len(self.workers)}", env=env)
         self.workers.append(process)
         return process

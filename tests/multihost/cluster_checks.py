@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from app.jobs.execute import FAULT_SLOW_CHUNKING_ENV
 from tests.multihost.cluster import PYTHON, Api, Cluster, query, start_cluster
 from tests.multihost.lab import Lab, Process, wait_until
 
@@ -96,7 +97,9 @@ def stage(answer: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_a_document_uploaded_on_a_is_answered_from_b_with_bm25_and_dense_hits(cluster: Cluster) -> None:
-    cluster.start_worker(cluster.lab.add_host("worker1", 21))
+    # worker1 is the one check 2 kills mid-job: the named fault injection slows its chunking (1.5 s a document) so
+    # that a job of 24 documents is surely half done when it dies, however fast the machine is
+    cluster.start_worker(cluster.lab.add_host("worker1", 21), env={FAULT_SLOW_CHUNKING_ENV: "1.5"})
     a, b = cluster.apis["api-a"], cluster.apis["api-b"]
     done = wait_job(a, upload(a, "sample", {"orbital-returns.md": NEW_FACT}))
     assert done["status"] == "succeeded", done
@@ -113,23 +116,29 @@ def test_killing_the_worker_and_replica_a_mid_ingestion_loses_nothing(cluster: C
     a, b = cluster.apis["api-a"], cluster.apis["api-b"]
     files = {f"manual-{i:02d}.md": f"# Manual {i}\n\n" + f"Part {i} of the widget manual. " * 200 for i in range(24)}
     job_id = upload(a, "manuals", files)
-    wait_until(lambda: job(b, job_id)["files"]["done"] >= 2, what="ingestion under way", timeout_s=300)
+    # documents are chunked one by one after all are loaded: a first chunk count means the job is under way
+    wait_until(lambda: job(b, job_id)["chunks"] > 0, what="ingestion under way", timeout_s=300)
     assert a.process is not None
     a.process.kill(signal.SIGKILL)
     for worker in cluster.workers:
         worker.kill(signal.SIGKILL)
-    cluster.start_worker(cluster.lab.add_host("worker2", 22))
-    done = wait_job(b, job_id, timeout_s=900)
-    assert done["status"] == "succeeded", done
+    try:
+        at_kill = job(b, job_id)
+        assert at_kill["status"] == "running", at_kill  # killed mid-job, not after it
+        cluster.start_worker(cluster.lab.add_host("worker2", 22))
+        done = wait_job(b, job_id, timeout_s=900)
+    finally:
+        cluster.start_api("api-a")  # the next checks need A again, whatever happened here
+    assert done["status"] == "succeeded" and done["files"]["done"] == len(files), done
     after = counts(cluster, b, "manuals")
-    b.host.call([PYTHON, "-c", "import pathlib, sys; d = pathlib.Path(sys.argv[1]); d.mkdir(); "
-                 "[(d / n).write_text(t) for n, t in __import__('json').loads(sys.argv[2]).items()]",
-                 str(cluster.root / "clean"), json.dumps(files)])  # fmt: skip
-    b.host.call([PYTHON, "-m", "app.cli", "ingest", str(cluster.root / "clean"), "--collection", "manuals-clean"],
+    clean = cluster.root / "clean"  # the lab's hosts share the machine's files: only their networks differ
+    clean.mkdir()
+    for name, text in files.items():
+        (clean / name).write_text(text)
+    b.host.call([PYTHON, "-m", "app.cli", "ingest", str(clean), "--collection", "manuals-clean"],
                 env={**cluster.env, "RAGLINE_DATA_DIR": str(b.data_dir)}, timeout=900)  # fmt: skip
-    clean = counts(cluster, b, "manuals-clean")
-    assert after["consistent"] and after == clean, (after, clean)
-    cluster.start_api("api-a")
+    expected = counts(cluster, b, "manuals-clean")
+    assert after["consistent"] and after == expected, (after, expected)
 
 
 def test_a_session_continues_on_b_after_a_is_killed(cluster: Cluster) -> None:
