@@ -83,7 +83,7 @@ class Cluster:
         return "\n".join(parts)
 
 
-def _start_postgres(db: Host, root: Path) -> str:
+def _start_postgres(lab: Lab, db: Host, root: Path) -> str:
     from tests.conftest import _as_postgres_user, _postgres_bindir
 
     bindir, home = _postgres_bindir(), root / "pg"
@@ -95,6 +95,8 @@ def _start_postgres(db: Host, root: Path) -> str:
         hba.write("host all all 10.77.0.0/24 trust\n")  # the lab's hosts; the lab has no other network
     options = f"-h {db.address} -p 5432 -k {home} -F -c max_connections=200"
     db.call([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(home / "log"), "-w", "start"])
+    stop = [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+    lab.cleanups.append(lambda: db.call(stop))  # pg_ctl's postmaster is a daemon no Process tracks
     with psycopg.connect(f"postgresql://postgres@{db.address}:5432/postgres", autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {DB_NAME}")
     return f"postgresql+psycopg://postgres@{db.address}:5432/{DB_NAME}"
@@ -120,7 +122,7 @@ def start_cluster(lab: Lab, root: Path, *, vllm_socket: Path, generator: str, mo
     """Build the hosts and start the shared services and both API replicas (workers are started by the tests)."""
     db, chroma, router = lab.add_host("db", 2), lab.add_host("chroma", 3), lab.add_host("router", 6)
     llm = [lab.add_host("llm1", 4), lab.add_host("llm2", 5)]
-    database_url = _start_postgres(db, root)
+    database_url = _start_postgres(lab, db, root)
     chroma_process = chroma.run(
         [str(VENV_BIN / "chroma"), "run", "--host", chroma.address, "--port", "8000", "--path", str(root / "chroma")],
         name="chroma", env={"ANONYMIZED_TELEMETRY": "False"},

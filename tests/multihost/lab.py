@@ -118,6 +118,7 @@ class Lab:
             raise LabError("the lab must run inside `unshare --net --mount`: this namespace has real interfaces")
         self.logs = logs
         self.hosts: dict[str, Host] = {}
+        self.cleanups: list[Callable[[], object]] = []  # for daemons a host started itself (pg_ctl's postmaster)
         NETNS_DIR.mkdir(parents=True, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "lab-netns", str(NETNS_DIR)], check=True)
         _ip("link", "set", "lo", "up")
@@ -139,6 +140,9 @@ class Lab:
         return host
 
     def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            with contextlib.suppress(Exception):
+                cleanup()
         for host in self.hosts.values():
             for process in host.processes:
                 process.kill()
