@@ -8,8 +8,9 @@ and ``ragline demo`` look for it) and says ``mode: long-context`` and how many j
 
 from __future__ import annotations
 
+from app.query.stages.rerank import hits_with_previous_rank
 from retrieval.long_rerank import LongContextReranker
-from retrieval.types import QueryState, top_scores
+from retrieval.types import QueryState
 
 
 class LongContextRerank:
@@ -32,10 +33,7 @@ class LongContextRerank:
         with state.traced(self.name, items_in=len(candidates)) as entry:
             reranked, joint = self.reranker.rerank_joint(state.query, candidates, self.weight)
             state.candidates["reranked"] = reranked
-            before = {hit.chunk.id: rank for rank, hit in enumerate(candidates, start=1)}
-            hits = top_scores(reranked)
-            for hit in hits:
-                hit["previous_rank"] = before[str(hit["chunk_id"])]
+            hits = hits_with_previous_rank(candidates, reranked)
             entry.items_out = len(reranked)
             entry.details.update(
                 mode="long-context",

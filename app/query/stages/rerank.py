@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from retrieval.rerank import CrossEncoderReranker
-from retrieval.types import QueryState, top_scores
+from retrieval.types import Hit, QueryState, top_scores
+
+
+def hits_with_previous_rank(candidates: list[Hit], reranked: list[Hit]) -> list[dict[str, object]]:
+    """The trace's head of the reranked list, each hit with the rank it had before: what the inspector shows to
+    say what reranking moved. Shared by both rerank modes."""
+    before = {hit.chunk.id: rank for rank, hit in enumerate(candidates, start=1)}
+    hits = top_scores(reranked)
+    for hit in hits:
+        hit["previous_rank"] = before[str(hit["chunk_id"])]
+    return hits
 
 
 class Rerank:
@@ -29,10 +39,7 @@ class Rerank:
         with state.traced(self.name, items_in=len(candidates)) as entry:
             reranked = self.reranker.rerank(state.query, candidates, self.weight)
             state.candidates["reranked"] = reranked
-            before = {hit.chunk.id: rank for rank, hit in enumerate(candidates, start=1)}
-            hits = top_scores(reranked)
-            for hit in hits:
-                hit["previous_rank"] = before[str(hit["chunk_id"])]
+            hits = hits_with_previous_rank(candidates, reranked)
             entry.items_out = len(reranked)
             entry.details.update(
                 model=self.reranker.name,
