@@ -278,7 +278,6 @@ def _run(
     for item in manifest["skipped"]:
         log.warn(f"config {item['name']} skipped: {item['reason']}")
     judge = _build_judge(manifest["judge"], judge_key, resources)
-    chunks = {chunk.id: chunk for chunk in resources.index.manifest.chunks(manifest["collection"])}
     for name, config in manifest["configs"].items():
         answered = sum(1 for c, _ in store.done() if c == name)
 
@@ -290,7 +289,7 @@ def _run(
 
         started = time.perf_counter()
         ran = run_config(
-            pipeline, chunks, items, manifest["collection"], name, config["options"], store,
+            pipeline, items, manifest["collection"], name, config["options"], store,
             k=manifest["k"], workers=workers, judge=judge, judge_limit=manifest.get("ragas_limit"), progress=progress,
         )  # fmt: skip
         if ran:

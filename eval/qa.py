@@ -23,7 +23,6 @@ from typing import Any
 from eval.answer_metrics import answer_scores
 from eval.metrics import ndcg_at_k, precision_at_k, recall_at_k, reciprocal_rank, token_f1
 from retrieval.protocols import AnswersQuestions
-from retrieval.types import Chunk
 
 __all__ = [
     "DatasetError",
@@ -389,7 +388,6 @@ Judge = Callable[[QAItem, str, list[str]], dict[str, dict[str, Any]]]
 
 def answer_one(
     pipeline: AnswersQuestions,
-    chunks: Mapping[str, Chunk],
     item: QAItem,
     collection: str,
     config: str,
@@ -408,7 +406,7 @@ def answer_one(
         return record
     wall_ms = (time.perf_counter() - started) * 1000
     read = read_trace(result.trace)
-    context = [chunks[c] for c in read["context_ids"] if c in chunks]
+    context = result.evidence
     texts = [c.text for c in context]
     record.update(
         error=None,
@@ -430,7 +428,6 @@ def answer_one(
 
 def run_config(
     pipeline: AnswersQuestions,
-    chunks: Mapping[str, Chunk],
     items: Sequence[QAItem],
     collection: str,
     config: str,
@@ -457,7 +454,6 @@ def run_config(
             pool.submit(
                 answer_one,
                 pipeline,
-                chunks,
                 item,
                 collection,
                 config,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from retrieval.types import Hit
+    from retrieval.types import Chunk, Hit
 
 Message = dict[str, str]
 """One chat message as the OpenAI-compatible API takes it: ``{"role": ..., "content": ...}``."""
@@ -117,6 +117,9 @@ class PipelineAnswer(Protocol):
 
     @property
     def trace(self) -> dict[str, Any]: ...
+
+    @property
+    def evidence(self) -> list[Chunk]: ...
 
 
 class AnswersQuestions(Protocol):

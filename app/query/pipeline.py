@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,7 +14,7 @@ from app.query.wiring import StagePlan
 from app.resources import Resources
 from app.settings import Settings
 from retrieval import filters as filter_lang
-from retrieval.types import QueryState, Stage
+from retrieval.types import Chunk, QueryState, Stage
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,10 @@ class Answer:
     grounded: bool = True
     """False when the answer states something and no sentence is supported by a cited source."""
     unsupported_sentences: int = 0
+    evidence: list[Chunk] = field(default_factory=list)
+    """The sources as the model read them, in prompt order: sentence windows expanded, trims applied, before any
+    compression. Evaluation scores these, not the indexed chunks, which for a sentence-window collection are single
+    sentences."""
 
     @property
     def warning(self) -> str | None:
@@ -162,4 +166,5 @@ class Pipeline:
             trace=trace,
             grounded=state.grounded,
             unsupported_sentences=state.unsupported_sentences,
+            evidence=[hit.chunk for hit in state.context],
         )

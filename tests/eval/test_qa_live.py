@@ -34,7 +34,6 @@ def _patient(resources: Resources) -> Resources:
 def test_three_questions_scored_judged_reported_and_resumed(live_resources: Resources, tmp_path: Path) -> None:
     live_resources = _patient(live_resources)
     items = load_dataset(SAMPLE_QA, limit=3).items
-    chunks = {c.id: c for c in live_resources.index.manifest.chunks("sample")}
     judge = _judge(live_resources, max_tokens=512)
     judge.check()
     store = RunStore(tmp_path / "run")
@@ -43,7 +42,7 @@ def test_three_questions_scored_judged_reported_and_resumed(live_resources: Reso
         return judge.score(item.question, answer, contexts, item.reference)
 
     ran = run_config(
-        Pipeline(live_resources), chunks, items, "sample", "hybrid", {}, store, workers=3, judge=score, judge_limit=1
+        Pipeline(live_resources), items, "sample", "hybrid", {}, store, workers=3, judge=score, judge_limit=1
     )
     assert ran == 3
     records = {r["id"]: r for r in store.records()}
@@ -65,7 +64,7 @@ def test_three_questions_scored_judged_reported_and_resumed(live_resources: Reso
             assert 0.0 <= outcome["value"] <= 1.0 and not math.isnan(outcome["value"])
     assert "ragas" not in records["q02"]  # beyond the judge limit
 
-    assert run_config(Pipeline(live_resources), chunks, items, "sample", "hybrid", {}, store) == 0  # nothing left
+    assert run_config(Pipeline(live_resources), items, "sample", "hybrid", {}, store) == 0  # nothing left
     manifest = {"configs": {"hybrid": {"options": {}, "note": ""}}, "judge": None, "dataset": str(SAMPLE_QA)}
     report = write_report(store.folder, manifest, store.records())
     assert report["summary"]["hybrid"]["answered"] == 3

@@ -123,3 +123,6 @@ def test_the_sample_corpus_chunked_by_sentence_gives_the_model_windows(
     assert sentence in best.chunk.text and len(best.chunk.text) > len(sentence)
     assert all(hit.chunk.text == hit.chunk.metadata[WINDOW_FIELD] or hit.chunk.id in window["merged"]
                for hit in state.context)  # fmt: skip
+    answer = Pipeline._answer(state)  # what CLI, API and `ragline eval qa` receive: the windows, not the sentences
+    assert [c.text for c in answer.evidence] == [h.chunk.text for h in state.context]
+    assert best.chunk.text in [c.text for c in answer.evidence] and sentence not in [c.text for c in answer.evidence]
