@@ -53,7 +53,7 @@ def compare(
 
 
 def rerank_latency(
-    reranker: CrossEncoderReranker,
+    reranker: CrossEncoderReranker | LongContextReranker,
     lists: Mapping[str, list[Hit]],
     queries: Mapping[str, str],
     top_n: int,

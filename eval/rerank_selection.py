@@ -1,14 +1,15 @@
-"""The reranker's tuned choices (pair length, blend weight, or a calibrated blend) made on ``choose``, reported on
-``report``.
+"""The reranker's tuned choices (rerank mode, pair length, blend weight, or a calibrated blend) made on ``choose``,
+reported on ``report``.
 
-The cross-encoder scores each query's top ``top_n`` once per pair length; every weight and the calibrated blend are
-then rankings of the same scores, so a grid costs one model pass per length. Rankings follow the query pipeline
-exactly (``retrieval.rerank.blend``: the reranked head, then the rest of the hybrid list in order).
+The cross-encoder scores each query's top ``top_n`` once per scorer (an isolated pair length, or a long-context
+joint length); every weight and the calibrated blend are then rankings of the same scores, so a grid costs one model
+pass per scorer. Rankings follow the query pipeline exactly (``retrieval.rerank.blend``: the reranked head, then the
+rest of the hybrid list in order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,18 +18,39 @@ from tqdm import tqdm
 from eval.retrieval_quality import doc_ranking
 from eval.selection import choose_then_report, format_selection, per_query_ndcg
 from eval.splits import QuerySplit
+from retrieval.long_rerank import LongContextReranker
 from retrieval.rerank import CrossEncoderReranker, blend
 from retrieval.rerank_calibration import LogisticBlend, fit_logistic_blend
 from retrieval.types import Hit
 
-__all__ = ["DEFAULT_WEIGHTS", "HYBRID", "rerank_selection"]
+__all__ = ["DEFAULT_WEIGHTS", "HYBRID", "HitScorer", "isolated_scorer", "joint_scorer", "rerank_selection"]
 
 HYBRID = "hybrid"
 DEFAULT_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 
+HitScorer = Callable[[str, Sequence[Hit]], np.ndarray]
+"""(query, candidates) → one cross-encoder probability per candidate, in candidate order."""
 
-def _label(length: int, weight: float | None) -> str:
-    return f"len={length} " + ("calibrated" if weight is None else f"w={weight:.1f}")
+
+def isolated_scorer(reranker: CrossEncoderReranker) -> HitScorer:
+    """Each candidate read alone, as ``rerank_mode = isolated`` reads it."""
+    return lambda query, hits: np.asarray(reranker.score(query, [h.chunk.text for h in hits]), dtype=np.float64)
+
+
+def joint_scorer(reranker: LongContextReranker) -> HitScorer:
+    """Each candidate read in its joint passage of same-document candidates, as ``rerank_mode = long-context`` reads
+    it (identical passages scored once)."""
+
+    def score(query: str, hits: Sequence[Hit]) -> np.ndarray:
+        joint = reranker.passages(query, hits)
+        scores = reranker.reranker.score(query, joint.texts)
+        return np.asarray([scores[i] for i in joint.of_hit], dtype=np.float64)
+
+    return score
+
+
+def _label(scorer: str, weight: float | None) -> str:
+    return f"{scorer} " + ("calibrated" if weight is None else f"w={weight:.1f}")
 
 
 def rerank_selection(
@@ -36,7 +58,7 @@ def rerank_selection(
     queries: Mapping[str, str],
     qrels: Mapping[str, Mapping[str, int]],
     split: QuerySplit,
-    scorers: Mapping[int, CrossEncoderReranker],
+    scorers: Mapping[str, HitScorer],
     *,
     top_n: int,
     k: int = 10,
@@ -46,7 +68,8 @@ def rerank_selection(
 ) -> dict[str, Any]:
     """Choose among hybrid alone, every (length, weight) blend and (with ``calibrate``) a logistic blend per length
     fitted on ``choose``; report each family's and the overall winner's ``report`` number with a paired bootstrap
-    interval over hybrid. ``scorers`` maps a pair length to a reranker reading that many tokens."""
+    interval over hybrid. ``scorers`` maps a label (``len=192`` for an isolated pair length, ``long=512`` for a
+    long-context one) to its scorer; candidate names are the label and the weight (``len=192 w=0.4``)."""
     choose_ids = [q for q in split.choose if q in lists]
     report_ids = [q for q in split.report if q in lists]
     ids = choose_ids + report_ids
@@ -55,13 +78,13 @@ def rerank_selection(
     per_query: dict[str, dict[str, float]] = {HYBRID: _ndcg({q: list(lists[q]) for q in ids}, qrels, k)}
     calibrations: dict[str, dict[str, object]] = {}
     families: dict[str, list[str]] = {"blend": [HYBRID], "calibrated": [HYBRID]}
-    for length, scorer in scorers.items():
+    for name, scorer in scorers.items():
         probabilities = {
-            q: scorer.score(queries[q], [h.chunk.text for h in heads[q]])
-            for q in tqdm(ids, desc=f"cross-encoder ({length} tokens)", unit="query", disable=not progress)
+            q: scorer(queries[q], heads[q])
+            for q in tqdm(ids, desc=f"cross-encoder ({name})", unit="query", disable=not progress)
         }
         for weight in weights:
-            label = _label(length, weight)
+            label = _label(name, weight)
             order = {q: np.argsort(-blend(incoming[q], probabilities[q], weight), kind="stable") for q in ids}
             per_query[label] = _ndcg(_reordered(lists, heads, order, top_n), qrels, k)
             families["blend"].append(label)
@@ -70,14 +93,14 @@ def rerank_selection(
                 (incoming[q], probabilities[q], [_relevant(h, qrels.get(q, {})) for h in heads[q]]) for q in choose_ids
             ]
             model = fit_logistic_blend(labelled)
-            label = _label(length, None)
+            label = _label(name, None)
             calibrations[label] = model.as_dict()
             order = {q: np.argsort(-_scores(model, incoming[q], probabilities[q]), kind="stable") for q in ids}
             per_query[label] = _ndcg(_reordered(lists, heads, order, top_n), qrels, k)
             families["calibrated"].append(label)
     selections = {
         name: choose_then_report(
-            f"rerank {name} ({', '.join(map(str, scorers))} tokens)",
+            f"rerank {name} ({', '.join(scorers)})",
             {c: per_query[c] for c in members},
             HYBRID,
             choose_ids,

@@ -116,6 +116,13 @@ def eval_command(
     lengths: Annotated[
         str, typer.Option(help="Pair lengths tried, comma-separated (chosen on `choose`).")
     ] = "128,192,256",
+    context_lengths: Annotated[
+        str,
+        typer.Option(
+            help="Long-context rerank (rerank_mode=long-context) joint lengths tried, comma-separated, as candidates "
+            "of the same choice (empty: isolated only)."
+        ),
+    ] = "",
     weights: Annotated[
         str, typer.Option(help="Blend weights tried, comma-separated (chosen on `choose`).")
     ] = "0.1,0.2,0.3,0.4,0.5,0.6,0.8,1.0",
@@ -134,9 +141,9 @@ def eval_command(
     k: Annotated[int, typer.Option(min=1)] = 10,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here too.")] = None,
 ) -> None:
-    """Pair length, blend weight (or a calibrated blend) and fusion α chosen on the `choose` queries, each reported
-    on the `report` queries that no choice used, with a paired bootstrap interval over hybrid; rerank latency at
-    top-20/50 beside hybrid search's in the same run.
+    """Rerank mode, pair length, blend weight (or a calibrated blend) and fusion α chosen on the `choose` queries,
+    each reported on the `report` queries that no choice used, with a paired bootstrap interval over hybrid;
+    rerank latency at top-20/50 beside hybrid search's in the same run.
 
     A supervised model is scored on the split it recorded. A synthetic model never saw a label, so it is scored on
     the split of ``--choose``/``--report``/``--seed``, the one a supervised run with those values makes.
@@ -149,8 +156,10 @@ def eval_command(
     if not chosen or any(b not in RERANK_BACKENDS for b in chosen):
         raise typer.BadParameter(f"--backends takes {', '.join(RERANK_BACKENDS)}; got {backends!r}")
     request = RerankerEvalRequest(
-        model, beir, split, chosen, top_n, choose, report, seed, _ints(lengths, "--lengths") or (192,),
-        _floats(weights, "--weights"), _floats(alphas, "--alphas"), latency_queries, limit, k, json_out,
+        model, beir, split, chosen, top_n, choose, report, seed,
+        lengths=_ints(lengths, "--lengths") or (192,), context_lengths=_ints(context_lengths, "--context-lengths"),
+        weights=_floats(weights, "--weights"), alphas=_floats(alphas, "--alphas"), latency_queries=latency_queries,
+        limit=limit, k=k, json_out=json_out,
     )  # fmt: skip
     try:
         evaluation = evaluate_reranker(get_settings(), request, ConsoleLog())

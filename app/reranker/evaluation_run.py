@@ -25,11 +25,12 @@ from app.run_log import RunLog
 from app.settings import Settings
 from eval.beir import BeirDataset, load_beir
 from eval.rerank_quality import rerank_latency
-from eval.rerank_selection import DEFAULT_WEIGHTS, rerank_selection
+from eval.rerank_selection import DEFAULT_WEIGHTS, HitScorer, isolated_scorer, joint_scorer, rerank_selection
 from eval.retrieval_quality import gather
 from eval.selection import alpha_selection
 from eval.splits import DEFAULT_CHOOSE, DEFAULT_REPORT, QuerySplit, split_from_record, split_queries_three_way
 from retrieval.index import Index
+from retrieval.long_rerank import LongContextReranker
 from retrieval.rerank import CrossEncoderReranker
 from retrieval.types import Hit
 
@@ -55,7 +56,8 @@ class RerankerEvalRequest:
 
     A model that recorded its split is scored on that split's ``choose`` and ``report`` parts; one without
     (synthetic mode, no labels seen) on the split that ``choose``/``report``/``seed`` give. ``top_n`` ``None`` is
-    ``rerank_top_n``; ``lengths`` are the pair lengths tried (the choice is made on ``choose``).
+    ``rerank_top_n``; ``lengths`` are the isolated pair lengths tried and ``context_lengths`` the long-context joint
+    lengths (``rerank_mode = long-context``), all candidates of one choice made on ``choose``.
     """
 
     model: Path
@@ -67,6 +69,7 @@ class RerankerEvalRequest:
     report: int = DEFAULT_REPORT
     seed: int = 13
     lengths: Sequence[int] = (128, 192, 256)
+    context_lengths: Sequence[int] = ()
     weights: Sequence[float] = DEFAULT_WEIGHTS
     alphas: Sequence[float] = DEFAULT_ALPHAS
     latency_queries: int = 30
@@ -120,12 +123,11 @@ def selection_report(
     lists, search_ms = timed_hybrid_lists(resources.index, settings, collection, queries, CANDIDATE_DEPTH)
     top_n = request.top_n or settings.rerank_top_n
     limited = QuerySplit(split.seed, split.fit, tuple(choose), tuple(report))
-    scorers = {
-        length: CrossEncoderReranker(
-            model, max_length=length, batch_size=settings.rerank_batch_size, backend=settings.rerank_backend
-        )
-        for length in dict.fromkeys(request.lengths)
-    }
+    scorers: dict[str, HitScorer] = {}
+    for length in dict.fromkeys(request.lengths):
+        scorers[f"len={length}"] = isolated_scorer(_cross_encoder(model, length, settings))
+    for length in dict.fromkeys(request.context_lengths):
+        scorers[f"long={length}"] = joint_scorer(LongContextReranker(_cross_encoder(model, length, settings)))
     selection = rerank_selection(
         lists, queries, dataset.qrels, limited, scorers, top_n=top_n, k=request.k, weights=request.weights
     )
@@ -138,16 +140,12 @@ def selection_report(
         )
         alpha = chosen_alpha.as_dict()
         selection["printed"] = [*_alpha_lines(chosen_alpha), *selection["printed"]]
-    chosen = str(selection["overall"]["chosen"])
-    length = int(chosen.split()[0].removeprefix("len=")) if chosen.startswith("len=") else settings.rerank_max_length
+    mode, length = _chosen_scorer(str(selection["overall"]["chosen"]), settings)
     latency = {}
     for backend in dict.fromkeys(request.backends):
-        reranker = CrossEncoderReranker(
-            model,
-            max_length=length,
-            batch_size=settings.rerank_batch_size,
-            backend=backend,  # type: ignore[arg-type]
-        )
+        reranker: CrossEncoderReranker | LongContextReranker = _cross_encoder(model, length, settings, backend)
+        if mode == "long-context":
+            reranker = LongContextReranker(reranker)
         for depth in LATENCY_DEPTHS:
             latency[f"{backend} top-{depth}"] = rerank_latency(reranker, lists, queries, depth, request.latency_queries)
     hybrid_p50 = round(median(search_ms), 1)
@@ -155,6 +153,7 @@ def selection_report(
         **selection,
         "alpha": alpha,
         "backend": settings.rerank_backend,
+        "latency_mode": mode,
         "latency_length": length,
         "latency": latency,
         "hybrid_search_p50_ms": hybrid_p50,
@@ -162,6 +161,27 @@ def selection_report(
             name: round(t["median_ms"] / hybrid_p50, 2) for name, t in latency.items() if hybrid_p50 > 0
         },
     }
+
+
+def _cross_encoder(model: Path, length: int, settings: Settings, backend: str | None = None) -> CrossEncoderReranker:
+    return CrossEncoderReranker(
+        model,
+        max_length=length,
+        batch_size=settings.rerank_batch_size,
+        backend=backend or settings.rerank_backend,  # type: ignore[arg-type]
+    )
+
+
+def _chosen_scorer(chosen: str, settings: Settings) -> tuple[str, int]:
+    """The rerank mode and length of the chosen candidate (``len=192 w=0.1``, ``long=512 calibrated``); hybrid
+    alone (nothing reranked wins) is timed at the configured mode and length."""
+    head = chosen.split()[0]
+    if head.startswith("len="):
+        return "isolated", int(head.removeprefix("len="))
+    if head.startswith("long="):
+        return "long-context", int(head.removeprefix("long="))
+    length = settings.rerank_context_tokens if settings.rerank_mode == "long-context" else settings.rerank_max_length
+    return settings.rerank_mode, length
 
 
 def evaluate_reranker(settings: Settings, request: RerankerEvalRequest, log: RunLog) -> HeldOutEvaluation:

@@ -57,7 +57,9 @@ class Cluster:
     apis: dict[str, Api] = field(default_factory=dict)
     workers: list[Process] = field(default_factory=list)
 
-    def start_api(self, name: str) -> Api:
+    def start_api(self, name: str, *, wait: bool = True) -> Api:
+        """Start replica ``name``; with ``wait=False`` return at once (``wait_api`` later), so that several
+        replicas and other set-up overlap their start-up."""
         api = self.apis[name]
         env = {**self.env, "RAGLINE_DATA_DIR": str(api.data_dir)}
         api.process = api.host.run(
@@ -65,8 +67,14 @@ class Cluster:
             name="serve",
             env=env,
         )
-        wait_until(http_ok(f"{api.url}/readyz"), what=f"API {name}", timeout_s=240, process=api.process)
+        if wait:
+            self.wait_api(name)
         return api
+
+    def wait_api(self, name: str) -> None:
+        api = self.apis[name]
+        assert api.process is not None, f"API {name} was never started"
+        wait_until(http_ok(f"{api.url}/readyz"), what=f"API {name}", timeout_s=240, process=api.process)
 
     def start_worker(self, host: Host, *extra: str, env: dict[str, str] | None = None) -> Process:
         env = {**self.env, "RAGLINE_DATA_DIR": str(self.root / f"{host.name}-data-{len(self.workers)}"), **(env or {})}
@@ -119,7 +127,10 @@ def _start_router(router: Host, llm: list[Host]) -> Process:
 
 
 def start_cluster(lab: Lab, root: Path, *, vllm_socket: Path, generator: str, models_dir: Path) -> Cluster:
-    """Build the hosts and start the shared services and both API replicas (workers are started by the tests)."""
+    """Build the hosts and start the shared services and both API replicas (workers are started by the tests).
+
+    The replicas are started, not awaited: the caller overlaps their start-up with its own set-up and calls
+    ``Cluster.wait_api`` for each."""
     db, chroma, router = lab.add_host("db", 2), lab.add_host("chroma", 3), lab.add_host("router", 6)
     llm = [lab.add_host("llm1", 4), lab.add_host("llm2", 5)]
     database_url = _start_postgres(lab, db, root)
@@ -153,7 +164,7 @@ def start_cluster(lab: Lab, root: Path, *, vllm_socket: Path, generator: str, mo
         host = lab.add_host(name, number)
         cluster.apis[name] = Api(host, root / f"{name}-data")
     for name in cluster.apis:
-        cluster.start_api(name)
+        cluster.start_api(name, wait=False)
     return cluster
 
 

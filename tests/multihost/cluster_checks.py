@@ -45,6 +45,8 @@ def cluster() -> Iterator[Cluster]:
         a = built.apis["api-a"]
         a.host.call([PYTHON, "-m", "app.cli", "ingest", "ingest/sample_corpus", "--collection", "sample"],
                     env={**built.env, "RAGLINE_DATA_DIR": str(a.data_dir)}, timeout=600)  # fmt: skip
+        for name in built.apis:
+            built.wait_api(name)
         yield built
     except Exception:
         print(built.logs() if "built" in locals() else "")
