@@ -110,7 +110,9 @@ class VLLMServer:
             "--dtype", self.dtype,
         ]  # fmt: skip
 
-    def start(self, timeout_s: float = 600.0) -> None:
+    def start(self, timeout_s: float = 600.0, *, wait: bool = True) -> None:
+        """Start the server and wait until it answers; ``wait=False`` returns once the process is launched (call
+        ``wait_ready`` before the first request), so that its start-up overlaps other work."""
         if not self.python.is_file():
             raise VLLMStartError(
                 f"no vLLM environment at {self.python}: create it with `./run setup` "
@@ -130,7 +132,8 @@ class VLLMServer:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
-        self.wait_ready(timeout_s)
+        if wait:
+            self.wait_ready(timeout_s)
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -23,7 +23,7 @@ from app.model_registry import MODELS
 from app.provisioning import is_installed
 from app.resources import Resources
 from app.settings import Settings
-from app.vllm_server import VLLMServer, free_port
+from app.vllm_server import VLLMServer, VLLMStartError, free_port
 from ingest.samples import sample_corpus_dir
 from retrieval.rerank import CrossEncoderReranker
 
@@ -127,24 +127,61 @@ def sample_resources(tmp_path_factory: pytest.TempPathFactory, embedder_dir: Pat
     return Resources(settings)
 
 
-@pytest.fixture(scope="session")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory, generator_dir: Path) -> Iterator[VLLMServer]:
-    """A real vLLM server on a free 127.0.0.1 port, serving the test generator; stopped after the session."""
-    python = REPO / ".venv-vllm" / "bin" / "python"
-    server = VLLMServer(
-        generator_dir,
+def _test_vllm(log_dir: Path) -> VLLMServer:
+    return VLLMServer(
+        MODELS[TEST_GENERATOR].folder(MODELS_DIR),
         served_name=TEST_GENERATOR,
-        python=python,
+        python=REPO / ".venv-vllm" / "bin" / "python",
         port=int(os.environ.get("RAGLINE_TEST_VLLM_PORT") or free_port()),
         max_model_len=4096,
         kvcache_gib=1,
-        log_path=tmp_path_factory.mktemp("vllm") / "vllm.log",
+        log_path=log_dir / "vllm.log",
     )
+
+
+_EARLY_VLLM: list[VLLMServer] = []
+"""The session's vLLM when ``pytest_collection_finish`` launched it ahead of the first test that needs it."""
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Launch the session's vLLM as soon as the collected tests show that one needs it, without waiting: its
+    start-up (model load and compilation, about two minutes on a CPU) then overlaps the tests that run before the
+    first one that uses it. Anything missing is left to the ``vllm_server`` fixture, which fails with the fix."""
+    if session.config.option.collectonly or os.environ.get("RAGLINE_TEST_VLLM_PORT"):
+        return
+    if not any("vllm_server" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    if not is_installed(MODELS[TEST_GENERATOR], MODELS_DIR):
+        return
+    server = _test_vllm(Path(tempfile.mkdtemp(prefix="ragline-test-vllm-")))
+    try:
+        server.start(wait=False)
+    except VLLMStartError:
+        return
+    _EARLY_VLLM.append(server)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop an early vLLM that no test ended up using (a run stopped by ``-x`` before the first live test)."""
+    for server in _EARLY_VLLM:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory, generator_dir: Path) -> Iterator[VLLMServer]:
+    """A real vLLM server on a free 127.0.0.1 port, serving the test generator; stopped after the session. Usually
+    already launched by ``pytest_collection_finish``; this waits for it to answer."""
     if os.environ.get("RAGLINE_TEST_VLLM_PORT"):  # reuse a server already serving the test generator
+        server = _test_vllm(tmp_path_factory.mktemp("vllm"))
         server.wait_ready(timeout_s=600)
         yield server
         return
-    server.start(timeout_s=600)
+    if _EARLY_VLLM:
+        server = _EARLY_VLLM[0]
+        server.wait_ready(timeout_s=600)
+    else:
+        server = _test_vllm(tmp_path_factory.mktemp("vllm"))
+        server.start(timeout_s=600)
     yield server
     server.stop()
 

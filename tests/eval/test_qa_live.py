@@ -41,8 +41,9 @@ def test_three_questions_scored_judged_reported_and_resumed(live_resources: Reso
     def score(item: QAItem, answer: str, contexts: list[str]) -> dict:
         return judge.score(item.question, answer, contexts, item.reference)
 
+    short = {"max_answer_tokens": 96}  # the sample answers are one sentence; a long answer only costs CPU time
     ran = run_config(
-        Pipeline(live_resources), items, "sample", "hybrid", {}, store, workers=3, judge=score, judge_limit=1
+        Pipeline(live_resources), items, "sample", "hybrid", short, store, workers=3, judge=score, judge_limit=1
     )
     assert ran == 3
     records = {r["id"]: r for r in store.records()}
@@ -64,7 +65,7 @@ def test_three_questions_scored_judged_reported_and_resumed(live_resources: Reso
             assert 0.0 <= outcome["value"] <= 1.0 and not math.isnan(outcome["value"])
     assert "ragas" not in records["q02"]  # beyond the judge limit
 
-    assert run_config(Pipeline(live_resources), items, "sample", "hybrid", {}, store) == 0  # nothing left
+    assert run_config(Pipeline(live_resources), items, "sample", "hybrid", short, store) == 0  # nothing left
     manifest = {"configs": {"hybrid": {"options": {}, "note": ""}}, "judge": None, "dataset": str(SAMPLE_QA)}
     report = write_report(store.folder, manifest, store.records())
     assert report["summary"]["hybrid"]["answered"] == 3
