@@ -67,7 +67,12 @@ def min_max(hits: Sequence[Hit]) -> dict[str, float]:
 
 
 class ConvexFusion:
-    """α·dense + (1-α)·bm25 over min-max normalised scores; a document missing from a list scores 0 there."""
+    """α·dense + (1-α)·bm25 over min-max normalised scores; a document missing from a list scores 0 there.
+
+    Ties keep first-seen order (the dense list's, then BM25's). Ties are common, not rare: each list's last hit
+    normalises to 0, and a hit found by one list only scores 0 in the other. Iterating a set of chunk ids instead
+    would break them by string hash, which Python randomises per process, so two replicas (or two runs of an
+    evaluation) would rank one query differently."""
 
     name = "convex"
 
@@ -82,11 +87,12 @@ class ConvexFusion:
             raise ValueError(f"convex fusion combines {self.dense!r} and {self.lexical!r}, got also {sorted(unknown)}")
         dense = min_max(ranked_lists.get(self.dense, []))
         lexical = min_max(ranked_lists.get(self.lexical, []))
+        first = _first_seen({name: ranked_lists.get(name, []) for name in (self.dense, self.lexical)})
         scores = {
             chunk_id: self.alpha * dense.get(chunk_id, 0.0) + (1 - self.alpha) * lexical.get(chunk_id, 0.0)
-            for chunk_id in dense.keys() | lexical.keys()
+            for chunk_id in first
         }
-        return _ranked(scores, _first_seen(ranked_lists))
+        return _ranked(scores, first)
 
     def describe(self) -> dict[str, object]:
         return {"method": self.name, "alpha": self.alpha}

@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from retrieval.fusion import ConvexFusion, ReciprocalRankFusion, make_fusion, min_max
@@ -52,3 +57,26 @@ def test_make_fusion_by_name() -> None:
     assert make_fusion("convex", alpha=0.3).describe() == {"method": "convex", "alpha": 0.3}
     with pytest.raises(ValueError, match="'rrf' or 'convex'"):
         make_fusion("sum")
+
+
+def _tied_lists() -> dict[str, list[Hit]]:
+    """Ten hits only dense found and ten only BM25 found, each group with equal scores: twenty ties at 0.5."""
+    dense = [Hit(Chunk(f"dense-{i}", f"d{i}", "t"), 0.9, "dense") for i in range(10)]
+    bm25 = [Hit(Chunk(f"bm25-{i}", f"b{i}", "t"), 7.0, "bm25") for i in range(10)]
+    return {"bm25": bm25, "dense": dense}
+
+
+def test_convex_ties_keep_first_seen_order_in_every_process() -> None:
+    """Ties are ordered by the dense list, then BM25's, not by string hashes, which each Python process
+    randomises: two replicas must rank one query the same way."""
+    fused = [h.chunk.id for h in ConvexFusion(0.5).fuse(_tied_lists())]
+    assert fused == [f"dense-{i}" for i in range(10)] + [f"bm25-{i}" for i in range(10)]
+    script = (
+        "from retrieval.fusion import ConvexFusion; from tests.retrieval.test_fusion import _tied_lists;"
+        "print(','.join(h.chunk.id for h in ConvexFusion(0.5).fuse(_tied_lists())))"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    for seed in ("1", "2", "3"):
+        out = subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": seed}, cwd=repo,
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert out.strip().split(",") == fused
