@@ -41,12 +41,7 @@ def joint_scorer(reranker: LongContextReranker) -> HitScorer:
     """Each candidate read in its joint passage of same-document candidates, as ``rerank_mode = long-context`` reads
     it (identical passages scored once)."""
 
-    def score(query: str, hits: Sequence[Hit]) -> np.ndarray:
-        joint = reranker.passages(query, hits)
-        scores = reranker.reranker.score(query, joint.texts)
-        return np.asarray([scores[i] for i in joint.of_hit], dtype=np.float64)
-
-    return score
+    return lambda query, hits: reranker.score_hits(query, hits)[0].astype(np.float64)
 
 
 def _label(scorer: str, weight: float | None) -> str:

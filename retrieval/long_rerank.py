@@ -154,7 +154,11 @@ class LongContextReranker:
         """``rerank``, and the joint passages it scored (for the trace)."""
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"weight must be within [0, 1], got {weight}")
+        per_hit, joint = self.score_hits(query, hits)
+        return blend_and_sort(hits, per_hit, weight), joint
+
+    def score_hits(self, query: str, hits: Sequence[Hit]) -> tuple[np.ndarray, JointPassages]:
+        """One cross-encoder score per hit, each its joint passage's (identical passages scored once)."""
         joint = self.passages(query, hits)
         scores = self.reranker.score(query, joint.texts)
-        per_hit = np.asarray([scores[i] for i in joint.of_hit], dtype=np.float32)
-        return blend_and_sort(hits, per_hit, weight), joint
+        return np.asarray([scores[i] for i in joint.of_hit], dtype=np.float32), joint
