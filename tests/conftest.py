@@ -26,6 +26,7 @@ from app.settings import Settings
 from app.vllm_server import VLLMServer, VLLMStartError, free_port
 from ingest.samples import sample_corpus_dir
 from retrieval.rerank import CrossEncoderReranker
+from retrieval.store.leases import release_process_leases
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS_DIR = Path(os.environ.get("RAGLINE_MODELS_DIR", REPO / ".ragline" / "models"))
@@ -256,9 +257,11 @@ def postgres_server() -> Iterator[str]:
         log = (root / "log").read_text() if (root / "log").exists() else ""
         shutil.rmtree(root, ignore_errors=True)
         pytest.fail(f"could not start PostgreSQL from {bindir}: {exc.stderr}{exc.stdout}{log}")
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        yield url
     finally:
+        release_process_leases(url)  # else their heartbeats keep calling the stopped server until the session ends
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], check=False)
         shutil.rmtree(root, ignore_errors=True)
 

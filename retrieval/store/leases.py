@@ -162,3 +162,16 @@ def process_lease(database: Database, lease_s: float = DEFAULT_LEASE_S) -> Write
         if lease is None or lease.lost:
             lease = _PROCESS_LEASES[key] = WriterLease(database, lease_s).start()
         return lease
+
+
+def release_process_leases(url_prefix: str = "") -> int:
+    """Release this process's leases on databases whose URL starts with ``url_prefix`` (all by default); returns
+    how many. For a process about to lose its database (a test stopping its PostgreSQL, a shutdown): without it the
+    heartbeat threads keep retrying an unreachable server until their leases expire."""
+    with _PROCESS_LOCK:
+        chosen = {key: lease for key, lease in _PROCESS_LEASES.items() if key.startswith(url_prefix)}
+        for key in chosen:
+            del _PROCESS_LEASES[key]
+    for lease in chosen.values():
+        lease.release()
+    return len(chosen)

@@ -10,14 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from app.api.jobs import JobStore
 from app.vllm_server import free_port
 from memory.store import MemoryStore
 from retrieval.manifest import Manifest
 from retrieval.store import StoreUnavailableError, open_store
+from retrieval.store.leases import process_lease, release_process_leases
 from retrieval.store.migrate import current_revision, head
+from retrieval.store.tables import writers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -158,3 +160,22 @@ def test_a_plain_postgresql_url_uses_psycopg_3(tmp_path: Path, postgres_url: str
     manifest = Manifest(tmp_path / "unused.sqlite", database_url=plain)
     assert manifest._db.engine.dialect.driver == "psycopg" and manifest.collections() == []
     assert not (tmp_path / "unused.sqlite").exists()
+
+
+def test_releasing_process_leases_ends_their_heartbeats_and_rows(tmp_path: Path) -> None:
+    kept_db = open_store(tmp_path / "kept.sqlite", None, "index")
+    gone_db = open_store(tmp_path / "gone.sqlite", None, "index")
+    kept, gone = process_lease(kept_db), process_lease(gone_db)
+    prefix = gone_db.url.render_as_string(hide_password=False)
+    try:
+        assert release_process_leases(prefix) == 1
+        assert gone.lost and gone._thread is not None and not gone._thread.is_alive()
+        with gone_db.write() as db:
+            assert list(db.scalars(select(writers.c.id))) == []
+        assert not kept.lost and process_lease(kept_db) is kept  # the other database's lease is untouched
+        assert process_lease(gone_db) is not gone  # a later write gets a fresh lease
+    finally:
+        for database in (kept_db, gone_db):
+            release_process_leases(database.url.render_as_string(hide_password=False))
+        kept_db.close()
+        gone_db.close()
