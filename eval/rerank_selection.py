@@ -1,10 +1,11 @@
-"""The reranker's tuned choices (rerank mode, pair length, blend weight, or a calibrated blend) made on ``choose``,
-reported on ``report``.
+"""The reranker's tuned choices (rerank mode, pair length, rerank depth, blend weight, or a calibrated blend) made
+on ``choose``, reported on ``report``.
 
 The cross-encoder scores each query's top ``top_n`` once per scorer (an isolated pair length, or a long-context
 joint length); every weight and the calibrated blend are then rankings of the same scores, so a grid costs one model
-pass per scorer. Rankings follow the query pipeline exactly (``retrieval.rerank.blend``: the reranked head, then the
-rest of the hybrid list in order).
+pass per scorer. Shallower depths reuse an isolated scorer's scores (a pair's score does not depend on the other
+candidates); a long-context scorer reads each depth's head anew, since its joint passages do. Rankings follow the
+query pipeline exactly (``retrieval.rerank.blend``: the reranked head, then the rest of the hybrid list in order).
 """
 
 from __future__ import annotations
@@ -33,8 +34,18 @@ HitScorer = Callable[[str, Sequence[Hit]], np.ndarray]
 
 
 def isolated_scorer(reranker: CrossEncoderReranker) -> HitScorer:
-    """Each candidate read alone, as ``rerank_mode = isolated`` reads it."""
-    return lambda query, hits: np.asarray(reranker.score(query, [h.chunk.text for h in hits]), dtype=np.float64)
+    """Each candidate read alone, as ``rerank_mode = isolated`` reads it; a (query, chunk) pair is scored once, so a
+    shallower rerank depth costs no model pass."""
+    known: dict[tuple[str, str], float] = {}
+
+    def score(query: str, hits: Sequence[Hit]) -> np.ndarray:
+        missing = list({h.chunk.id: h for h in hits if (query, h.chunk.id) not in known}.values())
+        if missing:
+            values = reranker.score(query, [h.chunk.text for h in missing])
+            known.update(((query, h.chunk.id), float(v)) for h, v in zip(missing, values, strict=True))
+        return np.asarray([known[(query, h.chunk.id)] for h in hits], dtype=np.float64)
+
+    return score
 
 
 def joint_scorer(reranker: LongContextReranker) -> HitScorer:
@@ -55,44 +66,52 @@ def rerank_selection(
     split: QuerySplit,
     scorers: Mapping[str, HitScorer],
     *,
-    top_n: int,
+    top_n: int | Sequence[int],
     k: int = 10,
     weights: Sequence[float] = DEFAULT_WEIGHTS,
     calibrate: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Choose among hybrid alone, every (length, weight) blend and (with ``calibrate``) a logistic blend per length
-    fitted on ``choose``; report each family's and the overall winner's ``report`` number with a paired bootstrap
-    interval over hybrid. ``scorers`` maps a label (``len=192`` for an isolated pair length, ``long=512`` for a
-    long-context one) to its scorer; candidate names are the label and the weight (``len=192 w=0.4``)."""
+    """Choose among hybrid alone, every (length, depth, weight) blend and (with ``calibrate``) a logistic blend per
+    length and depth fitted on ``choose``; report each family's and the overall winner's ``report`` number with a
+    paired bootstrap interval over hybrid. ``scorers`` maps a label (``len=192`` for an isolated pair length,
+    ``long=512`` for a long-context one) to its scorer; ``top_n`` is the rerank depth, or several depths to choose
+    among. Candidate names are the label, the depth when there are several, and the weight (``len=192 w=0.4``,
+    ``len=192 n=20 w=0.4``)."""
+    depths = sorted({top_n} if isinstance(top_n, int) else set(top_n), reverse=True)  # deepest first: it fills caches
+    if not depths or depths[-1] < 1:
+        raise ValueError(f"rerank depths must be positive, got {top_n!r}")
     choose_ids = [q for q in split.choose if q in lists]
     report_ids = [q for q in split.report if q in lists]
     ids = choose_ids + report_ids
-    heads = {q: list(lists[q][:top_n]) for q in ids}
-    incoming = {q: np.asarray([h.score for h in heads[q]], dtype=np.float64) for q in ids}
     per_query: dict[str, dict[str, float]] = {HYBRID: _ndcg({q: list(lists[q]) for q in ids}, qrels, k)}
     calibrations: dict[str, dict[str, object]] = {}
     families: dict[str, list[str]] = {"blend": [HYBRID], "calibrated": [HYBRID]}
     for name, scorer in scorers.items():
-        probabilities = {
-            q: scorer(queries[q], heads[q])
-            for q in tqdm(ids, desc=f"cross-encoder ({name})", unit="query", disable=not progress)
-        }
-        for weight in weights:
-            label = _label(name, weight)
-            order = {q: np.argsort(-blend(incoming[q], probabilities[q], weight), kind="stable") for q in ids}
-            per_query[label] = _ndcg(_reordered(lists, heads, order, top_n), qrels, k)
-            families["blend"].append(label)
-        if calibrate:
-            labelled = [
-                (incoming[q], probabilities[q], [_relevant(h, qrels.get(q, {})) for h in heads[q]]) for q in choose_ids
-            ]
-            model = fit_logistic_blend(labelled)
-            label = _label(name, None)
-            calibrations[label] = model.as_dict()
-            order = {q: np.argsort(-_scores(model, incoming[q], probabilities[q]), kind="stable") for q in ids}
-            per_query[label] = _ndcg(_reordered(lists, heads, order, top_n), qrels, k)
-            families["calibrated"].append(label)
+        for depth in depths:
+            scored = name if len(depths) == 1 else f"{name} n={depth}"
+            heads = {q: list(lists[q][:depth]) for q in ids}
+            incoming = {q: np.asarray([h.score for h in heads[q]], dtype=np.float64) for q in ids}
+            probabilities = {
+                q: scorer(queries[q], heads[q])
+                for q in tqdm(ids, desc=f"cross-encoder ({scored})", unit="query", disable=not progress)
+            }
+            for weight in weights:
+                label = _label(scored, weight)
+                order = {q: np.argsort(-blend(incoming[q], probabilities[q], weight), kind="stable") for q in ids}
+                per_query[label] = _ndcg(_reordered(lists, heads, order, depth), qrels, k)
+                families["blend"].append(label)
+            if calibrate:
+                labelled = [
+                    (incoming[q], probabilities[q], [_relevant(h, qrels.get(q, {})) for h in heads[q]])
+                    for q in choose_ids
+                ]
+                model = fit_logistic_blend(labelled)
+                label = _label(scored, None)
+                calibrations[label] = model.as_dict()
+                order = {q: np.argsort(-_scores(model, incoming[q], probabilities[q]), kind="stable") for q in ids}
+                per_query[label] = _ndcg(_reordered(lists, heads, order, depth), qrels, k)
+                families["calibrated"].append(label)
     selections = {
         name: choose_then_report(
             f"rerank {name} ({', '.join(scorers)})",
@@ -108,7 +127,7 @@ def rerank_selection(
     return {
         "split": split.as_record(),
         "queries": {"choose": len(choose_ids), "report": len(report_ids)},
-        "top_n": top_n,
+        "top_n": depths[0] if len(depths) == 1 else sorted(depths),
         "k": k,
         "selections": {name: s.as_dict() for name, s in selections.items()},
         "overall": overall.as_dict(),

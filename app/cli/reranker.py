@@ -115,7 +115,13 @@ def eval_command(
     model: Annotated[Path, typer.Argument(help="A reranker folder trained by `ragline reranker train`.")],
     beir: Annotated[Path, typer.Option(help="The BEIR folder the model was trained on.")],
     split: Annotated[str, typer.Option(help="qrels/<split>.tsv holding the choose and report queries.")] = "train",
-    top_n: Annotated[int | None, typer.Option(min=1, help="Candidates reranked; default rerank_top_n.")] = None,
+    top_n: Annotated[
+        str,
+        typer.Option(
+            help="Candidates reranked (the depth); several, comma-separated, are chosen on `choose`. "
+            "Default rerank_top_n."
+        ),
+    ] = "",
     backends: Annotated[
         str, typer.Option(help="Engines timed, comma-separated: torch, torch-int8, onnx, onnx-int8.")
     ] = "torch,onnx-int8",
@@ -162,7 +168,7 @@ def eval_command(
     if not chosen or any(b not in RERANK_BACKENDS for b in chosen):
         raise typer.BadParameter(f"--backends takes {', '.join(RERANK_BACKENDS)}; got {backends!r}")
     request = RerankerEvalRequest(
-        model, beir, split, chosen, top_n, choose, report, seed,
+        model, beir, split, chosen, _ints(top_n, "--top-n"), choose, report, seed,
         lengths=_ints(lengths, "--lengths") or (192,), context_lengths=_ints(context_lengths, "--context-lengths"),
         weights=_floats(weights, "--weights"), alphas=_floats(alphas, "--alphas"), latency_queries=latency_queries,
         limit=limit, k=k, json_out=json_out,
@@ -178,7 +184,9 @@ def eval_command(
 def _echo_evaluation(report: dict[str, Any]) -> None:
     """The side-by-side choose/report tables, then latency as milliseconds and as a ratio to hybrid search."""
     split = report["split"]
-    typer.echo(f"\nsplit seed {split['seed']}: {split['sizes']}; top {report['top_n']} reranked")
+    depths = report["top_n"]
+    reranked = f"top {depths}" if isinstance(depths, int) else f"top {' or '.join(map(str, depths))} (chosen)"
+    typer.echo(f"\nsplit seed {split['seed']}: {split['sizes']}; {reranked} reranked")
     for line in report["printed"]:
         typer.echo(line)
     typer.echo(f"hybrid search p50 {report['hybrid_search_p50_ms']} ms (same run)")
@@ -191,7 +199,14 @@ def _echo_evaluation(report: dict[str, Any]) -> None:
 
 
 def _ints(text: str | None, option: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in _values(text, option))
+    """Comma-separated positive integers (token lengths, depths)."""
+    try:
+        values = tuple(int(v) for v in _values(text, option))
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes comma-separated whole numbers; got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise typer.BadParameter(f"{option} takes positive numbers; got {text!r}")
+    return values
 
 
 def _floats(text: str | None, option: str) -> tuple[float, ...]:

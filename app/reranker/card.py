@@ -141,8 +141,8 @@ def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
         "## Choose / report evaluation",
         "",
         f"Split seed {split['seed']}, sizes {split['sizes']}: trained on `fit`, every setting chosen on `choose`, "
-        f"the number to quote from `report` (used for no choice). Top {evaluation['top_n']} hybrid candidates "
-        "reranked.",
+        f"the number to quote from `report` (used for no choice). Top {_depths(evaluation['top_n'])} hybrid "
+        "candidates reranked.",
         "",
         f"| candidate | choose nDCG@{k} | report nDCG@{k} |",
         "|---|---:|---:|",
@@ -161,3 +161,8 @@ def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
             f"p90 {latency['p90_ms']} ms (hybrid search p50 {evaluation.get('hybrid_search_p50_ms')} ms, same run)"
         )
     return lines
+
+
+def _depths(top_n: int | list[int]) -> str:
+    """One rerank depth, or the depths chosen among (``20 or 30, chosen on `choose```)."""
+    return str(top_n) if isinstance(top_n, int) else " or ".join(map(str, top_n)) + ", chosen on `choose`,"

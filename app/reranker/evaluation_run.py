@@ -55,16 +55,17 @@ class RerankerEvalRequest:
     """A model folder written by ``ragline reranker train`` and the BEIR split it was trained on.
 
     A model that recorded its split is scored on that split's ``choose`` and ``report`` parts; one without
-    (synthetic mode, no labels seen) on the split that ``choose``/``report``/``seed`` give. ``top_n`` ``None`` is
-    ``rerank_top_n``; ``lengths`` are the isolated pair lengths tried and ``context_lengths`` the long-context joint
-    lengths (``rerank_mode = long-context``), all candidates of one choice made on ``choose``.
+    (synthetic mode, no labels seen) on the split that ``choose``/``report``/``seed`` give. ``top_n`` holds the
+    rerank depths to choose among (empty: ``rerank_top_n`` alone); ``lengths`` are the isolated pair lengths tried
+    and ``context_lengths`` the long-context joint lengths (``rerank_mode = long-context``), all candidates of one
+    choice made on ``choose``.
     """
 
     model: Path
     beir: Path
     split: str = "train"
     backends: Sequence[str] = ("torch", "onnx-int8")
-    top_n: int | None = None
+    top_n: Sequence[int] = ()
     choose: int = DEFAULT_CHOOSE
     report: int = DEFAULT_REPORT
     seed: int = 13
@@ -121,7 +122,7 @@ def selection_report(
     report = list(split.report)[: request.limit]
     queries = {qid: dataset.queries[qid] for qid in [*choose, *report]}
     lists, search_ms = timed_hybrid_lists(resources.index, settings, collection, queries, CANDIDATE_DEPTH)
-    top_n = request.top_n or settings.rerank_top_n
+    top_n = tuple(request.top_n) or (settings.rerank_top_n,)
     limited = QuerySplit(split.seed, split.fit, tuple(choose), tuple(report))
     scorers: dict[str, HitScorer] = {}
     for length in dict.fromkeys(request.lengths):
@@ -173,7 +174,7 @@ def _cross_encoder(model: Path, length: int, settings: Settings, backend: str | 
 
 
 def _chosen_scorer(chosen: str, settings: Settings) -> tuple[str, int]:
-    """The rerank mode and length of the chosen candidate (``len=192 w=0.1``, ``long=512 calibrated``); hybrid
+    """The rerank mode and length of the chosen candidate (``len=192 w=0.1``, ``long=512 n=20 calibrated``); hybrid
     alone (nothing reranked wins) is timed at the configured mode and length."""
     head = chosen.split()[0]
     if head.startswith("len="):

@@ -44,3 +44,19 @@ def test_neighbours_of_one_document_share_their_joint_score(reranker: CrossEncod
     assert "EU customers may request a refund. It is 30 days" in joint.texts[joint.of_hit[0]]
     assert scores[0] == scores[2]
     assert np.isclose(scores[1], reranker.score(QUERY, ["Unrelated text about parcels."])[0], atol=1e-6)
+
+
+def test_a_shallower_depth_reuses_the_isolated_scores_without_a_model_pass(reranker: CrossEncoderReranker) -> None:
+    hits = [_hit("policy", i, f"Refund rule number {i}: within {10 * i} days.") for i in range(4)]
+    scorer = isolated_scorer(reranker)
+    scored: list[int] = []
+    score = reranker.score
+    reranker.score = lambda query, texts: scored.append(len(texts)) or score(query, texts)  # type: ignore[method-assign]
+    try:
+        deep = scorer(QUERY, hits)
+        shallow = scorer(QUERY, hits[:2])
+        other = scorer("Which parcels leave on weekdays?", hits[:2])
+    finally:
+        del reranker.score  # the fixture is shared: back to the class's method
+    assert scored == [4, 2]  # the top 2 of the same query cost nothing; another query is scored anew
+    assert np.array_equal(shallow, deep[:2]) and not np.allclose(other, shallow)

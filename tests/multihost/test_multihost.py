@@ -61,7 +61,8 @@ def test_a_deployment_on_several_hosts_survives_kills(vllm_socket: Path) -> None
     }
     result = subprocess.run(
         ["unshare", "--net", "--mount", "--propagation", "private", sys.executable, "-m", "pytest", "-q", "-s",
-         "-p", "no:cacheprovider", "-o", "addopts=-ra", str(REPO / "tests" / "multihost" / "cluster_checks.py")],
+         "-p", "no:cacheprovider", "-o", "addopts=-ra", "--durations=10",
+         str(REPO / "tests" / "multihost" / "cluster_checks.py")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=2400,
     )  # fmt: skip
     output = result.stdout + result.stderr

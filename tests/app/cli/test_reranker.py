@@ -65,18 +65,21 @@ def test_train_and_eval_commands_choose_on_one_part_and_report_on_another(tmp_pa
 
     report = tmp_path / "eval.json"
     command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(out), "--beir", str(beir), "--lengths", "64,96",
-               "--context-lengths", "128", "--weights", "0.5", "--alphas", "0.4,0.5", "--backends", "torch,onnx-int8",
-               "--latency-queries", "1", "--json", str(report)]  # fmt: skip
+               "--context-lengths", "128", "--top-n", "5,10", "--weights", "0.5", "--alphas", "0.4,0.5",
+               "--backends", "torch,onnx-int8", "--latency-queries", "1", "--json", str(report)]  # fmt: skip
     result = subprocess.run(
         command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads(report.read_text())
     assert evaluated["split"] == split
-    assert set(evaluated["overall"]["table"]) == {
-        "hybrid", "len=64 w=0.5", "len=96 w=0.5", "len=64 calibrated", "len=96 calibrated", "long=128 w=0.5",
-        "long=128 calibrated",
-    }  # fmt: skip
+    assert evaluated["top_n"] == [5, 10] and "top 5 or 10 (chosen) reranked" in result.stdout
+    assert set(evaluated["overall"]["table"]) == {"hybrid"} | {
+        f"{scorer} n={depth} {blend}"
+        for scorer in ("len=64", "len=96", "long=128")
+        for depth in (5, 10)
+        for blend in ("w=0.5", "calibrated")
+    }  # each rerank depth is one more candidate of the same choice
     assert evaluated["latency_mode"] in ("isolated", "long-context")
     assert set(evaluated["alpha"]["table"]) == {"α=0.40", "α=0.50"}
     assert set(evaluated["latency"]) == {"torch top-20", "onnx-int8 top-20", "torch top-50", "onnx-int8 top-50"}
