@@ -87,11 +87,15 @@ def rerank_selection(
     per_query: dict[str, dict[str, float]] = {HYBRID: _ndcg({q: list(lists[q]) for q in ids}, qrels, k)}
     calibrations: dict[str, dict[str, object]] = {}
     families: dict[str, list[str]] = {"blend": [HYBRID], "calibrated": [HYBRID]}
+    heads_at = {depth: {q: list(lists[q][:depth]) for q in ids} for depth in depths}
+    incoming_at = {
+        depth: {q: np.asarray([h.score for h in heads[q]], dtype=np.float64) for q in ids}
+        for depth, heads in heads_at.items()
+    }
     for name, scorer in scorers.items():
         for depth in depths:
             scored = name if len(depths) == 1 else f"{name} n={depth}"
-            heads = {q: list(lists[q][:depth]) for q in ids}
-            incoming = {q: np.asarray([h.score for h in heads[q]], dtype=np.float64) for q in ids}
+            heads, incoming = heads_at[depth], incoming_at[depth]
             probabilities = {
                 q: scorer(queries[q], heads[q])
                 for q in tqdm(ids, desc=f"cross-encoder ({scored})", unit="query", disable=not progress)

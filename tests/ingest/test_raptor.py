@@ -79,7 +79,6 @@ class RecordingGenerator(VLLMTextGenerator):
     def __init__(self, generator: OpenAICompatibleGenerator) -> None:
         super().__init__(generator)
         self.batch_sizes: list[int] = []
-
         self.answers: dict[str, str] = {}
 
     def complete(self, prompts: Sequence[str], *, max_tokens: int) -> list[str]:
