@@ -71,13 +71,15 @@ def rerank_selection(
     weights: Sequence[float] = DEFAULT_WEIGHTS,
     calibrate: bool = True,
     progress: bool = True,
+    fixed: str | None = None,
 ) -> dict[str, Any]:
     """Choose among hybrid alone, every (length, depth, weight) blend and (with ``calibrate``) a logistic blend per
     length and depth fitted on ``choose``; report each family's and the overall winner's ``report`` number with a
     paired bootstrap interval over hybrid. ``scorers`` maps a label (``len=192`` for an isolated pair length,
     ``long=512`` for a long-context one) to its scorer; ``top_n`` is the rerank depth, or several depths to choose
     among. Candidate names are the label, the depth when there are several, and the weight (``len=192 w=0.4``,
-    ``len=192 n=20 w=0.4``)."""
+    ``len=192 n=20 w=0.4``). ``fixed`` names a candidate settled before this run (a refit model's): it is
+    reported as it is and no per-family choice is made."""
     depths = sorted({top_n} if isinstance(top_n, int) else set(top_n), reverse=True)  # deepest first: it fills caches
     if not depths or depths[-1] < 1:
         raise ValueError(f"rerank depths must be positive, got {top_n!r}")
@@ -125,9 +127,9 @@ def rerank_selection(
             report_ids,
         )
         for name, members in families.items()
-        if len(members) > 1
+        if len(members) > 1 and fixed is None
     }
-    overall = choose_then_report("rerank, every candidate", per_query, HYBRID, choose_ids, report_ids)
+    overall = choose_then_report("rerank, every candidate", per_query, HYBRID, choose_ids, report_ids, fixed=fixed)
     return {
         "split": split.as_record(),
         "queries": {"choose": len(choose_ids), "report": len(report_ids)},

@@ -40,11 +40,15 @@ class Selection:
     baseline: str
     choose_gain: PairedInterval
     report_gain: PairedInterval
+    fixed: bool = False
+    """The winner was fixed beforehand (a refit model, trained on ``choose`` too, keeps the settings chosen for its
+    fit-only twin): nothing was chosen here and the ``choose`` column is not a held-out number."""
 
     def as_dict(self) -> dict[str, object]:
         return {
             "what": self.what,
             "chosen": self.chosen,
+            "fixed": self.fixed,
             "baseline": self.baseline,
             "table": {
                 c: {"choose": round(self.choose[c], 5), "report": round(self.report[c], 5)} for c in self.candidates
@@ -61,16 +65,20 @@ def choose_then_report(
     report_ids: Sequence[str],
     *,
     seed: int = 0,
+    fixed: str | None = None,
 ) -> Selection:
     """Pick the candidate (a key of ``per_query``, each mapping query id → score) with the best mean over
     ``choose_ids``; ``baseline`` (also a key) is what the gain is measured against. Every candidate must score
-    every query of both parts, and the parts must not share a query."""
+    every query of both parts, and the parts must not share a query. ``fixed`` names a candidate settled before
+    this run; it is then reported as it is, whatever ``choose`` says."""
     if set(choose_ids) & set(report_ids):
         raise ValueError("the choose and report parts share queries: the report would not be honest")
     if not choose_ids or not report_ids:
         raise ValueError("both the choose and the report part need queries")
     if baseline not in per_query:
         raise ValueError(f"baseline {baseline!r} is not among the candidates")
+    if fixed is not None and fixed not in per_query:
+        raise ValueError(f"the fixed candidate {fixed!r} is not among the candidates")
     needed = set(choose_ids) | set(report_ids)
     for name, scores in per_query.items():
         if missing := needed - set(scores):
@@ -78,23 +86,31 @@ def choose_then_report(
     candidates = tuple(per_query)
     choose = {c: fmean(per_query[c][q] for q in choose_ids) for c in candidates}
     report = {c: fmean(per_query[c][q] for q in report_ids) for c in candidates}
-    chosen = max(candidates, key=lambda c: (choose[c], -candidates.index(c)))
+    chosen = fixed if fixed is not None else max(candidates, key=lambda c: (choose[c], -candidates.index(c)))
 
     def gain(ids: Sequence[str]) -> PairedInterval:
         return paired_bootstrap(
             {q: per_query[chosen][q] for q in ids}, {q: per_query[baseline][q] for q in ids}, seed=seed
         )
 
-    return Selection(what, candidates, choose, report, chosen, baseline, gain(choose_ids), gain(report_ids))
+    return Selection(
+        what, candidates, choose, report, chosen, baseline, gain(choose_ids), gain(report_ids), fixed is not None
+    )
 
 
 def format_selection(selection: Selection, metric: str = "nDCG@10") -> list[str]:
     """A table of every candidate's choose and report numbers, the winner marked, and the gains in points."""
     width = max(len(c) for c in selection.candidates) + 2
-    lines = [f"{selection.what}: chosen on `choose`, reported on `report` ({metric})",
+    how = (
+        "fixed beforehand (`choose` was trained on: its column is not held out)"
+        if selection.fixed
+        else "chosen on `choose`"
+    )
+    lines = [f"{selection.what}: {how}, reported on `report` ({metric})",
              "  " + "candidate".ljust(width) + "choose".rjust(9) + "report".rjust(9)]  # fmt: skip
+    picked = "  <- fixed" if selection.fixed else "  <- chosen"
     for c in selection.candidates:
-        mark = "  <- chosen" if c == selection.chosen else ("  (baseline)" if c == selection.baseline else "")
+        mark = picked if c == selection.chosen else ("  (baseline)" if c == selection.baseline else "")
         lines.append(f"  {c.ljust(width)}{selection.choose[c]:9.4f}{selection.report[c]:9.4f}{mark}")
     lines.append(
         f"  {selection.chosen} over {selection.baseline}, points [95% paired bootstrap]: choose "

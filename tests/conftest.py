@@ -144,6 +144,29 @@ _EARLY_VLLM: list[VLLMServer] = []
 """The session's vLLM when ``pytest_collection_finish`` launched it ahead of the first test that needs it."""
 
 
+def _xdist_controller(config: pytest.Config) -> bool:
+    """True in the controller of a pytest-xdist run (``-n N``): it hands tests to worker processes and runs none."""
+    return getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, one vLLM serves every worker: the controller launches it, without waiting, before the
+    workers start, and hands them its port in RAGLINE_TEST_VLLM_PORT (the variable that makes ``vllm_server``
+    reuse a running server). A server per worker would double the two CPU minutes of start-up and the memory.
+    ``pytest_sessionfinish`` stops it when the run ends."""
+    if not _xdist_controller(config) or os.environ.get("RAGLINE_TEST_VLLM_PORT"):
+        return
+    if not is_installed(MODELS[TEST_GENERATOR], MODELS_DIR):
+        return  # each test that needs it then fails with the install command
+    server = _test_vllm(Path(tempfile.mkdtemp(prefix="ragline-test-vllm-")))
+    try:
+        server.start(wait=False)
+    except VLLMStartError:
+        return
+    _EARLY_VLLM.append(server)
+    os.environ["RAGLINE_TEST_VLLM_PORT"] = str(server.port)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Launch the session's vLLM as soon as the collected tests show that one needs it, without waiting: its
     start-up (model load and compilation, about two minutes on a CPU) then overlaps the tests that run before the
@@ -163,7 +186,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Stop an early vLLM that no test ended up using (a run stopped by ``-x`` before the first live test)."""
+    """Stop an early vLLM that no test ended up using (a run stopped by ``-x`` before the first live test), and the
+    one an xdist controller shared with its workers."""
     for server in _EARLY_VLLM:
         server.stop()
 

@@ -67,6 +67,13 @@ def train_command(
         str | None,
         typer.Option(help="Pair lengths tried at the end (comma-separated); default training, rerank_max_length."),
     ] = None,
+    refit_of: Annotated[
+        Path | None,
+        typer.Option(
+            help="Supervised: retrain this fit-only model's recipe on fit + choose, scored on report with the "
+            "settings chosen for it (its recipe replaces the options above).",
+        ),
+    ] = None,
 ) -> None:
     """Fine-tune a CrossEncoder from the MiniLM encoder: supervised (BEIR qrels) or synthetic (vLLM questions).
 
@@ -75,7 +82,9 @@ def train_command(
     Hard negatives come from ragline's own hybrid retrieval. Supervised runs train on the `fit` part of a seeded
     fit/choose/report split, then choose the pair length and blend on `choose` and report on `report` (both printed).
     Writes the model, a model card (README.md) with those numbers and ragline-reranker.json (the split included) to
-    --out; interrupted runs resume from the last checkpoint.
+    --out; interrupted runs resume from the last checkpoint. `--refit-of MODEL` is the protocol's last step: once
+    a recipe and its settings are chosen on `choose`, the same recipe learns from fit + choose and is scored on
+    `report` with those settings (nothing chosen again).
     """
     from app.llm import LLMUnavailableError
     from app.reranker.train import LOSSES, TrainConfig
@@ -97,7 +106,7 @@ def train_command(
     )  # fmt: skip
     request = TrainingRequest(
         training, beir, split, choose, report, _ints(lengths, "--lengths"), questions, per_chunk, filter_top_k,
-        collection, out, base, negatives, depth, resume, k,
+        collection, out, base, negatives, depth, resume, k, refit_of,
     )  # fmt: skip
     try:
         outcome = train_reranker(settings, request, ConsoleLog())

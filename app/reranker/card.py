@@ -137,23 +137,30 @@ def _evaluation_lines(evaluation: dict[str, Any]) -> list[str]:
     split, overall = evaluation["split"], evaluation["overall"]
     k = evaluation.get("k", 10)
     report_gain = overall["gain_over_baseline"]["report"]
+    fixed = bool(overall.get("fixed"))
+    how = (
+        "trained on `fit` and `choose` (a refit: the settings were fixed beforehand, chosen on `choose` for the "
+        "fit-only model, so this card's `choose` column is not held out)"
+        if fixed
+        else "trained on `fit`, every setting chosen on `choose`"
+    )
     lines = [
         "## Choose / report evaluation",
         "",
-        f"Split seed {split['seed']}, sizes {split['sizes']}: trained on `fit`, every setting chosen on `choose`, "
-        f"the number to quote from `report` (used for no choice). Top {_depths(evaluation['top_n'])} hybrid "
-        "candidates reranked.",
+        f"Split seed {split['seed']}, sizes {split['sizes']}: {how}, the number to quote from `report` (used for no "
+        f"choice). Top {_depths(evaluation['top_n'])} hybrid candidates reranked.",
         "",
         f"| candidate | choose nDCG@{k} | report nDCG@{k} |",
         "|---|---:|---:|",
     ]
     for name, scores in overall["table"].items():
-        mark = " (chosen)" if name == overall["chosen"] else ""
+        mark = (" (fixed)" if fixed else " (chosen)") if name == overall["chosen"] else ""
         lines.append(f"| {name}{mark} | {scores['choose']:.4f} | {scores['report']:.4f} |")
     lines += [
         "",
-        f"- chosen: {overall['chosen']}; on `report` {100 * report_gain['mean']:+.1f} points over hybrid "
-        f"(95% paired bootstrap {100 * report_gain['low']:+.1f} to {100 * report_gain['high']:+.1f})",
+        f"- {'fixed' if fixed else 'chosen'}: {overall['chosen']}; on `report` {100 * report_gain['mean']:+.1f} "
+        f"points over hybrid (95% paired bootstrap {100 * report_gain['low']:+.1f} to "
+        f"{100 * report_gain['high']:+.1f})",
     ]
     for name, latency in evaluation.get("latency", {}).items():
         lines.append(

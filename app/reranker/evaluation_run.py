@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from app.reranker.card import CARD, read_record, write_record
 from app.reranker.data import hybrid_search
+from app.reranker.refit import FixedSettings
 from app.resources import Resources
 from app.run_log import RunLog
 from app.settings import Settings
@@ -114,10 +115,14 @@ def selection_report(
     dataset: BeirDataset,
     split: QuerySplit,
     request: RerankerEvalRequest,
+    fixed: FixedSettings | None = None,
 ) -> dict[str, Any]:
     """Every tuned choice made on ``choose`` and reported on ``report``: α of the fusion, then pair length and blend
-    weight (or a calibrated blend) of the reranker; and the chosen reranker's latency beside hybrid search's."""
+    weight (or a calibrated blend) of the reranker; and the chosen reranker's latency beside hybrid search's. A
+    refit model (trained on ``choose`` too) is scored with its ``fixed`` settings only: nothing is chosen."""
     settings = resources.settings
+    if fixed is not None:
+        request = fixed_request(request, fixed)
     choose = list(split.choose)[: request.limit]
     report = list(split.report)[: request.limit]
     queries = {qid: dataset.queries[qid] for qid in [*choose, *report]}
@@ -130,8 +135,9 @@ def selection_report(
     for length in dict.fromkeys(request.context_lengths):
         scorers[f"long={length}"] = joint_scorer(LongContextReranker(_cross_encoder(model, length, settings)))
     selection = rerank_selection(
-        lists, queries, dataset.qrels, limited, scorers, top_n=top_n, k=request.k, weights=request.weights
-    )
+        lists, queries, dataset.qrels, limited, scorers, top_n=top_n, k=request.k, weights=request.weights,
+        calibrate=fixed is None, fixed=fixed.label if fixed else None,
+    )  # fmt: skip
     selection["split"] = split.as_record()  # the whole split's record, also when --limit scored a part of it
     alpha = None
     if request.alphas and settings.fusion == "convex":
@@ -164,6 +170,19 @@ def selection_report(
     }
 
 
+def fixed_request(request: RerankerEvalRequest, fixed: FixedSettings) -> RerankerEvalRequest:
+    """``request`` narrowed to one candidate, ``fixed``: its length, depth and weight, no fusion α."""
+    isolated = fixed.mode == "isolated"
+    return replace(
+        request,
+        lengths=(fixed.length,) if isolated else (),
+        context_lengths=() if isolated else (fixed.length,),
+        top_n=(fixed.top_n,),
+        weights=(fixed.weight,),
+        alphas=(),
+    )
+
+
 def _cross_encoder(model: Path, length: int, settings: Settings, backend: str | None = None) -> CrossEncoderReranker:
     return CrossEncoderReranker(
         model,
@@ -192,7 +211,16 @@ def evaluate_reranker(settings: Settings, request: RerankerEvalRequest, log: Run
     record = read_record(request.model)
     dataset = load_beir(request.beir, request.split)
     split = _split(record, dataset, request, log)
-    report = selection_report(Resources(settings), record["data"]["collection"], request.model, dataset, split, request)
+    fixed = FixedSettings.from_record(record["refit_of"]) if record.get("refit_of") else None
+    if fixed is not None:
+        log.info(
+            f"a refit (trained on fit and choose): scoring only the settings chosen for {record['refit_of']['model']}"
+            f" ({fixed.label}, top {fixed.top_n}); candidate options are not used"
+        )
+    resources = Resources(settings)
+    report = selection_report(
+        resources, record["data"]["collection"], request.model, dataset, split, request, fixed=fixed
+    )
     record["evaluation"] = report
     write_record(request.model, record)
     target = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from app.model_registry import ModelRole
 from app.reranker.card import training_record, write_record
 from app.reranker.data import MinedPairs, Pair, beir_queries, load_pairs, mine_pairs, save_pairs
 from app.reranker.evaluation_run import RerankerEvalRequest, selection_report
+from app.reranker.refit import FixedSettings, refit_recipe
 from app.reranker.synthetic import synthetic_pairs
 from app.reranker.train import TrainConfig, train_cross_encoder
 from app.resources import Resources, resolve_model_dir
@@ -63,6 +64,9 @@ class TrainingRequest:
     depth: int = 30
     resume: bool = True
     k: int = 10
+    refit_of: Path | None = None
+    """Supervised: a fit-only model whose recipe and chosen settings are retrained on ``fit`` and ``choose``
+    together (``app.reranker.refit``); its recipe replaces this request's."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ def train_reranker(settings: Settings, request: TrainingRequest, log: RunLog) ->
     resources = Resources(settings)
     started = time.perf_counter()
     base_dir = resolve_model_dir(settings, request.base or settings.embedder, ModelRole.EMBEDDER)
+    refit: dict[str, Any] | None = None
+    if request.refit_of is not None:
+        request, refit = _refit_request(request, log)
     if request.beir is not None:
         data = _supervised(resources, request, request.beir, log)
     else:
@@ -127,17 +134,51 @@ def train_reranker(settings: Settings, request: TrainingRequest, log: RunLog) ->
     }
     if data.split is not None:
         record["data"]["split"] = data.split.as_record()
+    if refit is not None:
+        record["refit_of"] = refit
     write_record(data.target, record)
     if data.split is not None and data.dataset is not None and request.beir is not None:
         lengths = request.lengths or (request.training.max_length, settings.rerank_max_length)
         evaluation = RerankerEvalRequest(
             data.target, request.beir, request.split, backends=(settings.rerank_backend,), lengths=lengths, k=request.k
         )
+        fixed = FixedSettings.from_record(refit) if refit is not None else None
         record["evaluation"] = selection_report(
-            resources, data.collection, data.target, data.dataset, data.split, evaluation
+            resources, data.collection, data.target, data.dataset, data.split, evaluation, fixed=fixed
         )
         write_record(data.target, record)
     return TrainingOutcome(data.target, record, (time.perf_counter() - started) / 60)
+
+
+def _refit_request(request: TrainingRequest, log: RunLog) -> tuple[TrainingRequest, dict[str, Any]]:
+    """The request that retrains ``refit_of``'s recipe on its split's ``fit`` and ``choose`` parts, and the record
+    of what it refits (the twin and the settings chosen for it)."""
+    assert request.refit_of is not None
+    if request.beir is None:
+        raise ValueError("a refit is supervised: give the --beir folder its fit-only model was trained on")
+    twin, training, fixed = refit_recipe(request.refit_of, request.training.device)
+    source, folder = str(twin["data"]["source"]), request.beir.resolve().name
+    if not source.startswith(f"BEIR {folder} "):
+        raise ValueError(f"{request.refit_of} was trained on {source!r}, not on the BEIR folder {folder!r}")
+    data, sizes = twin["data"], twin["data"]["split"]["sizes"]
+    log.info(
+        f"refit of {request.refit_of}: its recipe ({training.loss}, {training.layers or 'all'} layers, "
+        f"{data['negatives_per_query']} negatives of the top {data['depth']}) on fit + choose "
+        f"({sizes['fit']} + {sizes['choose']} queries); scored with the settings chosen for it: {fixed.label}, "
+        f"top {fixed.top_n}; report ({sizes['report']} queries) untouched"
+    )
+    refit = replace(
+        request,
+        training=training,
+        choose=int(sizes["choose"]),
+        report=int(sizes["report"]),
+        lengths=(fixed.length,),
+        collection=request.collection or data.get("collection"),
+        negatives=int(data["negatives_per_query"]),
+        depth=int(data["depth"]),
+    )
+    return refit, {"model": str(request.refit_of), "chosen": twin["evaluation"]["overall"]["chosen"],
+                   **fixed.as_record()}  # fmt: skip
 
 
 def _target(settings: Settings, request: TrainingRequest, collection: str) -> Path:
@@ -158,7 +199,7 @@ def _supervised(resources: Resources, request: TrainingRequest, beir: Path, log:
     split = split_queries_three_way(
         list(dataset.queries), choose=request.choose, report=request.report, seed=request.training.seed
     )
-    train_ids = list(split.fit)
+    train_ids = [*split.fit, *(split.choose if request.refit_of is not None else ())]
     target = _target(resources.settings, request, name)
     pairs, stats = _mine_or_load(
         target,
@@ -179,7 +220,7 @@ def _supervised(resources: Resources, request: TrainingRequest, beir: Path, log:
         pairs=pairs,
         stats=stats,
         source=f"BEIR {beir.resolve().name} qrels/{request.split}.tsv: {len(train_ids)} of "
-        f"{len(dataset.queries)} queries",
+        f"{len(dataset.queries)} queries" + (" (fit and choose: a refit)" if request.refit_of is not None else ""),
         dataset=dataset,
         split=split,
     )

@@ -48,3 +48,15 @@ def test_per_query_ndcg_averages_to_the_reported_mean() -> None:
     per_query = per_query_ndcg(run, qrels, 10)
     assert per_query["q3"] == 0.0 and per_query["q1"] == 1.0
     assert sum(per_query.values()) / 3 == pytest.approx(evaluate_retrieval(run, qrels, [10])["ndcg@10"])
+
+
+def test_a_fixed_candidate_is_reported_whatever_choose_says() -> None:
+    per_query = {"base": _scores(0.5, 0.5), "best_on_choose": _scores(0.9, 0.5), "settled": _scores(0.6, 0.7)}
+    selection = choose_then_report("refit", per_query, "base", CHOOSE, REPORT, fixed="settled")
+    assert selection.chosen == "settled" and selection.fixed
+    assert selection.report_gain.mean == pytest.approx(0.2)
+    lines = format_selection(selection)
+    assert "fixed beforehand" in lines[0] and any("settled" in line and "<- fixed" in line for line in lines)
+    assert selection.as_dict()["fixed"] is True
+    with pytest.raises(ValueError, match="fixed candidate"):
+        choose_then_report("refit", per_query, "base", CHOOSE, REPORT, fixed="unknown")

@@ -86,3 +86,41 @@ def test_train_and_eval_commands_choose_on_one_part_and_report_on_another(tmp_pa
     assert evaluated["hybrid_search_p50_ms"] > 0 and set(evaluated["rerank_to_search_ratio"]) == set(
         evaluated["latency"]
     )
+
+    # The protocol's last step: the recipe retrained on fit + choose, scored on report with the settings chosen
+    # for the fit-only model. One choose query cannot separate the candidates (hybrid may win it), so the twin's
+    # record is given a reranker candidate of its own table as the winner before the refit reads it.
+    record = read_record(out)
+    record["evaluation"] = evaluated
+    record["evaluation"]["overall"]["chosen"] = "len=64 n=5 w=0.5"
+    (out / "ragline-reranker.json").write_text(json.dumps(record))
+    refit = tmp_path / "refit"
+    command = [sys.executable, "-m", "app.cli", "reranker", "train", "--beir", str(beir), "--refit-of", str(out),
+               "--out", str(refit)]  # fmt: skip
+    result = subprocess.run(
+        command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    refitted = read_record(refit)
+    assert refitted["refit_of"] == {"model": str(out), "chosen": "len=64 n=5 w=0.5", "mode": "isolated",
+                                    "length": 64, "top_n": 5, "weight": 0.5}  # fmt: skip
+    assert refitted["data"]["queries"] == 4 and refitted["data"]["split"] == split  # fit 3 + choose 1; same split
+    assert refitted["training"]["steps"] == 2 and refitted["training"]["max_length"] == 64  # the twin's recipe
+    overall = refitted["evaluation"]["overall"]
+    assert overall["fixed"] and overall["chosen"] == "len=64 w=0.5"
+    assert set(overall["table"]) == {"hybrid", "len=64 w=0.5"} and "<- fixed" in result.stdout
+    assert "a refit" in (refit / "README.md").read_text()
+
+    command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(refit), "--beir", str(beir), "--lengths", "96",
+               "--backends", "onnx-int8", "--latency-queries", "1", "--json", str(report)]  # fmt: skip
+    result = subprocess.run(
+        command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "candidate options are not used" in result.stdout + result.stderr
+    assert set(json.loads(report.read_text())["overall"]["table"]) == {"hybrid", "len=64 w=0.5"}
+
+    command = [sys.executable, "-m", "app.cli", "reranker", "train", "--beir", str(beir), "--refit-of", str(refit),
+               "--out", str(tmp_path / "again")]  # fmt: skip
+    result = subprocess.run(command, env=models_env(tmp_path / "data"), cwd=REPO, capture_output=True, text=True)
+    assert result.returncode != 0 and "is itself a refit" in result.stderr
