@@ -167,6 +167,16 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["RAGLINE_TEST_VLLM_PORT"] = str(server.port)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules holding a test marked ``long(seconds)`` run first, longest first, each in its own order: under
+    pytest-xdist a worker then ends on short tests, not alone on a four-minute test while the other one waits."""
+    seconds: dict[Path, float] = {}
+    for item in items:
+        if marker := item.get_closest_marker("long"):
+            seconds[item.path] = max(seconds.get(item.path, 0.0), float(marker.args[0]))
+    items.sort(key=lambda item: -seconds.get(item.path, 0.0))
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Launch the session's vLLM as soon as the collected tests show that one needs it, without waiting: its
     start-up (model load and compilation, about two minutes on a CPU) then overlaps the tests that run before the

@@ -31,6 +31,7 @@ def _patient(resources: Resources) -> Resources:
     return patient
 
 
+@pytest.mark.long(220)  # seconds under two xdist workers, 2026-12-04
 def test_three_questions_scored_judged_reported_and_resumed(live_resources: Resources, tmp_path: Path) -> None:
     live_resources = _patient(live_resources)
     items = load_dataset(SAMPLE_QA, limit=3).items

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ingest.samples import sample_corpus_dir
 from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.index import Index
@@ -76,6 +78,7 @@ def _state(data_dir: Path) -> tuple[set[str], dict[str, str]]:
         manifest.close()
 
 
+@pytest.mark.long(170)  # seconds under two xdist workers, 2026-12-04
 def test_random_kills_then_rerun_equal_a_clean_ingest(tmp_path: Path, embedder_dir: Path, models_env) -> None:
     corpus = tmp_path / "corpus"
     for copy in range(2):

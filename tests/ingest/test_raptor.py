@@ -167,6 +167,7 @@ def shape(chunks: list[Chunk]) -> list[tuple[int, int | None, tuple[int, ...], t
     ]
 
 
+@pytest.mark.long(160)  # seconds under two xdist workers, 2026-12-04
 def test_leaves_and_summaries_form_a_tree(runs: list[Run]) -> None:
     chunks = runs[0].chunks
     by_id = {c.id: c for c in chunks}

@@ -50,6 +50,7 @@ def vllm_socket(vllm_server: VLLMServer) -> Iterator[Path]:
 
 
 @pytest.mark.timeout(2400)
+@pytest.mark.long(240)  # seconds under two xdist workers, 2026-12-04
 def test_a_deployment_on_several_hosts_survives_kills(vllm_socket: Path) -> None:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         pytest.fail("the multi-host test needs `unshare` (util-linux) and `ip` (iproute2): apt-get install them")

@@ -73,6 +73,7 @@ def test_eval_retrieval_on_a_subset_per_chunker(tmp_path: Path, models_env, cros
 
 
 @pytest.mark.vllm
+@pytest.mark.long(135)  # seconds under two xdist workers, 2026-12-04
 def test_cli_reports_bad_rows_and_resumes_an_interrupted_run(
     live_resources: Resources, models_env, tmp_path: Path
 ) -> None:
