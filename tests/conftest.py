@@ -169,7 +169,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Modules holding a test marked ``long(seconds)`` run first, longest first, each in its own order: under
-    pytest-xdist a worker then ends on short tests, not alone on a four-minute test while the other one waits."""
+    pytest-xdist a worker then ends on short tests, not alone on a four-minute test while the other one waits
+    (``./run test`` passes ``--no-loadscope-reorder``, else xdist sends the modules with the most tests first)."""
     seconds: dict[Path, float] = {}
     for item in items:
         if marker := item.get_closest_marker("long"):
