@@ -99,10 +99,10 @@ def train_reranker(settings: Settings, request: TrainingRequest, log: RunLog) ->
     options), ``LLMUnavailableError`` and ``TextGenerationError`` (synthetic mode without a generator)."""
     resources = Resources(settings)
     started = time.perf_counter()
-    base_dir = resolve_model_dir(settings, request.base or settings.embedder, ModelRole.EMBEDDER)
     refit: dict[str, Any] | None = None
     if request.refit_of is not None:
         request, refit = _refit_request(request, log)
+    base_dir = resolve_model_dir(settings, request.base or settings.embedder, ModelRole.EMBEDDER)
     if request.beir is not None:
         data = _supervised(resources, request, request.beir, log)
     else:
@@ -176,6 +176,7 @@ def _refit_request(request: TrainingRequest, log: RunLog) -> tuple[TrainingReque
         collection=request.collection or data.get("collection"),
         negatives=int(data["negatives_per_query"]),
         depth=int(data["depth"]),
+        base=request.base or twin.get("base"),  # the twin's starting encoder, unless another is asked for
     )
     return refit, {"model": str(request.refit_of), "chosen": twin["evaluation"]["overall"]["chosen"],
                    **fixed.as_record()}  # fmt: skip
