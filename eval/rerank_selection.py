@@ -24,7 +24,15 @@ from retrieval.rerank import CrossEncoderReranker, blend
 from retrieval.rerank_calibration import LogisticBlend, fit_logistic_blend
 from retrieval.types import Hit
 
-__all__ = ["DEFAULT_WEIGHTS", "HYBRID", "HitScorer", "isolated_scorer", "joint_scorer", "rerank_selection"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "HYBRID",
+    "HitScorer",
+    "candidate_parts",
+    "isolated_scorer",
+    "joint_scorer",
+    "rerank_selection",
+]
 
 HYBRID = "hybrid"
 DEFAULT_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
@@ -57,6 +65,12 @@ def joint_scorer(reranker: LongContextReranker) -> HitScorer:
 
 def _label(scorer: str, weight: float | None) -> str:
     return f"{scorer} " + ("calibrated" if weight is None else f"w={weight:.1f}")
+
+
+def candidate_parts(label: str) -> dict[str, str]:
+    """The ``key=value`` parts of a candidate's name (``len=192 n=30 w=0.3`` → len, n, w); a calibrated blend has
+    no ``w``, and ``hybrid`` has none."""
+    return dict(part.split("=", 1) for part in label.split() if "=" in part)
 
 
 def rerank_selection(

@@ -156,15 +156,8 @@ def pytest_configure(config: pytest.Config) -> None:
     ``pytest_sessionfinish`` stops it when the run ends."""
     if not _xdist_controller(config) or os.environ.get("RAGLINE_TEST_VLLM_PORT"):
         return
-    if not is_installed(MODELS[TEST_GENERATOR], MODELS_DIR):
-        return  # each test that needs it then fails with the install command
-    server = _test_vllm(Path(tempfile.mkdtemp(prefix="ragline-test-vllm-")))
-    try:
-        server.start(wait=False)
-    except VLLMStartError:
-        return
-    _EARLY_VLLM.append(server)
-    os.environ["RAGLINE_TEST_VLLM_PORT"] = str(server.port)
+    if server := _launch_early_vllm():
+        os.environ["RAGLINE_TEST_VLLM_PORT"] = str(server.port)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -184,16 +177,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     first one that uses it. Anything missing is left to the ``vllm_server`` fixture, which fails with the fix."""
     if session.config.option.collectonly or os.environ.get("RAGLINE_TEST_VLLM_PORT"):
         return
-    if not any("vllm_server" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
+    if any("vllm_server" in getattr(item, "fixturenames", ()) for item in session.items):
+        _launch_early_vllm()
+
+
+def _launch_early_vllm() -> VLLMServer | None:
+    """Start the test vLLM without waiting and keep it in ``_EARLY_VLLM``; None when the generator is not installed
+    or will not start (each test that needs it then fails through ``vllm_server`` with the fix)."""
     if not is_installed(MODELS[TEST_GENERATOR], MODELS_DIR):
-        return
+        return None
     server = _test_vllm(Path(tempfile.mkdtemp(prefix="ragline-test-vllm-")))
     try:
         server.start(wait=False)
     except VLLMStartError:
-        return
+        return None
     _EARLY_VLLM.append(server)
+    return server
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

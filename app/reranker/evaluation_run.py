@@ -26,7 +26,14 @@ from app.run_log import RunLog
 from app.settings import Settings
 from eval.beir import BeirDataset, load_beir
 from eval.rerank_quality import rerank_latency
-from eval.rerank_selection import DEFAULT_WEIGHTS, HitScorer, isolated_scorer, joint_scorer, rerank_selection
+from eval.rerank_selection import (
+    DEFAULT_WEIGHTS,
+    HitScorer,
+    candidate_parts,
+    isolated_scorer,
+    joint_scorer,
+    rerank_selection,
+)
 from eval.retrieval_quality import gather
 from eval.selection import alpha_selection
 from eval.splits import DEFAULT_CHOOSE, DEFAULT_REPORT, QuerySplit, split_from_record, split_queries_three_way
@@ -195,11 +202,11 @@ def _cross_encoder(model: Path, length: int, settings: Settings, backend: str | 
 def _chosen_scorer(chosen: str, settings: Settings) -> tuple[str, int]:
     """The rerank mode and length of the chosen candidate (``len=192 w=0.1``, ``long=512 n=20 calibrated``); hybrid
     alone (nothing reranked wins) is timed at the configured mode and length."""
-    head = chosen.split()[0]
-    if head.startswith("len="):
-        return "isolated", int(head.removeprefix("len="))
-    if head.startswith("long="):
-        return "long-context", int(head.removeprefix("long="))
+    parts = candidate_parts(chosen)
+    if "len" in parts:
+        return "isolated", int(parts["len"])
+    if "long" in parts:
+        return "long-context", int(parts["long"])
     length = settings.rerank_context_tokens if settings.rerank_mode == "long-context" else settings.rerank_max_length
     return settings.rerank_mode, length
 
@@ -217,9 +224,8 @@ def evaluate_reranker(settings: Settings, request: RerankerEvalRequest, log: Run
             f"a refit (trained on fit and choose): scoring only the settings chosen for {record['refit_of']['model']}"
             f" ({fixed.label}, top {fixed.top_n}); candidate options are not used"
         )
-    resources = Resources(settings)
     report = selection_report(
-        resources, record["data"]["collection"], request.model, dataset, split, request, fixed=fixed
+        Resources(settings), record["data"]["collection"], request.model, dataset, split, request, fixed=fixed
     )
     record["evaluation"] = report
     write_record(request.model, record)

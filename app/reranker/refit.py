@@ -18,6 +18,7 @@ from typing import Any
 
 from app.reranker.card import LOSS_NAMES, read_record
 from app.reranker.train import TrainConfig
+from eval.rerank_selection import candidate_parts
 
 __all__ = ["FixedSettings", "fixed_settings", "refit_recipe"]
 
@@ -50,7 +51,7 @@ def fixed_settings(evaluation: Mapping[str, Any]) -> FixedSettings:
     settings. ``ValueError`` when there is nothing to refit: hybrid alone won, or a calibrated blend won (its
     calibration was fitted on ``choose``, which a refit trains on)."""
     chosen = str(evaluation["overall"]["chosen"])
-    parts = dict(part.split("=", 1) for part in chosen.split() if "=" in part)
+    parts = candidate_parts(chosen)
     if "len" not in parts and "long" not in parts:
         raise ValueError(f"the fit-only model's evaluation chose {chosen!r}: no reranker setting to refit with")
     if "w" not in parts:

@@ -101,7 +101,7 @@ def train_reranker(settings: Settings, request: TrainingRequest, log: RunLog) ->
     started = time.perf_counter()
     refit: dict[str, Any] | None = None
     if request.refit_of is not None:
-        request, refit = _refit_request(request, log)
+        request, refit = _refit_request(request, request.refit_of, log)
     base_dir = resolve_model_dir(settings, request.base or settings.embedder, ModelRole.EMBEDDER)
     if request.beir is not None:
         data = _supervised(resources, request, request.beir, log)
@@ -150,19 +150,18 @@ def train_reranker(settings: Settings, request: TrainingRequest, log: RunLog) ->
     return TrainingOutcome(data.target, record, (time.perf_counter() - started) / 60)
 
 
-def _refit_request(request: TrainingRequest, log: RunLog) -> tuple[TrainingRequest, dict[str, Any]]:
-    """The request that retrains ``refit_of``'s recipe on its split's ``fit`` and ``choose`` parts, and the record
+def _refit_request(request: TrainingRequest, twin_dir: Path, log: RunLog) -> tuple[TrainingRequest, dict[str, Any]]:
+    """The request that retrains ``twin_dir``'s recipe on its split's ``fit`` and ``choose`` parts, and the record
     of what it refits (the twin and the settings chosen for it)."""
-    assert request.refit_of is not None
     if request.beir is None:
         raise ValueError("a refit is supervised: give the --beir folder its fit-only model was trained on")
-    twin, training, fixed = refit_recipe(request.refit_of, request.training.device)
+    twin, training, fixed = refit_recipe(twin_dir, request.training.device)
     source, folder = str(twin["data"]["source"]), request.beir.resolve().name
     if not source.startswith(f"BEIR {folder} "):
-        raise ValueError(f"{request.refit_of} was trained on {source!r}, not on the BEIR folder {folder!r}")
+        raise ValueError(f"{twin_dir} was trained on {source!r}, not on the BEIR folder {folder!r}")
     data, sizes = twin["data"], twin["data"]["split"]["sizes"]
     log.info(
-        f"refit of {request.refit_of}: its recipe ({training.loss}, {training.layers or 'all'} layers, "
+        f"refit of {twin_dir}: its recipe ({training.loss}, {training.layers or 'all'} layers, "
         f"{data['negatives_per_query']} negatives of the top {data['depth']}) on fit + choose "
         f"({sizes['fit']} + {sizes['choose']} queries); scored with the settings chosen for it: {fixed.label}, "
         f"top {fixed.top_n}; report ({sizes['report']} queries) untouched"
@@ -178,7 +177,7 @@ def _refit_request(request: TrainingRequest, log: RunLog) -> tuple[TrainingReque
         depth=int(data["depth"]),
         base=request.base or twin.get("base"),  # the twin's starting encoder, unless another is asked for
     )
-    return refit, {"model": str(request.refit_of), "chosen": twin["evaluation"]["overall"]["chosen"],
+    return refit, {"model": str(twin_dir), "chosen": twin["evaluation"]["overall"]["chosen"],
                    **fixed.as_record()}  # fmt: skip
 
 
