@@ -6,6 +6,7 @@ Each command parses its flags, calls ``app.reranker.training_run.train_reranker`
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -116,7 +117,8 @@ def train_command(
         raise fail(f"{exc}; is vLLM running (`ragline llm serve`)?") from None
     if outcome.record.get("evaluation"):
         _echo_evaluation(outcome.record["evaluation"])
-    typer.echo(f"reranker: {outcome.model} ({outcome.minutes:.1f} min); use it with RAGLINE_RERANKER={outcome.model}")
+    typer.echo(f"reranker: {outcome.model} ({outcome.minutes:.1f} min)")
+    _echo_use(outcome.model, outcome.record)
 
 
 @app.command("eval")
@@ -169,6 +171,7 @@ def eval_command(
     A supervised model is scored on the split it recorded. A synthetic model never saw a label, so it is scored on
     the split of ``--choose``/``--report``/``--seed``, the one a supervised run with those values makes.
     """
+    from app.reranker.card import read_record
     from app.reranker.evaluation_run import RerankerEvalRequest, evaluate_reranker
     from retrieval.rerank import RERANK_BACKENDS, RerankerError
 
@@ -188,6 +191,7 @@ def eval_command(
         raise fail(str(exc)) from None
     _echo_evaluation(evaluation.report)
     typer.echo(f"report: {evaluation.report_path}; model card updated: {evaluation.card}")
+    _echo_use(model, read_record(model))
 
 
 def _echo_evaluation(report: dict[str, Any]) -> None:
@@ -205,6 +209,23 @@ def _echo_evaluation(report: dict[str, Any]) -> None:
             f"  rerank {name:18} at {report['latency_length']} tokens: median {timing['median_ms']} ms  "
             f"p90 {timing['p90_ms']} ms  ({ratio}x hybrid search)"
         )
+
+
+def _echo_use(model: Path, record: dict[str, Any]) -> None:
+    """How to run the model as its ``report`` number was measured: its length, depth and weight, which the global
+    rerank defaults need not match, as ragline.toml lines and as environment variables."""
+    from app.reranker.refit import measured_settings
+
+    measured = measured_settings(record)
+    if measured is None:
+        typer.echo(f"use it with RAGLINE_RERANKER={model} (no single measured setting to carry: see the table)")
+        return
+    values: dict[str, object] = {"reranker": str(model), **measured.as_settings()}
+    typer.echo("use it as measured, in ragline.toml:")
+    for name, value in values.items():
+        typer.echo(f"  {name} = {json.dumps(value)}")
+    variables = " ".join(f"RAGLINE_{name.upper()}={value}" for name, value in values.items())
+    typer.echo(f"or in the environment: {variables}")
 
 
 def _ints(text: str | None, option: str) -> tuple[int, ...]:

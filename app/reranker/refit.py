@@ -20,7 +20,7 @@ from app.reranker.card import LOSS_NAMES, read_record
 from app.reranker.train import TrainConfig
 from eval.rerank_selection import candidate_parts
 
-__all__ = ["FixedSettings", "fixed_settings", "refit_recipe"]
+__all__ = ["FixedSettings", "fixed_settings", "measured_settings", "refit_recipe"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,17 @@ class FixedSettings:
 
     def as_record(self) -> dict[str, object]:
         return dataclasses.asdict(self)
+
+    def as_settings(self) -> dict[str, object]:
+        """The ragline settings that run a rerank as this one was measured (``reranker`` itself aside): a model
+        chosen at 128 tokens and depth 30 is slower and unmeasured at the global defaults' 192 tokens."""
+        length_setting = "rerank_max_length" if self.mode == "isolated" else "rerank_context_tokens"
+        return {
+            "rerank_mode": self.mode,
+            length_setting: self.length,
+            "rerank_top_n": self.top_n,
+            "rerank_weight": self.weight,
+        }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> FixedSettings:
@@ -64,6 +75,21 @@ def fixed_settings(evaluation: Mapping[str, Any]) -> FixedSettings:
     depths = evaluation["top_n"]
     top_n = int(parts["n"]) if "n" in parts else int(depths if isinstance(depths, int) else depths[0])
     return FixedSettings(mode, length, top_n, float(parts["w"]))
+
+
+def measured_settings(record: Mapping[str, Any]) -> FixedSettings | None:
+    """The settings a trained model's ``report`` number was measured with: a refit's fixed ones, or the candidate
+    chosen on ``choose`` for a fit-only model. ``None`` when there is no such single setting (not evaluated yet,
+    hybrid alone won, or a calibrated blend won: its coefficients live in the evaluation, not in settings)."""
+    if record.get("refit_of"):
+        return FixedSettings.from_record(record["refit_of"])
+    evaluation = record.get("evaluation")
+    if not evaluation or "overall" not in evaluation:
+        return None
+    try:
+        return fixed_settings(evaluation)
+    except ValueError:
+        return None
 
 
 def refit_recipe(twin: Path, device: str) -> tuple[dict[str, Any], TrainConfig, FixedSettings]:

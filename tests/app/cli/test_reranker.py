@@ -110,6 +110,8 @@ def test_train_and_eval_commands_choose_on_one_part_and_report_on_another(tmp_pa
     assert overall["fixed"] and overall["chosen"] == "len=64 w=0.5"
     assert set(overall["table"]) == {"hybrid", "len=64 w=0.5"} and "<- fixed" in result.stdout
     assert "a refit" in (refit / "README.md").read_text()
+    assert "rerank_max_length = 64" in result.stdout and "rerank_top_n = 5" in result.stdout  # how to run it
+    assert f"RAGLINE_RERANKER={refit} RAGLINE_RERANK_MODE=isolated" in result.stdout
 
     command = [sys.executable, "-m", "app.cli", "reranker", "eval", str(refit), "--beir", str(beir), "--lengths", "96",
                "--backends", "onnx-int8", "--latency-queries", "1", "--json", str(report)]  # fmt: skip

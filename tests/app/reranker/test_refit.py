@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.reranker.card import LOSS_NAMES, RECORD
-from app.reranker.refit import FixedSettings, fixed_settings, refit_recipe
+from app.reranker.refit import FixedSettings, fixed_settings, measured_settings, refit_recipe
+from app.settings import Settings
 
 
 def _evaluation(chosen: str, top_n: int | list[int] = 30) -> dict[str, object]:
@@ -66,3 +67,20 @@ def test_a_refit_of_a_refit_or_of_an_unevaluated_model_is_refused(tmp_path: Path
         refit_recipe(_twin(tmp_path / "synthetic", mode="synthetic"), "cpu")
     with pytest.raises(FileNotFoundError):
         refit_recipe(tmp_path / "missing", "cpu")
+
+
+def test_a_model_carries_the_settings_its_report_number_was_measured_with() -> None:
+    refit = {"refit_of": {"model": "twin", "chosen": "len=128 n=30 w=0.4", "mode": "isolated", "length": 128,
+                          "top_n": 30, "weight": 0.4}}  # fmt: skip
+    assert measured_settings(refit) == FixedSettings("isolated", 128, 30, 0.4)
+    assert measured_settings({"evaluation": _evaluation("long=512 n=20 w=0.3", [20, 30])}) == FixedSettings(
+        "long-context", 512, 20, 0.3
+    )
+    assert measured_settings({"evaluation": _evaluation("len=192 calibrated")}) is None
+    assert measured_settings({"evaluation": None}) is None
+
+    values = FixedSettings("isolated", 128, 30, 0.4).as_settings()
+    assert values == {"rerank_mode": "isolated", "rerank_max_length": 128, "rerank_top_n": 30, "rerank_weight": 0.4}
+    assert Settings(**values).rerank_max_length == 128  # real setting names, valid values
+    joint = FixedSettings("long-context", 512, 20, 0.3).as_settings()
+    assert joint["rerank_context_tokens"] == 512 and Settings(**joint).rerank_mode == "long-context"
