@@ -175,8 +175,9 @@ def precision_stages(settings: Any) -> list[StageState]:
             f"cross-encoder {reranker}, top {settings.rerank_top_n} rescored {settings.rerank_mode} "
             f"(weight {settings.rerank_weight})"
             if reranker
-            else "no reranker configured (`ragline models install --reranker` trains the sample one); the trained "
-            "one moved SciFact nDCG@10 by -0.2 points on queries used for no choice (docs/results/reranker.md)",
+            else "no reranker configured: no pretrained cross-encoder installs offline; `ragline models install "
+            "--reranker` trains the sample one, `ragline reranker train --beir` one on your labelled queries "
+            "(SciFact: +3.1 nDCG@10 on queries used for no choice, top 20 in 142 ms; docs/results/reranker.md)",
         ),
         StageState(
             "compression",

@@ -138,7 +138,7 @@ def train_reranker(settings: Settings, request: TrainingRequest, log: RunLog) ->
         record["refit_of"] = refit
     write_record(data.target, record)
     if data.split is not None and data.dataset is not None and request.beir is not None:
-        lengths = request.lengths or (request.training.max_length, settings.rerank_max_length)
+        lengths = request.lengths or (request.training.max_length,)  # the length it learned; longer reads cost more
         evaluation = RerankerEvalRequest(
             data.target, request.beir, request.split, backends=(settings.rerank_backend,), lengths=lengths, k=request.k
         )
