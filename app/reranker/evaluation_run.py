@@ -154,7 +154,7 @@ def selection_report(
         )
         alpha = chosen_alpha.as_dict()
         selection["printed"] = [*_alpha_lines(chosen_alpha), *selection["printed"]]
-    mode, length = _chosen_scorer(str(selection["overall"]["chosen"]), settings)
+    mode, length = _chosen_scorer(str(selection["overall"]["chosen"]), request, settings)
     latency = {}
     for backend in dict.fromkeys(request.backends):
         reranker: CrossEncoderReranker | LongContextReranker = _cross_encoder(model, length, settings, backend)
@@ -199,14 +199,19 @@ def _cross_encoder(model: Path, length: int, settings: Settings, backend: str | 
     )
 
 
-def _chosen_scorer(chosen: str, settings: Settings) -> tuple[str, int]:
-    """The rerank mode and length of the chosen candidate (``len=192 w=0.1``, ``long=512 n=20 calibrated``); hybrid
-    alone (nothing reranked wins) is timed at the configured mode and length."""
+def _chosen_scorer(chosen: str, request: RerankerEvalRequest, settings: Settings) -> tuple[str, int]:
+    """The rerank mode and length of the chosen candidate (``len=192 w=0.1``, ``long=512 n=20 calibrated``). When
+    hybrid alone wins, the first scorer tried is timed (what the reranker would cost), not the global default
+    length, which may not have been tried at all."""
     parts = candidate_parts(chosen)
     if "len" in parts:
         return "isolated", int(parts["len"])
     if "long" in parts:
         return "long-context", int(parts["long"])
+    if request.lengths:
+        return "isolated", request.lengths[0]
+    if request.context_lengths:
+        return "long-context", request.context_lengths[0]
     length = settings.rerank_context_tokens if settings.rerank_mode == "long-context" else settings.rerank_max_length
     return settings.rerank_mode, length
 
