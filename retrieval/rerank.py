@@ -26,9 +26,10 @@ RerankBackend = Literal["torch", "torch-int8", "onnx", "onnx-int8"]
 onnxruntime on an export of the same weights (fp32, or dynamic int8 MatMuls)."""
 RERANK_BACKENDS: tuple[str, ...] = get_args(RerankBackend)
 DEFAULT_MAX_LENGTH = 192
-"""Tokens per (query, passage) pair. Measured on SciFact's held-out queries with the 3-layer CPU reranker (trained on
-128-token pairs), top 20 through onnx-int8 on two cores: 128 tokens add 1.3 points of nDCG@10 in 90 ms, 192 add 2.8
-in 138 ms, 256 add 2.7 in 193 ms. Longer passages than the model saw in training still help it, up to a point."""
+"""Tokens per (query, passage) pair: the length the 3-layer SciFact rerankers (trained on 128-token pairs) chose on
+`choose` under the fit/choose/report protocol; longer passages than a model saw in training can still help it. The
+default training recipe's 2-layer models are measured at 128 tokens, and `ragline reranker train`/`eval` print the
+length each model was measured at (docs/results/reranker.md)."""
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
