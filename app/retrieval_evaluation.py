@@ -36,7 +36,13 @@ from eval.retrieval_quality import (
     select_judged_queries,
 )
 
-__all__ = ["RetrievalEvalRequest", "RetrievalEvaluation", "run_retrieval_evaluation"]
+__all__ = [
+    "EvaluationData",
+    "RetrievalEvalRequest",
+    "RetrievalEvaluation",
+    "load_evaluation_data",
+    "run_retrieval_evaluation",
+]
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class RetrievalEvaluation:
 
 
 @dataclass(frozen=True)
-class _EvaluationData:
+class EvaluationData:
     """The documents to index, the judgments, the queries evaluated, the collection and the subset's record."""
 
     documents: dict[str, dict[str, str]]
@@ -90,7 +96,7 @@ def run_retrieval_evaluation(settings: Settings, request: RetrievalEvalRequest, 
     """Load the files, ingest the corpus (or its subset), score every variant of ``request.pipeline`` on the judged
     queries and write the JSON report. Raises ``ValueError``/``FileNotFoundError`` for bad input or a missing model,
     ``LLMUnavailableError`` when a chunker needs the generator and it is down."""
-    data = _load(request, log)
+    data = load_evaluation_data(request, log)
     resources = Resources(settings)
     summary = ensure_corpus_collection(
         resources, data.collection, data.documents, request.chunker, prune=data.subset is not None
@@ -135,7 +141,7 @@ def run_retrieval_evaluation(settings: Settings, request: RetrievalEvalRequest, 
     return RetrievalEvaluation(dataset, len(data.queries), request.depth, request.k, table, best, latency, out)
 
 
-def _load(request: RetrievalEvalRequest, log: RunLog) -> _EvaluationData:
+def load_evaluation_data(request: RetrievalEvalRequest, log: RunLog) -> EvaluationData:
     """Read the files, pick the judged queries and, with ``corpus_sample``, the documents kept (said in ``log``)."""
     files = request.files
     documents = load_corpus(files.corpus)
@@ -145,7 +151,7 @@ def _load(request: RetrievalEvalRequest, log: RunLog) -> _EvaluationData:
         "" if request.chunker == "fixed" else f"-{request.chunker}"
     )
     if request.corpus_sample is None:
-        return _EvaluationData(documents, judged, queries, name, None)
+        return EvaluationData(documents, judged, queries, name, None)
     kept = corpus_subset(documents, {q: judged[q] for q in queries}, request.corpus_sample, request.seed)
     subset: dict[str, object] = {
         "documents": len(kept),
@@ -155,7 +161,7 @@ def _load(request: RetrievalEvalRequest, log: RunLog) -> _EvaluationData:
     if request.collection is None:
         name += f"-sample{request.corpus_sample}-seed{request.seed}" + (f"-q{request.limit}" if request.limit else "")
     log.info(f"corpus subset: {len(kept)} documents (every judged one + seed-{request.seed} sample) → {name}")
-    return _EvaluationData({doc_id: documents[doc_id] for doc_id in kept}, judged, queries, name, subset)
+    return EvaluationData({doc_id: documents[doc_id] for doc_id in kept}, judged, queries, name, subset)
 
 
 def _rerank_variants(

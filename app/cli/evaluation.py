@@ -13,6 +13,7 @@ import typer
 
 from app.cli.common import ConsoleLog, configure_logging, fail
 from app.settings import get_settings
+from eval.splits import DEFAULT_CHOOSE, DEFAULT_REPORT
 
 if TYPE_CHECKING:
     from eval.qa_summary import RunReport
@@ -104,8 +105,67 @@ def eval_retrieval(
         best = result.best
         typer.echo(f"\nbest α = {best.alpha:.2f} (nDCG@{result.k} {best.convex:.4f}); RRF {best.rrf:.4f} → "
                    f"{best.winner} wins")  # fmt: skip
+        typer.echo("  (in-sample: chosen and scored on the same queries; `ragline eval select` chooses on one part "
+                   "and reports on another)")  # fmt: skip
     typer.echo("search latency (ms): " + ", ".join(f"{key} {value}" for key, value in result.latency_ms.items()))
     typer.echo(f"report: {result.report_path}")
+
+
+@app.command("select")
+def eval_select(
+    beir: Annotated[Path, typer.Option(help="A BEIR folder (corpus, queries, qrels).")],
+    split: Annotated[str, typer.Option(help="Which qrels/<split>.tsv holds the judged queries.")] = "train",
+    chunk_sizes: Annotated[
+        str, typer.Option(help="Fixed-chunker sizes tried (tokens, comma-separated); the configured one is added.")
+    ] = "128,256,384",
+    alphas: Annotated[
+        str, typer.Option(help="Convex-fusion α tried (comma-separated); the configured one is added.")
+    ] = "0.3,0.4,0.5,0.6,0.7",
+    choose: Annotated[int, typer.Option(min=1, help="Queries the choice is made on.")] = DEFAULT_CHOOSE,
+    report: Annotated[int, typer.Option(min=1, help="Queries the choice is reported on (used for nothing else).")] = (
+        DEFAULT_REPORT
+    ),
+    split_seed: Annotated[int, typer.Option(help="Seed of the choose/report split (the reranker's: 13).")] = 13,
+    k: Annotated[int, typer.Option(min=1, help="nDCG cut-off.")] = 10,
+    depth: Annotated[int, typer.Option(min=10, help="Candidates fetched from each search.")] = 100,
+    corpus_sample: Annotated[
+        int | None,
+        typer.Option(min=1, help="Index only N documents: every judged one plus a seeded sample (faster)."),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report here.")] = None,
+) -> None:
+    """Chunk size and fusion α chosen on `choose` queries, reported on `report` queries no choice used.
+
+    Every (chunk size, α) pair is scored with hybrid retrieval on the same queries; the best on `choose` is reported
+    on `report` beside the configured pair, with a 95% paired bootstrap interval of the gain. The split is the
+    reranker's (same seed and sizes, same `report` part). One collection per chunk size, reused on a second run.
+    """
+    from app.retrieval_selection import RetrievalSelectionRequest, run_retrieval_selection
+    from eval.beir import resolve_beir_files
+    from eval.selection import format_selection
+
+    configure_logging()
+    try:
+        sizes = tuple(int(v) for v in chunk_sizes.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(f"--chunk-sizes must be comma-separated whole numbers, got {chunk_sizes!r}") from None
+    if any(size < 16 for size in sizes):
+        raise typer.BadParameter("every chunk size must be at least 16 tokens")
+    try:
+        files = resolve_beir_files(beir, None, None, None, split)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    request = RetrievalSelectionRequest(
+        files, sizes, _parse_alphas(alphas), choose, report, split_seed, k, depth, corpus_sample, json_out=json_out
+    )
+    try:
+        selection, path = run_retrieval_selection(get_settings(), request, ConsoleLog())
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo("")
+    for line in format_selection(selection, f"nDCG@{k}"):
+        typer.echo(line)
+    typer.echo(f"report: {path}")
 
 
 @app.command("qa")
