@@ -74,8 +74,10 @@ def test_every_replica_down_is_one_error_naming_the_last_tried() -> None:
 @pytest.mark.vllm
 def test_a_dead_replica_costs_no_failed_request_against_real_vllm(vllm_server: VLLMServer) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"
+    # The cooldown outlasts the test: four answers from a CPU vLLM under load can take longer than the default 10 s,
+    # after which the dead replica would rightly be tried again and no longer read as down.
     client = OpenAICompatibleGenerator(
-        dead, vllm_server.served_name, timeout_s=300, retries=0, replicas=[vllm_server.base_url]
+        dead, vllm_server.served_name, timeout_s=300, retries=0, replicas=[vllm_server.base_url], cooldown_s=3600
     )
     answers = []
     for session in ("s-1", "s-2", "s-3", "s-4"):
