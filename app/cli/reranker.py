@@ -7,6 +7,7 @@ Each command parses its flags, calls ``app.reranker.training_run.train_reranker`
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -226,7 +227,7 @@ def _echo_use(model: Path, record: dict[str, Any]) -> None:
     typer.echo("use it as measured, in ragline.toml:")
     for name, value in values.items():
         typer.echo(f"  {name} = {json.dumps(value)}")
-    variables = " ".join(f"RAGLINE_{name.upper()}={value}" for name, value in values.items())
+    variables = " ".join(f"RAGLINE_{name.upper()}={shlex.quote(str(value))}" for name, value in values.items())
     typer.echo(f"or in the environment: {variables}")
 
 
