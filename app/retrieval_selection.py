@@ -73,8 +73,10 @@ def run_retrieval_selection(
     alphas = list(dict.fromkeys([settings.fusion_alpha, *request.alphas]))
     per_query: dict[str, dict[str, float]] = {}
     collections: dict[int, str] = {}
+    overlaps: dict[int, int] = {}
     for size in sizes:
         sized = _with_chunk_size(settings, size)
+        overlaps[size] = sized.chunk_overlap
         # The configured size keeps the plain name, so the collection `eval retrieval` built is reused as it is.
         name = data.collection if size == settings.chunk_size else f"{data.collection}-cs{size}"
         resources = Resources(sized)
@@ -97,7 +99,7 @@ def run_retrieval_selection(
         "k": request.k,
         "collections": collections,
         "corpus_subset": data.subset,
-        "chunk_overlap": {size: _with_chunk_size(settings, size).chunk_overlap for size in sizes},
+        "chunk_overlap": overlaps,
         **selection.as_dict(),
         "per_query": per_query,
     }

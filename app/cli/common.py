@@ -94,3 +94,27 @@ def print_corpus_ingest(summary: IngestSummary) -> None:
     log.info(describe_corpus_ingest(summary))
     if failures := describe_corpus_failures(summary):
         log.warn(failures)
+
+
+def comma_ints(text: str | None, option: str) -> tuple[int, ...]:
+    """Comma-separated positive integers (token lengths, depths)."""
+    try:
+        values = tuple(int(v) for v in _comma_values(text, option))
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes comma-separated whole numbers; got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise typer.BadParameter(f"{option} takes positive numbers; got {text!r}")
+    return values
+
+
+def comma_floats(text: str | None, option: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in _comma_values(text, option))
+
+
+def _comma_values(text: str | None, option: str) -> list[str]:
+    values = [v.strip() for v in (text or "").split(",") if v.strip()]
+    try:
+        [float(v) for v in values]
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes comma-separated numbers; got {text!r}") from None
+    return values

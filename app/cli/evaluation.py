@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli.common import ConsoleLog, configure_logging, fail
+from app.cli.common import ConsoleLog, comma_ints, configure_logging, fail
 from app.settings import get_settings
 from eval.splits import DEFAULT_CHOOSE, DEFAULT_REPORT
 
@@ -145,10 +145,7 @@ def eval_select(
     from eval.selection import format_selection
 
     configure_logging()
-    try:
-        sizes = tuple(int(v) for v in chunk_sizes.split(",") if v.strip())
-    except ValueError:
-        raise typer.BadParameter(f"--chunk-sizes must be comma-separated whole numbers, got {chunk_sizes!r}") from None
+    sizes = comma_ints(chunk_sizes, "--chunk-sizes")
     if any(size < 16 for size in sizes):
         raise typer.BadParameter("every chunk size must be at least 16 tokens")
     try:

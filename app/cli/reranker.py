@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import ConsoleLog, configure_logging, fail
+from app.cli.common import ConsoleLog, comma_floats, comma_ints, configure_logging, fail
 from app.settings import get_settings
 from eval.splits import DEFAULT_CHOOSE, DEFAULT_REPORT
 
@@ -109,7 +109,7 @@ def train_command(
         device=device, layers=layers, loss=loss,  # type: ignore[arg-type]
     )  # fmt: skip
     request = TrainingRequest(
-        training, beir, split, choose, report, _ints(lengths, "--lengths"), questions, per_chunk, filter_top_k,
+        training, beir, split, choose, report, comma_ints(lengths, "--lengths"), questions, per_chunk, filter_top_k,
         collection, out, base, negatives, depth, resume, k, refit_of,
     )  # fmt: skip
     try:
@@ -183,9 +183,11 @@ def eval_command(
     if not chosen or any(b not in RERANK_BACKENDS for b in chosen):
         raise typer.BadParameter(f"--backends takes {', '.join(RERANK_BACKENDS)}; got {backends!r}")
     request = RerankerEvalRequest(
-        model, beir, split, chosen, _ints(top_n, "--top-n"), choose, report, seed,
-        lengths=_ints(lengths, "--lengths") or (192,), context_lengths=_ints(context_lengths, "--context-lengths"),
-        weights=_floats(weights, "--weights"), alphas=_floats(alphas, "--alphas"), latency_queries=latency_queries,
+        model, beir, split, chosen, comma_ints(top_n, "--top-n"), choose, report, seed,
+        lengths=comma_ints(lengths, "--lengths") or (192,),
+        context_lengths=comma_ints(context_lengths, "--context-lengths"),
+        weights=comma_floats(weights, "--weights"), alphas=comma_floats(alphas, "--alphas"),
+        latency_queries=latency_queries,
         limit=limit, k=k, json_out=json_out,
     )  # fmt: skip
     try:
@@ -229,27 +231,3 @@ def _echo_use(model: Path, record: dict[str, Any]) -> None:
         typer.echo(f"  {name} = {json.dumps(value)}")
     variables = " ".join(f"RAGLINE_{name.upper()}={shlex.quote(str(value))}" for name, value in values.items())
     typer.echo(f"or in the environment: {variables}")
-
-
-def _ints(text: str | None, option: str) -> tuple[int, ...]:
-    """Comma-separated positive integers (token lengths, depths)."""
-    try:
-        values = tuple(int(v) for v in _values(text, option))
-    except ValueError:
-        raise typer.BadParameter(f"{option} takes comma-separated whole numbers; got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise typer.BadParameter(f"{option} takes positive numbers; got {text!r}")
-    return values
-
-
-def _floats(text: str | None, option: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in _values(text, option))
-
-
-def _values(text: str | None, option: str) -> list[str]:
-    values = [v.strip() for v in (text or "").split(",") if v.strip()]
-    try:
-        [float(v) for v in values]
-    except ValueError:
-        raise typer.BadParameter(f"{option} takes comma-separated numbers; got {text!r}") from None
-    return values
